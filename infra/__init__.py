@@ -1,0 +1,1 @@
+"""AWS CDK app and stacks, and the reproducible enclave image build pipeline."""

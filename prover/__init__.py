@@ -1,0 +1,1 @@
+"""ezkl compilation and proving of model segments, and the queue worker for prover fleets."""

@@ -1,0 +1,23 @@
+"""Both console scripts exist in the venv and answer --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("script", ["trustdial", "trustdial-verify"])
+def test_console_script_prints_help(script: str) -> None:
+    done = subprocess.run([str(BIN / script), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+
+
+def test_verify_without_command_is_a_usage_error() -> None:
+    done = subprocess.run([str(BIN / "trustdial-verify")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2

@@ -1,0 +1,32 @@
+"""``trustdial``: the operator's command line (serve, gateway, zk, prover, eif, measurements,
+pipeline, demo). Each command group lives next to the code it drives and exposes
+``register(subparsers)``; the module list below is the whole registry."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMAND_MODULES: tuple[str, ...] = (
+    # one line per command module, e.g. "enclave_app.serve_command",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trustdial", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    status: int = args.run(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""``trustdial-verify``: one subcommand per kind of evidence.
+
+Exit status: 0 valid, 1 rejected, 2 usage or I/O error. Each subcommand lives in its own
+module exposing ``register(subparsers)``; the module list below is the whole registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMAND_MODULES: tuple[str, ...] = (
+    # one line per subcommand module, e.g. "verifier.cli.attestation_command",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trustdial-verify",
+        description="Check trustdial evidence offline. Exit 0 valid, 1 rejected, 2 usage or I/O error.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    status: int = args.run(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""How verify subcommands report: one JSON object with --json, short text otherwise,
+and the exit status contract (0 valid, 1 rejected, 2 usage or I/O error)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from verifier.errors import InputError, VerificationError
+
+EXIT_VALID = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+
+
+def run_check(check: Callable[[], Mapping[str, Any]], *, as_json: bool) -> int:
+    """Run ``check``; print its result or the rejection; return the exit status.
+
+    ``check`` returns the fields of a successful result (``valid`` is added here). Any
+    :class:`VerificationError` is a rejection, :class:`InputError` or :class:`OSError`
+    a usage or I/O error. Nothing else is caught: an unexpected exception is a bug and
+    must surface, never be reported as valid.
+    """
+    try:
+        fields = check()
+    except VerificationError as err:
+        _emit({"valid": False, "code": err.code, "reason": err.reason}, as_json, stream=sys.stdout)
+        return EXIT_REJECTED
+    except InputError as err:
+        _emit({"valid": False, "code": err.code, "reason": err.reason}, as_json, stream=_usage_stream(as_json))
+        return EXIT_USAGE
+    except OSError as err:
+        _emit({"valid": False, "code": "IO_ERROR", "reason": str(err)}, as_json, stream=_usage_stream(as_json))
+        return EXIT_USAGE
+    _emit({"valid": True, **fields}, as_json, stream=sys.stdout)
+    return EXIT_VALID
+
+
+def _usage_stream(as_json: bool) -> Any:
+    """Machines read the one JSON object from stdout; people read errors on stderr."""
+    return sys.stdout if as_json else sys.stderr
+
+
+def _emit(obj: Mapping[str, Any], as_json: bool, *, stream: Any) -> None:
+    if as_json:
+        stream.write(json.dumps(obj, sort_keys=False) + "\n")
+        return
+    if obj.get("valid"):
+        stream.write("VALID\n")
+        for key, value in obj.items():
+            if key != "valid":
+                stream.write(f"  {key}: {_text(value)}\n")
+    else:
+        stream.write(f"REJECTED [{obj.get('code')}] {obj.get('reason')}\n")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
