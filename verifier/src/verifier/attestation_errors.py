@@ -16,7 +16,8 @@ class AttestationError(VerificationError):
 
 class DocumentFormatError(AttestationError):
     """COSE_Sign1 envelope or payload is malformed: ``DOCUMENT_TOO_LARGE``, ``COSE_SHAPE``,
-    ``COSE_ALGORITHM``, ``PAYLOAD_FIELD``, ``PAYLOAD_MISSING_FIELD``, ``PAYLOAD_UNKNOWN_FIELD``."""
+    ``COSE_ALGORITHM``, ``PAYLOAD_FIELD``, ``PAYLOAD_MISSING_FIELD``, ``PAYLOAD_UNKNOWN_FIELD``,
+    and the CBOR reader's ``CBOR_*`` codes."""
 
 
 class SignatureError(AttestationError):

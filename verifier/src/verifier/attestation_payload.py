@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from verifier import cbor_reader
 from verifier.attestation_errors import DocumentFormatError
+from verifier.cose_sign1 import decode_cbor
 
 MANDATORY_FIELDS = ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle")
 OPTIONAL_FIELDS = ("public_key", "user_data", "nonce")
@@ -41,7 +42,7 @@ class AttestationPayload:
 
 def parse_attestation_payload(payload: bytes) -> AttestationPayload:
     """Decode the payload bytes (definite or indefinite map) and check every field."""
-    fields = cbor_reader.decode(payload)
+    fields = decode_cbor(payload)
     if not isinstance(fields, dict):
         raise DocumentFormatError("PAYLOAD_FIELD", f"expected the payload to be a map, found {type(fields).__name__}")
     unknown = [key for key in fields if key not in MANDATORY_FIELDS + OPTIONAL_FIELDS]

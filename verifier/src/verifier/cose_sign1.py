@@ -37,7 +37,7 @@ class CoseSign1:
 
 def parse_cose_sign1(data: bytes) -> CoseSign1:
     """Decode and shape-check an ES384 COSE_Sign1 message (tag 18 optional)."""
-    value = cbor_reader.decode(data)
+    value = decode_cbor(data)
     if isinstance(value, cbor_reader.CborTag):
         if value.tag != COSE_SIGN1_TAG:
             raise DocumentFormatError("COSE_SHAPE", f"expected no tag or tag {COSE_SIGN1_TAG}, found tag {value.tag}")
@@ -67,13 +67,21 @@ def parse_cose_sign1(data: bytes) -> CoseSign1:
 
 
 def _check_protected_header(protected: bytes) -> None:
-    header = cbor_reader.decode(protected)
+    header = decode_cbor(protected)
     if not isinstance(header, dict):
         raise DocumentFormatError("COSE_SHAPE", f"expected protected header to encode a map, found {_kind(header)}")
     if header != {HEADER_ALG: ALG_ES384}:
         raise DocumentFormatError(
             "COSE_ALGORITHM", f"expected protected header {{1: -35}} (alg ES384 only), found {header!r}"
         )
+
+
+def decode_cbor(data: bytes) -> cbor_reader.CborValue:
+    """Strictly decode ``data``; CBOR problems are reported as :class:`DocumentFormatError` with the reader's code."""
+    try:
+        return cbor_reader.decode(data)
+    except cbor_reader.CborError as err:
+        raise DocumentFormatError(err.code, err.reason) from None
 
 
 def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
