@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GENUINE, SIM_TIME, Vector
+from attestation_vectors import GENUINE, SIM_TIME, Vector
 from verifier.cli import main
 
 from enclave_app.nsm.simulated import SimulatedNsm

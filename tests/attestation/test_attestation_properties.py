@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import cbor2
-from conftest import GENUINE, SIM_TIME
+from attestation_vectors import GENUINE, SIM_TIME
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from verifier.attestation import AttestationError, PcrsEqual, UnsafeNoPolicy, verify_attestation
