@@ -25,6 +25,7 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 
 from verifier.attestation_errors import CertificateChainError
 
+_ECDSA_SHA384 = ec.ECDSA(hashes.SHA384())
 _ExtensionT = TypeVar("_ExtensionT", bound=x509.ExtensionType)
 
 _PARSE_ERRORS = (
@@ -184,7 +185,7 @@ def _check_signature(
     except _PARSE_ERRORS as err:
         raise CertificateChainError("CERT_MALFORMED", f"expected a DER X.509 v3 certificate: {err}") from None
     try:
-        key.verify(certificate.signature, tbs, ec.ECDSA(hashes.SHA384()))
+        key.verify(certificate.signature, tbs, _ECDSA_SHA384)
     except InvalidSignature:
         raise CertificateChainError(
             "CHAIN_SIGNATURE", f"expected {label} to carry a valid signature by {_name(issuer.subject)}"
