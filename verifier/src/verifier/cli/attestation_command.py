@@ -97,6 +97,12 @@ def build_policy(args: argparse.Namespace) -> AttestationPolicy:
             "enclave would be accepted, so nothing was verified",
         )
     if args.max_age is not None:
+        if args.at == "doc":
+            raise InputError(
+                "MAX_AGE_WITH_DOC_TIME",
+                "--max-age measures age at the verification time, which --at doc sets to the document's own "
+                "timestamp (age 0): give --at now or an explicit time to judge freshness",
+            )
         policies.append(MaxAge(args.max_age))
     return AllOf(policies)
 
