@@ -52,11 +52,14 @@ class KmsSigner:
     def public_key(self) -> ec.EllipticCurvePublicKey:
         if self._public is None:
             answer = self._kms.get_public_key(KeyId=self.key_id)
-            if answer.get("KeySpec") != "ECC_NIST_P384" or answer.get("KeyUsage") != "SIGN_VERIFY":
+            # KeySpec; older responses (and moto) carry only the deprecated CustomerMasterKeySpec
+            spec = answer.get("KeySpec") or answer.get("CustomerMasterKeySpec")
+            usable = spec == "ECC_NIST_P384" and answer.get("KeyUsage") == "SIGN_VERIFY"
+            if not usable or "ECDSA_SHA_384" not in answer.get("SigningAlgorithms", []):
                 raise MeasurementsError(
                     "KMS_KEY_UNSUITABLE",
-                    f"KMS key {self.key_id} is {answer.get('KeySpec')}/{answer.get('KeyUsage')}, "
-                    "expected ECC_NIST_P384/SIGN_VERIFY",
+                    f"KMS key {self.key_id} is {spec}/{answer.get('KeyUsage')}, expected ECC_NIST_P384/SIGN_VERIFY "
+                    "with ECDSA_SHA_384",
                 )
             key = serialization.load_der_public_key(answer["PublicKey"])
             if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):

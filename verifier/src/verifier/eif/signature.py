@@ -5,6 +5,7 @@ over the CBOR map ``{"register_index": 0, "register_value": [48 x u8 of PCR0]}``
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,10 +74,10 @@ def _decode_cose(cose: bytes) -> tuple[bytes, int, bytes, bytes]:
         raise _bad(f"signature is not valid CBOR: {err}") from err
     if isinstance(items, cbor2.CBORTag):
         items = items.value
-    if not isinstance(items, list) or len(items) != 4:
+    if not isinstance(items, list | tuple) or len(items) != 4:
         raise _bad("signature must be a COSE_Sign1 array of 4 elements")
     protected, unprotected, payload, signature = items
-    if not all(isinstance(x, bytes) for x in (protected, payload, signature)) or not isinstance(unprotected, dict):
+    if not all(isinstance(x, bytes) for x in (protected, payload, signature)) or not isinstance(unprotected, Mapping):
         raise _bad("COSE_Sign1 elements have the wrong types")
     try:
         header = cbor2.loads(protected)

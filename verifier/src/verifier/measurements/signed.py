@@ -4,6 +4,7 @@ exact JSON bytes, protected header ``{1: -35 (ES384), 3: CONTENT_TYPE}``, signat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import cbor2
@@ -50,10 +51,10 @@ def _decode(data: bytes) -> tuple[bytes, bytes, bytes]:
     if not isinstance(item, cbor2.CBORTag) or item.tag != COSE_SIGN1_TAG:
         raise ManifestError("MANIFEST_NOT_SIGNED", "expected a COSE_Sign1 (CBOR tag 18)")
     value = item.value
-    if not isinstance(value, list) or len(value) != 4:
+    if not isinstance(value, list | tuple) or len(value) != 4:
         raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 must be an array of 4 elements")
     protected, unprotected, payload, signature = value
-    if not isinstance(protected, bytes) or not isinstance(unprotected, dict):
+    if not isinstance(protected, bytes) or not isinstance(unprotected, Mapping):
         raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 headers have the wrong types")
     if not isinstance(payload, bytes):
         raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 payload must be an attached byte string")
