@@ -4,7 +4,8 @@ content, plus PCR2's content which no single hash can share), read with the same
 
 Usage: python bench/pcr.py [--mib 272] [--repeat 3]. Progress on stderr; the last stdout line is
 one JSON object with mb_per_s, floor_mb_per_s, ratio_to_floor, peak_rss_mb (growth of peak RSS
-over the whole run after imports, an upper bound for the PCR pass), plus context fields. Targets: ratio_to_floor >= 0.8, peak_rss_mb < 64.
+over the whole run after imports, an upper bound for the PCR pass), plus context fields.
+Targets: ratio_to_floor >= 0.8, peak_rss_mb < 64.
 """
 
 from __future__ import annotations
