@@ -33,6 +33,8 @@ def register(subparsers: Any) -> None:
     )
     compile_parser.add_argument("--input-visibility", choices=VISIBILITIES, default="public")
     compile_parser.add_argument("--output-visibility", choices=VISIBILITIES, default="public")
+    compile_parser.add_argument("--decomp-base", type=int, help="ezkl decomposition base (default 16384)")
+    compile_parser.add_argument("--decomp-legs", type=int, help="ezkl decomposition legs (default 2)")
     compile_parser.add_argument("--tune", action="store_true", help="search settings for the fastest accurate circuit")
     compile_parser.add_argument(
         "--tolerance", type=float, default=DEFAULT_TOLERANCE, help="max abs error vs onnxruntime"
@@ -50,7 +52,12 @@ def register(subparsers: Any) -> None:
 
 def run_compile(args: argparse.Namespace) -> int:
     def action() -> dict[str, Any]:
-        options = CircuitOptions(input_visibility=args.input_visibility, output_visibility=args.output_visibility)
+        options = CircuitOptions(
+            input_visibility=args.input_visibility,
+            output_visibility=args.output_visibility,
+            decomp_base=args.decomp_base,
+            decomp_legs=args.decomp_legs,
+        )
         artifacts = compile_model(
             args.model,
             args.calibration,
