@@ -25,12 +25,9 @@ def prove(artifacts_dir: Path, tensor: Tensor, proof_path: Path) -> Path:
     """
     try:
         artifacts = load_artifacts(artifacts_dir)
-        paths = check_file_hashes(artifacts_dir, artifacts)
+        paths = check_file_hashes(artifacts_dir, artifacts, PROVER_ROLES)
     except VerificationError as err:
         raise ProverError(err.code, err.reason) from err
-    missing = [role for role in PROVER_ROLES if role not in paths]
-    if missing:
-        raise ProverError("ARTIFACT_MISSING", f"proving needs {missing} in {artifacts_dir}")
     proof_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="trustdial-prove-") as scratch:
         data = Path(scratch) / "input.json"

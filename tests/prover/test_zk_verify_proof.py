@@ -186,3 +186,19 @@ def test_hashed_proof_rejects_a_different_attested_poseidon(capsys, hashed_circu
         capsys, hashed_proof_a, "--artifacts", hashed_circuit.directory, "--input-poseidon", wrong, "--allow-dev-srs"
     )
     assert (status, report["code"]) == (1, "INPUT_HASH_MISMATCH")
+
+
+def test_missing_zk_extra_is_a_usage_error_naming_the_extra(public_circuit, public_proof_a) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['ezkl'] = None\n"  # what an install without the 'zk' extra looks like
+        "from verifier.cli import main\n"
+        f"proof, artifacts = {str(public_proof_a)!r}, {str(public_circuit.directory)!r}\n"
+        "sys.exit(main(['proof', proof, '--artifacts', artifacts, '--json']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    report = json.loads(done.stdout.strip())
+    assert (done.returncode, report["code"]) == (2, "ZK_EXTRA_MISSING")
+    assert "trustdial-verifier[zk]" in report["reason"]

@@ -9,8 +9,9 @@ recomputes every SHA-256 before using a file. Format (``format`` = ``trustdial-z
      "files": {"model": {"path": "model.onnx", "sha256": "..."}, "settings": {...},
                "compiled_circuit": {...}, "vk": {...}, "srs": {...}, "pk": {...}}}
 
-``settings``, ``vk`` and ``srs`` are what a verifier needs; the other files may be absent from a
-verifier's copy, but when present their digests must match too.
+``settings``, ``vk`` and ``srs`` are what a verifier needs and checks; the prover checks
+``settings``, ``compiled_circuit``, ``pk`` and ``srs`` before proving. The model's digest pins the
+ONNX file the circuit was compiled from.
 """
 
 from __future__ import annotations
@@ -115,19 +116,23 @@ def load_artifacts(directory: Path) -> Artifacts:
     return artifacts
 
 
-def check_file_hashes(directory: Path, artifacts: Artifacts) -> dict[str, Path]:
-    """Recompute the digest of every named file that is present; return the paths by role.
+def check_file_hashes(
+    directory: Path, artifacts: Artifacts, roles: tuple[str, ...] = VERIFIER_ROLES
+) -> dict[str, Path]:
+    """Recompute the digest of each file in ``roles``; return their paths by role.
 
-    A file the verifier needs (settings, vk, srs) that is missing is a rejection: nothing
-    unpinned is ever used in its place.
+    A needed file that is missing, or not named in artifacts.json, is a rejection: nothing
+    unpinned is ever used in its place. Files outside ``roles`` (e.g. a 500 MB proving key when
+    only verifying) are not read.
     """
     paths: dict[str, Path] = {}
-    for role, entry in artifacts.files.items():
+    for role in roles:
+        entry = artifacts.files.get(role)
+        if entry is None:
+            raise VerificationError("ARTIFACT_MISSING", f"expected a {role} entry in artifacts.json; none found")
         path = directory / entry.path
         if not path.is_file():
-            if role in VERIFIER_ROLES:
-                raise VerificationError("ARTIFACT_MISSING", f"expected {role} file {path}; it does not exist")
-            continue
+            raise VerificationError("ARTIFACT_MISSING", f"expected {role} file {path}; it does not exist")
         found = sha256_file(path)
         if found != entry.sha256:
             raise VerificationError(
