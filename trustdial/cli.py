@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per command module, e.g. "enclave_app.serve_command",
+    "enclave_app.serve_command",
+    "enclave_app.gateway_command",
 )
 
 
