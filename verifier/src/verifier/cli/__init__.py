@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per subcommand module, e.g. "verifier.cli.attestation_command",
+    "verifier.cli.receipt_command",
 )
 
 
