@@ -68,6 +68,7 @@ async def _serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.close()
+    service.close()
     return 0
 
 

@@ -125,6 +125,8 @@ class EnclaveServer:
                 await asyncio.gather(*tasks, return_exceptions=True)
         except ConnectionError:
             log.info("connection dropped")
+        except asyncio.CancelledError:
+            log.info("connection closed at shutdown")  # returning normally keeps asyncio from logging it
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):

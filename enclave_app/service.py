@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from verifier.receipts.model import Commitment, Statement
-from verifier.tensors import COMMITMENT_KIND_SHA256, Tensor, commit_tensors
+from verifier.tensors import Tensor
 
 from enclave_app.errors import RequestError
 from enclave_app.generation import greedy_decode
 from enclave_app.models import ModelRegistry
-from enclave_app.receipts.batcher import Batcher
 from enclave_app.receipts.key import ReceiptKey
-from enclave_app.receipts.sealer import Sealer
+from enclave_app.receipts.pipeline import ReceiptPipeline
 
 if TYPE_CHECKING:
     from enclave_app.nsm.interface import Nsm
@@ -59,9 +56,9 @@ class EnclaveService:
         self.public_key = self.key.public_key_der()
         self.binding_document = nsm.attest(public_key=self.public_key, user_data=BINDING_USER_DATA)
         self.attestation_digest = hashlib.sha256(self.binding_document).digest()
-        self.batcher = Batcher(Sealer(self.key, self.attestation_digest), max_size=batch_size, max_wait=batch_wait)
-        self._seq = itertools.count(1)
-        self._clock = clock
+        self.receipts = ReceiptPipeline(
+            self.key, self.attestation_digest, max_batch=batch_size, max_wait=batch_wait, clock=clock
+        )
 
     def models(self) -> list[dict[str, Any]]:
         return [model.describe() for model in self.registry]
@@ -73,27 +70,6 @@ class EnclaveService:
         document = self.nsm.attest(nonce=fresh, public_key=self.public_key, user_data=BINDING_USER_DATA)
         return {"document": document, "binding": self.binding_document}
 
-    def _statement(
-        self,
-        op: str,
-        model: bytes,
-        inputs: dict[str, Tensor],
-        outputs: dict[str, Tensor],
-        nonce: bytes,
-        params: dict[str, int | str] | None = None,
-    ) -> bytes:
-        return Statement(
-            op=op,
-            model=model,
-            input=Commitment(COMMITMENT_KIND_SHA256, commit_tensors(inputs)),
-            output=Commitment(COMMITMENT_KIND_SHA256, commit_tensors(outputs)),
-            nonce=nonce,
-            timestamp_ms=int(self._clock() * 1000),
-            seq=next(self._seq),
-            attestation=self.attestation_digest,
-            params=params or {},
-        ).encode()
-
     async def infer(self, model_name: Any, inputs: dict[str, Tensor], nonce: Any) -> tuple[dict[str, Tensor], bytes]:
         if not isinstance(model_name, str):
             raise RequestError("BAD_REQUEST", "model must be a string")
@@ -102,10 +78,10 @@ class EnclaveService:
         feeds = {name: tensor.to_array() for name, tensor in inputs.items()}
         model.check_inputs(feeds)
         arrays = await asyncio.get_running_loop().run_in_executor(None, model.run, feeds)
+        pending = self.receipts.submit("infer", model.sha256, inputs, arrays, fresh)
+        assert pending is not None
         outputs = {name: Tensor.from_array(array) for name, array in arrays.items()}
-        statement = self._statement("infer", model.sha256, inputs, outputs, fresh)
-        receipt = await self.batcher.submit(statement)
-        return outputs, receipt.encode()
+        return outputs, await asyncio.wrap_future(pending)
 
     async def generate(
         self, model_name: Any, prompt: Any, max_new_tokens: Any, eos_token_id: Any, nonce: Any
@@ -128,9 +104,12 @@ class EnclaveService:
         completion = await asyncio.get_running_loop().run_in_executor(
             None, greedy_decode, model, prompt, max_new_tokens, eos
         )
-        inputs = {"input_ids": Tensor.from_array(np.asarray(prompt, dtype=np.int64))}
-        outputs = {"output_ids": Tensor.from_array(np.asarray(completion, dtype=np.int64))}
+        inputs = {"input_ids": np.asarray(prompt, dtype=np.int64)}
+        outputs = {"output_ids": np.asarray(completion, dtype=np.int64)}
         params: dict[str, int | str] = {"decoding": "greedy", "max_new_tokens": max_new_tokens, "eos_token_id": eos}
-        statement = self._statement("generate", model.sha256, inputs, outputs, fresh, params)
-        receipt = await self.batcher.submit(statement)
-        return completion, receipt.encode()
+        pending = self.receipts.submit("generate", model.sha256, inputs, outputs, fresh, params)
+        assert pending is not None
+        return completion, await asyncio.wrap_future(pending)
+
+    def close(self) -> None:
+        self.receipts.close()
