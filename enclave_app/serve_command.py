@@ -13,6 +13,7 @@ from typing import Any
 from enclave_app.addresses import parse_address
 from enclave_app.frames import DEFAULT_MAX_FRAME
 from enclave_app.models import ModelRegistry
+from enclave_app.nsm.device import NsmError
 from enclave_app.nsm.selection import NSM_MODES, load_pcrs, open_nsm
 from enclave_app.receipts.key import KEY_TYPES
 from enclave_app.server import EnclaveServer, ServerLimits
@@ -75,6 +76,6 @@ async def _serve(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_serve(args))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, NsmError) as err:
         print(f"trustdial serve: {err}", file=sys.stderr)
         return 2

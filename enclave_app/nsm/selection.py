@@ -28,7 +28,7 @@ def open_nsm(mode: str, *, device: Path = NSM_DEVICE, simulated_pcrs: Mapping[in
     if mode == "device" or (mode == "auto" and device.exists()):
         from enclave_app.nsm.device import DeviceNsm
 
-        return DeviceNsm.open(device)
+        return DeviceNsm.open(device)  # raises NsmError if it cannot be opened: never falls back silently
     from enclave_app.nsm.simulated import SimulatedNsm
 
     if mode == "auto":
