@@ -16,6 +16,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "infra.measurements.measurements_command",
     "prover.zk_command",
     "prover.prover_command",
+    "enclave_app.serve_command",
+    "enclave_app.gateway_command",
 )
 
 

@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "verifier.cli.eif_command",
     "verifier.cli.measurements_command",
     "verifier.cli.proof_command",
+    "verifier.cli.receipt_command",
 )
 
 
