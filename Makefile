@@ -37,6 +37,7 @@ clean:
 FUZZ_RUNS ?= 100000
 fuzz: install
 	$(BIN)/python tests/fuzz/fuzz_attestation.py -runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=$${TMPDIR:-/tmp}/trustdial-fuzz-
+
 # --- enclave image (issue 3): reproducible EIF, PCRs, rebuild check. Docker is needed only here. ---
 EIF_IMAGE ?= trustdial-enclave:build
 EIF_DIR   ?= build/eif
@@ -78,6 +79,7 @@ verify-build: install
 	cp $(EIF) $(EIF_DIR)/previous.eif
 	$(MAKE) eif
 	cmp $(EIF_DIR)/previous.eif $(EIF) && echo "verify-build: rebuild is bit-identical"
+
 # infra: synthesize the CDK app offline (no AWS credentials, no context lookups); templates land in infra/cdk.out.
 .PHONY: synth
 synth: install
