@@ -26,7 +26,10 @@ def _default_build_time() -> str:
         return EPOCH_BUILD_TIME
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(int(epoch), tz=UTC).isoformat()
+    try:
+        return datetime.fromtimestamp(int(epoch), tz=UTC).isoformat()
+    except (ValueError, OverflowError, OSError) as err:
+        raise BuildError("EIF_BUILD_METADATA", f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix timestamp") from err
 
 
 def register(subparsers: Any) -> None:
