@@ -62,7 +62,9 @@ def register(subparsers: Any) -> None:
     ramdisk.add_argument("--nsm", type=Path)
     ramdisk.add_argument("--rootfs", type=Path, help="exported root filesystem tar (docker export)")
     ramdisk.add_argument("--image", type=Path, help="docker save / OCI image archive")
-    ramdisk.add_argument("--config", type=Path, help="docker image inspect JSON or OCI image config")
+    ramdisk.add_argument(
+        "--config", type=Path, help="docker image inspect JSON or OCI image config (with --image: overrides its own)"
+    )
     ramdisk.add_argument("--output", required=True, type=Path)
     ramdisk.add_argument("--json", action="store_true", help="print one JSON object")
     ramdisk.set_defaults(run=run_ramdisk)
@@ -143,10 +145,13 @@ def run_ramdisk(args: argparse.Namespace) -> int:
                 raise BuildError("EIF_BUILD_INPUT", "--bootstrap takes exactly --init and --nsm")
             build_bootstrap_ramdisk(args.output, init=args.init, nsm=args.nsm)
         else:
-            if args.config is None or (args.rootfs is None) == (args.image is None):
-                raise BuildError("EIF_BUILD_INPUT", "a customer ramdisk needs --config and one of --rootfs/--image")
-            config = load_image_config(args.config)
+            if (args.rootfs is None) == (args.image is None):
+                raise BuildError("EIF_BUILD_INPUT", "a customer ramdisk needs exactly one of --rootfs and --image")
+            if args.rootfs is not None and args.config is None:
+                raise BuildError("EIF_BUILD_INPUT", "--rootfs needs --config (docker image inspect or OCI config JSON)")
+            config = load_image_config(args.config) if args.config is not None else None
             if args.rootfs is not None:
+                assert config is not None
                 build_customer_ramdisk(args.output, rootfs_tar=args.rootfs, config=config)
             else:
                 from infra.image.image_archive import build_customer_ramdisk_from_image

@@ -144,3 +144,30 @@ def test_independent_bootstrap_encoder_agrees_with_boot_a() -> None:
     assert (
         _bootstrap((boot / "init").read_bytes(), (boot / "nsm.ko").read_bytes()) == (boot / "boot_A.cpio").read_bytes()
     )
+
+
+def test_ramdisk_from_image_uses_the_archive_config_without_config_flag(image: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c.cpio"
+    status, result, err = run_cli("trustdial", "eif", "ramdisk", "--image", str(image), "--output", str(out))
+    assert status == 0, err
+    assert result["sha256"] == json.loads((CUST / "expected.json").read_text())["sha256"]
+
+
+def test_manifest_records_blob_and_image_digests(blobs: Path, image: Path, tmp_path: Path) -> None:
+    eif = tmp_path / "e.eif"
+    assert run_cli("trustdial", "eif", "image", "--blobs", str(blobs), "--image", str(image), "--output", str(eif),
+                   "--allow-unpinned-blobs")[0] == 0  # fmt: skip
+    manifest = tmp_path / "m.json"
+    status, _, err = run_cli(
+        "trustdial", "measurements", "create", "--eif", str(eif), "--source-revision", "abc",
+        "--blobs-dir", str(blobs), "--image-archive", str(image), "--output", str(manifest),
+    )  # fmt: skip
+    assert status == 0, err
+    doc = json.loads(manifest.read_text())
+    assert doc["blobs"]["init"] == {"sha256": hashlib.sha256((blobs / "init").read_bytes()).hexdigest()}
+    assert doc["blobs"]["kernel"] == {"sha256": hashlib.sha256((blobs / "bzImage").read_bytes()).hexdigest()}
+    import tarfile
+
+    with tarfile.open(image) as t:
+        config = t.extractfile("config.json").read()  # type: ignore[union-attr]
+    assert doc["image"]["digest"] == "sha256:" + hashlib.sha256(config).hexdigest()
