@@ -213,3 +213,15 @@ def test_any_corruption_gives_an_eif_error_or_a_valid_reading(data: st.DataObjec
         assert err.code.startswith("EIF_") and err.reason
     else:
         assert len(m.pcr0) == 96
+
+
+def test_duplicate_metadata_section_is_rejected() -> None:
+    data = KAT1.read_bytes()
+    offsets = section_header_offsets(data)
+    metadata = data[offsets[2] : offsets[3]]
+    count = struct.unpack(">H", data[26:28])[0]
+    table_offsets = [*offsets, len(data)] + [0] * (31 - count)
+    sizes = list(struct.unpack(">32Q", data[284:540])[:count]) + [len(metadata) - 12] + [0] * (31 - count)
+    header = data[:26] + struct.pack(">H", count + 1) + struct.pack(">32Q", *table_offsets)
+    header += struct.pack(">32Q", *sizes) + data[540:548]
+    _reject(fix_crc(header + data[548:] + metadata), "EIF_SECTION_DUPLICATE")

@@ -209,6 +209,8 @@ def measure_eif_stream(
                 f"but the file ends at {total_size}",
             )
         if kind in HELD_SECTIONS:
+            if any(SectionType(s.type) is kind for s in sections):
+                raise EifError("EIF_SECTION_DUPLICATE", f"a second {kind.label} section at offset {offset}")
             if size > MAX_HELD_SECTION:
                 raise EifError(
                     "EIF_SECTION_TOO_LARGE", f"{kind.label} section claims {size} bytes, limit {MAX_HELD_SECTION}"
