@@ -75,3 +75,22 @@ def test_member_order_of_the_input_does_not_matter(
     tree: dict[tuple[str, ...], tuple[bytes, int, int, int]], seed_a: int, seed_b: int
 ) -> None:
     assert _cpio(_tar(tree, seed_a), CONFIG) == _cpio(_tar(tree, seed_b), CONFIG)
+
+
+@settings(max_examples=150)
+@given(data=st.data())
+def test_corrupted_export_tar_gives_a_build_error_or_a_ramdisk(data: st.DataObject) -> None:
+    from pathlib import Path
+
+    from infra.image.errors import BuildError
+
+    original = (Path(__file__).resolve().parent.parent / "data" / "eif" / "cust_A" / "docker_export.tar").read_bytes()
+    blob = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 6))):
+        position = data.draw(st.integers(0, len(blob) - 1))
+        blob[position] = data.draw(st.integers(0, 255))
+    candidate = bytes(blob[: data.draw(st.integers(0, len(blob)))])
+    try:
+        _cpio(candidate, CONFIG)
+    except BuildError as err:
+        assert err.code.startswith("TAR_") and err.reason
