@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from verifier.eif import measure_eif
 
 from infra.image.atomic_output import atomic_output
-from infra.image.eif_command import guarded
+from infra.image.blobs import load_blobs
+from infra.image.command_output import guarded
+from infra.image.image_archive import open_image_archive
 from infra.measurements.create import create_manifest
 from infra.measurements.errors import MeasurementsError
 from infra.measurements.publish import publish
@@ -82,17 +86,10 @@ def run_create(args: argparse.Namespace) -> int:
                 raise MeasurementsError("MANIFEST_CREATE_INPUT", f"--blob {item!r} is not NAME=SHA256")
             blobs[name] = digest
         if args.blobs_dir is not None:
-            from infra.image.blobs import load_blobs
-
             measurement = measure_eif(args.eif)
             blobs = {**load_blobs(args.blobs_dir, measurement.arch, allow_unpinned=True).sha256, **blobs}
         image_digest = args.image_digest
         if args.image_archive is not None:
-            import shutil
-            import tempfile
-
-            from infra.image.image_archive import open_image_archive
-
             workdir = Path(tempfile.mkdtemp(prefix="trustdial-manifest-"))
             try:
                 image_digest = open_image_archive(args.image_archive, workdir, extract_layers=False).config_digest
