@@ -2,7 +2,8 @@
 same process: plain hashlib SHA-384 over exactly the bytes the PCR definitions require (PCR0's
 content, plus PCR2's content which no single hash can share), read with the same 1 MiB chunks.
 
-Usage: python bench/pcr.py [--mib 272] [--repeat 5]. Best of the interleaved repeats is compared. Progress on stderr; the last stdout line is
+Usage: python bench/pcr.py [--mib 272] [--repeat 5]; the best of the interleaved repeats is compared.
+Progress on stderr; the last stdout line is
 one JSON object with mb_per_s, floor_mb_per_s, ratio_to_floor, peak_rss_mb (growth of peak RSS
 over the whole run after imports, an upper bound for the PCR pass), plus context fields.
 Targets: ratio_to_floor >= 0.8, peak_rss_mb < 64.
