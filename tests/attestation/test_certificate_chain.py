@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 
 import cbor2
 import pytest
-from attestation_vectors import GENUINE, NITRO_DIR, Vector
+from attestation_vectors import GENUINE, NITRO_DIR, SIM_TIME, Vector
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
+from verifier.attestation_errors import CertificateChainError
 from verifier.certificate_chain import IntermediateCache, _tbs_names, verify_chain
 from verifier.nitro_root import AWS_NITRO_ROOT_G1, AWS_NITRO_ROOT_G1_SHA256
+
+from enclave_app.nsm.simulated import SimulatedNsm
 
 # Published by AWS and recorded in tests/data/nitro/INDEX.md.
 PUBLISHED_FINGERPRINT = (
@@ -60,3 +65,38 @@ def test_cache_is_bounded() -> None:
         payload = cbor2.loads(cbor2.loads(vector.raw)[2])
         verify_chain(AWS_NITRO_ROOT_G1, tuple(payload["cabundle"]), payload["certificate"], vector.at, cache)
     assert len(cache._paths) <= 2
+
+
+def oracle_accepts(root: x509.Certificate, cabundle: list[bytes], leaf_der: bytes, at: datetime) -> bool:
+    """Independent answer: cryptography's own path validation (webpki CA rules, any leaf extensions)."""
+    builder = PolicyBuilder().store(Store([root])).time(at.replace(tzinfo=None))
+    builder = builder.extension_policies(
+        ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all()
+    )
+    intermediates = [x509.load_der_x509_certificate(der) for der in cabundle[1:]]
+    try:
+        builder.build_client_verifier().verify(x509.load_der_x509_certificate(leaf_der), intermediates)
+    except VerificationError:
+        return False
+    return True
+
+
+def ours_accepts(root: x509.Certificate, cabundle: list[bytes], leaf_der: bytes, at: datetime) -> bool:
+    try:
+        verify_chain(root, tuple(cabundle), leaf_der, at)
+    except CertificateChainError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("shift", [timedelta(0), timedelta(days=1)], ids=["at_doc_time", "one_day_later"])
+@pytest.mark.parametrize("vector", GENUINE, ids=lambda v: v.name.removesuffix(".cbor"))
+def test_chain_verdict_agrees_with_cryptography_path_validation(vector: Vector, shift: timedelta) -> None:
+    payload = cbor2.loads(cbor2.loads(vector.raw)[2])
+    args = (AWS_NITRO_ROOT_G1, payload["cabundle"], payload["certificate"], vector.at + shift)
+    assert ours_accepts(*args) == oracle_accepts(*args) == (shift == timedelta(0))
+
+
+def test_simulator_chain_passes_cryptography_path_validation(nsm: SimulatedNsm) -> None:
+    payload = cbor2.loads(cbor2.loads(nsm.attest())[2])
+    assert oracle_accepts(nsm.root_certificate, payload["cabundle"], payload["certificate"], SIM_TIME)

@@ -8,6 +8,10 @@ from datetime import timedelta
 import cbor2
 import pytest
 from attestation_vectors import BAD, GENUINE, NITRO_DIR, Vector
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pycose.keys import EC2Key
+from pycose.messages import Sign1Message
 from verifier.attestation import (
     AttestationError,
     PcrsEqual,
@@ -140,3 +144,14 @@ def test_sig_structure_matches_libsignal_known_answer() -> None:
     expected = (NITRO_DIR / "libsignal_sig_structure_of_test_cose_sign1_01.bin").read_bytes()
     message = parse_cose_sign1(raw)
     assert sig_structure(message.protected, message.payload) == expected
+
+
+@pytest.mark.parametrize("vector", GENUINE, ids=ids)
+def test_pycose_oracle_agrees_genuine_signature_is_valid(vector: Vector) -> None:
+    fields = cbor2.loads(cbor2.loads(vector.raw)[2])
+    leaf_key = x509.load_der_x509_certificate(fields["certificate"]).public_key()
+    message = Sign1Message.from_cose_obj(cbor2.loads(vector.raw), allow_unknown_attributes=True)
+    message.key = EC2Key.from_pem_public_key(
+        leaf_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    )
+    assert message.verify_signature()
