@@ -8,7 +8,8 @@ verification outcomes (genuine proof accepted, tampered instance rejected).
 
 Last line: one JSON object with default_prove_s, tuned_prove_s, speedup, prove_over_infer (head).
 Run: .venv/bin/python bench/zk.py [--models head] [--repeat 3]   (progress on stderr)
-One dev SRS (k=17 by default) is generated up front and serves every circuit (ezkl downsizes it).
+Each circuit gets a dev SRS of exactly its logrows: loading and downsizing a larger SRS costs
+minutes at k=17 and would be counted inside ezkl.prove.
 Prove time is the minimum over --repeat runs, to damp noise from other load on the machine.
 """
 
@@ -34,7 +35,6 @@ from prover.circuit_settings import CircuitOptions
 from prover.compile import DEFAULT_TOLERANCE, compile_model
 from prover.console import progress
 from prover.example_models import build_mlp, parameter_count, save_mlp
-from prover.srs_files import generate_dev_srs
 from prover.tune import tune
 
 MODELS = {"head": [32, 24, 8], "mlp_100k": [256, 256, 128, 64, 10]}
@@ -108,13 +108,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--repeat", type=int, default=3, help="prove runs per setting (min is reported)")
-    parser.add_argument("--srs-k", type=int, default=17, help="one dev SRS of this size serves every circuit")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="trustdial-bench-zk-") as scratch_name:
         scratch = Path(scratch_name)
-        srs = generate_dev_srs(scratch / f"dev-{args.srs_k}.srs", args.srs_k)
         for name in args.models:
             sizes = MODELS[name]
             model = save_mlp(scratch / f"{name}.onnx", sizes, seed=1)
@@ -135,7 +133,7 @@ def main() -> None:
             for mode, options in (("default", CircuitOptions()), ("tuned", tuned_options)):
                 out = scratch / f"{name}-{mode}"
                 started = time.perf_counter()
-                artifacts = compile_model(model, calibration, out, srs=srs, dev_srs=True, options=options)
+                artifacts = compile_model(model, calibration, out, dev_srs=True, options=options)
                 compile_s = time.perf_counter() - started
                 proof = out / "proof.json"
                 runs = [prove_in_child(out, tensor, proof) for _ in range(args.repeat)]
