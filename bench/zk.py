@@ -32,7 +32,7 @@ from verifier.proof.tensors import canonical_tensor_json, load_tensor_file
 from verifier.proof.verify import verify_proof
 
 from prover.circuit_settings import CircuitOptions
-from prover.compile import DEFAULT_TOLERANCE, compile_model
+from prover.compile import compile_model
 from prover.console import progress
 from prover.example_models import build_mlp, parameter_count, save_mlp
 from prover.tune import tune
@@ -108,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--repeat", type=int, default=3, help="prove runs per setting (min is reported)")
+    parser.add_argument("--tolerance", type=float, default=1e-2, help="max abs error vs onnxruntime for --tune")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     results: dict[str, dict[str, Any]] = {}
@@ -127,7 +128,7 @@ def main() -> None:
             ort_s = ort_median_s(model, sample)
             progress("bench zk", f"{name}: {params} params, onnxruntime median {ort_s * 1e6:.1f} us")
             started = time.perf_counter()
-            tuned_options, _ = tune(model, calibration, CircuitOptions(), tolerance=DEFAULT_TOLERANCE)
+            tuned_options, _ = tune(model, calibration, CircuitOptions(), tolerance=args.tolerance)
             tune_s = time.perf_counter() - started
             results[name] = {"params": params, "ort_s": ort_s, "tune_s": round(tune_s, 2)}
             for mode, options in (("default", CircuitOptions()), ("tuned", tuned_options)):
