@@ -31,7 +31,6 @@ class MeasurementsStack(cdk.Stack):
             "Measurements",
             deployment=config.deployment,
             parameter_prefix=config.parameter_prefix,
-            initial_pcrs=config.pcrs[-1],
             retention_days=config.measurement_retention_days,
         )
         cdk.CfnOutput(self, "MeasurementsBucketName", value=self.store.bucket.bucket_name)
