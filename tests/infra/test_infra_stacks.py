@@ -257,9 +257,10 @@ def test_image_build_project_is_privileged_encrypted_and_builds_twice(synthesize
     commands = "\n".join(spec["phases"]["build"]["commands"])
     assert commands.count("make eif") == 2
     assert "PCR drift" in commands and "exit 1" in commands
-    assert commands.index("PCR drift") < commands.index("trustdial measurements publish")
+    assert commands.index("PCR drift") < commands.index("trustdial measurements sign")
+    assert commands.index("trustdial measurements sign") < commands.index("trustdial measurements publish")
     variables = {v["Name"] for v in props["Environment"]["EnvironmentVariables"]}
-    assert {"DEPLOYMENT", "MEASUREMENTS_BUCKET", "SIGNING_KEY_ARN", "EIF_PATH"} <= variables
+    assert {"DEPLOYMENT", "MEASUREMENTS_BUCKET", "SIGNING_KEY_ARN"} <= variables
 
 
 def test_image_build_may_sign_and_publish(synthesized: SynthesizedApp) -> None:
