@@ -41,7 +41,7 @@ class MeasurementsStack(cdk.Stack):
 class NetworkStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, description="trustdial: VPC for enclave hosts and provers", **kwargs)
-        self.network = Network(self, "Network", max_azs=config.availability_zones)
+        self.network = Network(self, "Network", config=config)
         self.access_logs = AccessLogBucket(
             self, "AccessLogs", bucket_name=bucket_name(config.deployment, ACCESS_LOGS).value()
         ).bucket

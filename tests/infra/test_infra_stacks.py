@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Match
@@ -273,3 +274,37 @@ def test_image_build_may_sign_and_publish(synthesized: SynthesizedApp) -> None:
     actions = json.dumps([s["Action"] for s in statements])
     for action in ("kms:Sign", "ssm:PutParameter", "s3:PutObject"):
         assert action in actions
+
+
+# --- Imported VPC ----------------------------------------------------------------------------------------------
+
+
+def test_imported_vpc_places_hosts_and_provers_in_the_given_subnets(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+    from conftest import feature_flags
+
+    from infra.cdk.config import DeploymentConfig, config_from_mapping
+    from infra.cdk.stacks import add_trustdial_stacks
+
+    subnets = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"]
+    imported = {
+        "deployment": "imported",
+        "vpc_id": "vpc-0123456789abcdef0",
+        "vpc_cidr": "172.31.0.0/16",
+        "private_subnet_ids": subnets,
+        "vpc_availability_zones": ["eu-west-1a", "eu-west-1b"],
+    }
+    app = cdk.App(outdir=str(tmp_path), context=feature_flags())
+    stacks = add_trustdial_stacks(app, DeploymentConfig(**config_from_mapping(imported, "test config")))
+    app.synth()
+    Template.from_stack(stacks.network).resource_count_is("AWS::EC2::VPC", 0)
+    Template.from_stack(stacks.network).resource_count_is("AWS::EC2::NatGateway", 0)
+    for stack in (stacks.enclave_hosts, stacks.prover_fleet):
+        template = Template.from_stack(stack)
+        template.has_resource_properties("AWS::AutoScaling::AutoScalingGroup", {"VPCZoneIdentifier": subnets})
+        template.has_resource_properties("AWS::EC2::SecurityGroup", {"VpcId": "vpc-0123456789abcdef0"})
+    Template.from_stack(stacks.enclave_hosts).has_resource_properties(
+        "AWS::EC2::SecurityGroup",
+        {"SecurityGroupIngress": [{"CidrIp": "172.31.0.0/16", "FromPort": 8443, "ToPort": 8443, "IpProtocol": "tcp"}]},
+    )
