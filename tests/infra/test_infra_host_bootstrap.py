@@ -204,3 +204,8 @@ def test_prover_user_data_is_strict_bash_running_the_worker() -> None:
     assert "trustdial prover worker --queue-url https://sqs.eu-west-1.amazonaws.com/111122223333/jobs" in script
     assert "--bucket proofs-bucket --concurrency 2" in script
     assert "TimeoutStopSec=2700" in script
+
+
+def test_user_data_fits_the_ec2_limit_with_room_for_long_names() -> None:
+    # EC2 refuses user data above 16 KB; ARNs and bucket names resolved at deploy time add well under 1 KB.
+    assert len(SCRIPT.encode()) < 12 * 1024
