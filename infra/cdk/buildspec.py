@@ -37,7 +37,7 @@ def image_build_spec() -> dict[str, Any]:
         'echo "PCR drift: two builds of the same source measured differently" >&2; '
         f"diff {first}/pcrs.json {second}/pcrs.json >&2 || true; exit 1; fi",
         f"sha384sum {first}/enclave.eif {second}/enclave.eif",
-        ".venv/bin/pip wheel --quiet --no-deps -w out/wheels . ./verifier",
+        ".venv/bin/pip wheel --quiet --no-deps -w out/wheels . ./verifier && cp constraints.txt out/wheels/",
         f'aws s3 cp --recursive --only-show-errors out/wheels "s3://$MEASUREMENTS_BUCKET/{WHEELS_PREFIX}"',
         f".venv/bin/trustdial measurements create --eif {first}/enclave.eif "
         '--source-revision "$(git rev-parse HEAD)" --output out/manifest.json',
