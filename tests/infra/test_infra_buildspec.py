@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from infra_test_values import CURRENT_PCRS, NEXT_PCRS
+from infra_testkit import CURRENT_PCRS, NEXT_PCRS
 
 from infra.cdk.buildspec import BUILD_DIRS, PCRS_ONLY, image_build_spec
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from infra_test_values import CURRENT_PCRS, NEXT_PCRS
+from infra_testkit import CURRENT_PCRS, NEXT_PCRS
 
 from infra.cdk.config import DeploymentConfig, load_config
 from infra.cdk.errors import InfraConfigError

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import SynthesizedApp, only_resource
 from hypothesis import given
 from hypothesis import strategies as st
-from infra_test_values import CURRENT_PCRS, NEXT_PCRS, label_pcr
+from infra_testkit import CURRENT_PCRS, NEXT_PCRS, SynthesizedApp, label_pcr, only_resource
 
 PCR_KEYS = {index: f"kms:RecipientAttestation:PCR{index}" for index in (0, 1, 2)}
 HOST_ROLE = "host-role"

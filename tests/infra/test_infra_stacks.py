@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Match
-from conftest import SynthesizedApp, flatten_join, only_resource, resources_of
-from infra_test_values import TEST_CONFIG
+from infra_testkit import TEST_CONFIG, SynthesizedApp, flatten_join, only_resource, resources_of
 
 PREFIX = f"/trustdial/{TEST_CONFIG['deployment']}/measurements/"
 
@@ -282,7 +281,7 @@ def test_image_build_may_sign_and_publish(synthesized: SynthesizedApp) -> None:
 def test_imported_vpc_places_hosts_and_provers_in_the_given_subnets(tmp_path: Path) -> None:
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
-    from conftest import feature_flags
+    from infra_testkit import feature_flags
 
     from infra.cdk.config import DeploymentConfig, config_from_mapping
     from infra.cdk.stacks import add_trustdial_stacks
