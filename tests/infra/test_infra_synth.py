@@ -71,6 +71,10 @@ def test_pinned_cdk_cli_synthesizes_all_stacks_offline_without_credentials(tmp_p
         assert (out / f"Trustdial-clitest-{suffix}.template.json").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert "missing" not in manifest  # no context lookups were requested
+    # no PCRs were given: the development placeholder is used, and said so loudly
+    assert "DEVELOPMENT placeholder PCRs" in done.stdout + done.stderr
+    hosts = (out / "Trustdial-clitest-EnclaveHosts.template.json").read_text()
+    assert '"Value": "development-placeholder"' in hosts
 
 
 def test_cdk_json_runs_the_app_from_the_project_venv() -> None:
