@@ -104,17 +104,16 @@ memory_mib: $1
 cpu_count: $2
 ALLOCATOR
 }
-"""
 
-MAIN = r"""
-@@WHEEL_INSTALL@@
-install_packages() {
-  dnf install -y --quiet aws-nitro-enclaves-cli aws-nitro-enclaves-cli-devel python3.11 python3.11-pip openssl
-  usermod -aG ne ec2-user
+# fetch_signing_public_key PEM_PATH: the manifest signing key's public half, from KMS.
+fetch_signing_public_key() {
+  aws kms get-public-key --key-id "$SIGNING_KEY_ID" --query PublicKey --output text | base64 -d > "$1.der"
+  openssl pkey -pubin -inform DER -in "$1.der" -out "$1"
 }
 
+# fetch_and_verify_eif: the signed manifest named by `current`, verified; the EIF it names, verified, at $EIF_PATH.
 fetch_and_verify_eif() {
-  local current signed_uri key version report manifest_sha eif_sha
+  local current signed_uri key version report manifest_sha eif_sha eif_uri eif_key
   current=$(aws ssm get-parameter --name "${PARAMETER_PREFIX}current" --query Parameter.Value --output text)
   [[ $current != unpublished ]] || die "no measurements published yet for ${PARAMETER_PREFIX}current"
   signed_uri=$(json_field signed_manifest <<<"$current")
@@ -122,22 +121,33 @@ fetch_and_verify_eif() {
   version=$(published_version "$signed_uri")
   aws s3api get-object --bucket "$MEASUREMENTS_BUCKET" --key "$key" ${version:+--version-id "$version"} \
     "$WORK_DIR/manifest.json.cose" > /dev/null
-  aws kms get-public-key --key-id "$SIGNING_KEY_ID" --query PublicKey --output text \
-    | base64 -d > "$WORK_DIR/signing-key.der"
-  openssl pkey -pubin -inform DER -in "$WORK_DIR/signing-key.der" -out "$WORK_DIR/signing-key.pem"
-  report=$(@@VENV@@/bin/trustdial-verify measurements "$WORK_DIR/manifest.json.cose" \
+  fetch_signing_public_key "$WORK_DIR/signing-key.pem"
+  report=$("$TRUSTDIAL_BIN/trustdial-verify" measurements "$WORK_DIR/manifest.json.cose" \
     --public-key "$WORK_DIR/signing-key.pem" --json) || die "signed manifest $key rejected: $report"
   require_valid_report "$report"
   manifest_sha=$(json_field manifest_sha384 <<<"$report")
   [[ $manifest_sha == "$(json_field manifest_sha384 <<<"$current")" ]] \
     || die "the current pointer and the signed manifest disagree on the manifest SHA-384"
   eif_sha=$(json_field manifest.@@EIF_FIELD@@ <<<"$report")
-  aws s3 cp --only-show-errors "s3://$MEASUREMENTS_BUCKET/eifs/$eif_sha.eif" "$EIF_PATH"
+  eif_uri=$(json_field eif <<<"$current")
+  eif_key=$(published_key "$eif_uri" "$MEASUREMENTS_BUCKET" 'eifs/[0-9a-f]{96}\.eif')
+  [[ $eif_key == "eifs/$eif_sha.eif" ]] || die "current names $eif_key but the signed manifest records eifs/$eif_sha.eif"
+  version=$(published_version "$eif_uri")
+  aws s3api get-object --bucket "$MEASUREMENTS_BUCKET" --key "$eif_key" ${version:+--version-id "$version"} \
+    "$EIF_PATH" > /dev/null
   require_sha384 "$EIF_PATH" "$eif_sha"
-  report=$(@@VENV@@/bin/trustdial-verify measurements "$WORK_DIR/manifest.json.cose" \
+  report=$("$TRUSTDIAL_BIN/trustdial-verify" measurements "$WORK_DIR/manifest.json.cose" \
     --public-key "$WORK_DIR/signing-key.pem" --eif "$EIF_PATH" --json) || die "EIF does not match $key: $report"
   require_valid_report "$report"
   log "EIF $eif_sha matches the signed manifest $key (digest, PCRs, arch)"
+}
+"""
+
+MAIN = r"""
+@@WHEEL_INSTALL@@
+install_packages() {
+  dnf install -y --quiet aws-nitro-enclaves-cli aws-nitro-enclaves-cli-devel python3.11 python3.11-pip openssl
+  usermod -aG ne ec2-user
 }
 
 configure_enclave_services() {
@@ -221,9 +231,13 @@ readonly ENCLAVE_VSOCK_PORT={int(settings.enclave_vsock_port)}
 readonly GATEWAY_PORT={int(settings.gateway_port)}
 readonly KMS_PROXY_PORT={KMS_PROXY_PORT}
 readonly WORK_DIR=/opt/trustdial
+readonly TRUSTDIAL_BIN={HOST_VENV}/bin
 readonly EIF_PATH={EIF_PATH}
 """
-    checks = CHECKS.replace("@@RATIO@@", str(MEMORY_TO_EIF_RATIO))
+    checks = (
+        CHECKS.replace("@@RATIO@@", str(MEMORY_TO_EIF_RATIO))
+        .replace("@@EIF_FIELD@@", MANIFEST_EIF_SHA384_FIELD)
+    )
     main = (
         MAIN.replace("@@WHEEL_INSTALL@@", wheel_install_snippet(settings.measurements_bucket))
         .replace("@@VENV@@", HOST_VENV)
