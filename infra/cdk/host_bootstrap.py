@@ -131,7 +131,8 @@ fetch_and_verify_eif() {
   eif_sha=$(json_field manifest.@@EIF_FIELD@@ <<<"$report")
   eif_uri=$(json_field eif <<<"$current")
   eif_key=$(published_key "$eif_uri" "$MEASUREMENTS_BUCKET" 'eifs/[0-9a-f]{96}\.eif')
-  [[ $eif_key == "eifs/$eif_sha.eif" ]] || die "current names $eif_key but the signed manifest records eifs/$eif_sha.eif"
+  [[ $eif_key == "eifs/$eif_sha.eif" ]] \
+    || die "current names $eif_key but the signed manifest records eifs/$eif_sha.eif"
   version=$(published_version "$eif_uri")
   aws s3api get-object --bucket "$MEASUREMENTS_BUCKET" --key "$eif_key" ${version:+--version-id "$version"} \
     "$EIF_PATH" > /dev/null
@@ -234,10 +235,7 @@ readonly WORK_DIR=/opt/trustdial
 readonly TRUSTDIAL_BIN={HOST_VENV}/bin
 readonly EIF_PATH={EIF_PATH}
 """
-    checks = (
-        CHECKS.replace("@@RATIO@@", str(MEMORY_TO_EIF_RATIO))
-        .replace("@@EIF_FIELD@@", MANIFEST_EIF_SHA384_FIELD)
-    )
+    checks = CHECKS.replace("@@RATIO@@", str(MEMORY_TO_EIF_RATIO)).replace("@@EIF_FIELD@@", MANIFEST_EIF_SHA384_FIELD)
     main = (
         MAIN.replace("@@WHEEL_INSTALL@@", wheel_install_snippet(settings.measurements_bucket))
         .replace("@@VENV@@", HOST_VENV)

@@ -180,7 +180,7 @@ def test_user_data_is_strict_bash() -> None:
 def test_user_data_verifies_signature_and_eif_before_starting_anything() -> None:
     main_order = [line for line in SCRIPT.splitlines() if line and not line.startswith((" ", "#", "}"))]
     assert main_order.index("fetch_and_verify_eif") < main_order.index("configure_enclave_services")
-    assert "trustdial-verify measurements" in SCRIPT
+    assert '"$TRUSTDIAL_BIN/trustdial-verify" measurements' in SCRIPT
     assert 'require_sha384 "$EIF_PATH" "$eif_sha"' in SCRIPT
     assert '--eif "$EIF_PATH" --json' in SCRIPT  # digest, PCRs and arch checked by the verifier too
     assert "--debug-mode" not in SCRIPT

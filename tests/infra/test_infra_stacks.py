@@ -154,7 +154,7 @@ def test_host_security_group_admits_only_the_gateway_port_from_the_vpc(synthesiz
 def test_enclave_user_data_checks_the_signed_manifest_before_running_the_eif(synthesized: SynthesizedApp) -> None:
     script = flatten_join(launch_template_data(synthesized, "enclave_hosts")["UserData"])
     assert "set -euo pipefail" in script
-    assert "trustdial-verify measurements" in script
+    assert '"$TRUSTDIAL_BIN/trustdial-verify" measurements' in script
     assert script.index("\nfetch_and_verify_eif\n") < script.index("\nconfigure_enclave_services\n")
     assert f"readonly PARAMETER_PREFIX='{PREFIX}'" in script
     assert f"readonly GATEWAY_PORT={TEST_CONFIG['gateway_port']}" in script
