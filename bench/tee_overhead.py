@@ -72,6 +72,16 @@ def rate(fn: Callable[[], None], count: int, finish: Callable[[], None] | None =
     return count / (time.perf_counter() - start)
 
 
+def cpu_us(fn: Callable[[], None], count: int, finish: Callable[[], None] | None = None) -> float:
+    """Process CPU time (all threads) per call, in microseconds."""
+    start = time.process_time()
+    for _ in range(count):
+        fn()
+    if finish is not None:
+        finish()
+    return (time.process_time() - start) / count * 1e6
+
+
 def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argparse.Namespace) -> dict[str, Any]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
@@ -96,25 +106,39 @@ def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argpars
         for mode, runner in modes.items():
             attested[mode].append(rate(lambda runner=runner: runner(x, nonce), args.runs, runner.pipeline.drain))
         progress(f"{name}: round {round_index + 1}/{args.rounds} plain {plain[-1]:.0f}/s")
-    # Receipt work alone (commitments + statement + amortized sealing), same inputs and outputs.
+    # Receipt work alone (commitments + statement + amortized sealing), same inputs and outputs:
+    # wall-clock per response, and CPU time per response (all threads; less sensitive to other
+    # processes on a shared machine) against the CPU time of one plain run.
     values = session.run(None, feed)
-    receipt_us = {}
+    receipt_us, receipt_cpu_us = {}, {}
+    plain_cpu_us = statistics.median(cpu_us(lambda: session.run(None, feed), args.runs) for _ in range(args.rounds))
     for mode, runner in modes.items():
         per_s = statistics.median(
             rate(lambda runner=runner: runner.respond(x, values, nonce), args.runs, runner.pipeline.drain)
             for _ in range(args.rounds)
         )
         receipt_us[mode] = 1e6 / per_s
+        receipt_cpu_us[mode] = statistics.median(
+            cpu_us(lambda runner=runner: runner.respond(x, values, nonce), args.runs, runner.pipeline.drain)
+            for _ in range(args.rounds)
+        )
     plain_per_s = statistics.median(plain)
     for runner in modes.values():
         runner.pipeline.close()
-    result = {"plain_per_s": round(plain_per_s, 1), "plain_us": round(1e6 / plain_per_s, 2), "modes": {}}
+    result = {
+        "plain_per_s": round(plain_per_s, 1),
+        "plain_us": round(1e6 / plain_per_s, 2),
+        "plain_cpu_us": round(plain_cpu_us, 2),
+        "modes": {},
+    }
     for mode in modes:
         per_s = statistics.median(attested[mode])
         result["modes"][mode] = {
             "attested_per_s": round(per_s, 1),
             "ratio": round(per_s / plain_per_s, 4),
             "receipt_us": round(receipt_us[mode], 2),
+            "receipt_cpu_us": round(receipt_cpu_us[mode], 2),
+            "cpu_ratio": round(plain_cpu_us / (plain_cpu_us + receipt_cpu_us[mode]), 4),
         }
     return result
 
@@ -238,6 +262,8 @@ def main() -> None:
         "budget_ms": args.budget_ms,
         "threads": args.threads,
         "modes": mlp["modes"],
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cores": os.cpu_count(),
         "mlp_plain_us": mlp["plain_us"],
         "cnn": cnn,
         "keys": keys,
