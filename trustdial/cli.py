@@ -11,6 +11,11 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per command module, e.g. "enclave_app.serve_command",
+    "trustdial.demo_command",
+    "infra.image.eif_command",
+    "infra.measurements.measurements_command",
+    "prover.zk_command",
+    "prover.prover_command",
     "enclave_app.serve_command",
     "enclave_app.gateway_command",
 )

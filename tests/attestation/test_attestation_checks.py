@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import cbor2
 import pytest
-from conftest import SIM_TIME
+from attestation_vectors import DATA_DIR, SIM_TIME
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,6 +19,7 @@ from verifier.attestation import (
     NonceEquals,
     PcrsEqual,
     UnsafeNoPolicy,
+    read_unverified_timestamp,
     verify_attestation,
 )
 from verifier.cose_sign1 import sig_structure
@@ -407,3 +408,13 @@ def test_unsafe_no_policy_checks_cryptography_only(nsm: SimulatedNsm) -> None:
 def test_naive_verification_time_is_an_input_error(nsm: SimulatedNsm) -> None:
     with pytest.raises(InputError):
         verify_attestation(nsm.attest(), pcr_policy(nsm), root=nsm.root_certificate, at=SIM_TIME.replace(tzinfo=None))
+
+
+def test_timestamp_beyond_year_9999_rejected(nsm: SimulatedNsm) -> None:
+    assert rejection(signed_fields(nsm, timestamp=(1 << 64) - 1), nsm) == "PAYLOAD_FIELD"
+
+
+def test_fuzz_finding_timestamp_overflow_is_a_typed_rejection() -> None:
+    raw = (DATA_DIR / "fuzz-findings" / "timestamp_year_overflow.bin").read_bytes()
+    with pytest.raises(AttestationError):
+        read_unverified_timestamp(raw)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import cbor2
 import pytest
-from conftest import BAD, GENUINE, NITRO_DIR, Vector
+from attestation_vectors import BAD, GENUINE, NITRO_DIR, Vector
 from verifier.attestation import (
     AttestationError,
     PcrsEqual,

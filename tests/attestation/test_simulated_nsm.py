@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import cbor2
 import pytest
-from conftest import NITRO_DIR, SIM_TIME
+from attestation_vectors import NITRO_DIR, SIM_TIME
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat

@@ -20,6 +20,7 @@ PCR_INDEX_LIMIT = 32
 PCR_VALUE_LENGTHS = (32, 48, 64)
 CERTIFICATE_MAX_BYTES = 1024
 OPTIONAL_FIELD_MAX_BYTES = 1024
+TIMESTAMP_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z, the last instant a datetime can hold
 PUBLIC_KEY_MIN_BYTES = 1
 USER_DATA_MIN_BYTES = 0
 NONCE_MIN_BYTES = 0
@@ -79,8 +80,10 @@ def _digest(value: cbor_reader.CborValue) -> str:
 
 
 def _timestamp(value: cbor_reader.CborValue) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value >= 1 << 64:
-        raise DocumentFormatError("PAYLOAD_FIELD", f"expected timestamp as a positive uint64 (ms), found {value!r:.80}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= TIMESTAMP_MAX_MS:
+        raise DocumentFormatError(
+            "PAYLOAD_FIELD", f"expected timestamp as milliseconds in 1..{TIMESTAMP_MAX_MS}, found {value!r:.80}"
+        )
     return value
 
 

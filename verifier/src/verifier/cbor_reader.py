@@ -81,39 +81,47 @@ class _Reader:
         self.offset = end
         return chunk
 
-    def head(self) -> tuple[int, int, int | None]:
-        """Return (major type, additional info, argument); argument is None for indefinite length."""
-        initial = self.take(1)[0]
-        major, info = initial >> 5, initial & 0x1F
-        if info < 24:
-            return major, info, info
-        if info in (24, 25, 26, 27):
-            size = 1 << (info - 24)
-            return major, info, int.from_bytes(self.take(size), "big")
-        if info == INFO_INDEFINITE:
-            return major, info, None
-        raise CborError("CBOR_MALFORMED", f"reserved additional information {info} at offset {self.offset - 1}")
-
     def item(self, depth: int) -> CborValue:
         if depth > MAX_DEPTH:
             raise CborError("CBOR_TOO_DEEP", f"expected nesting of at most {MAX_DEPTH} levels, found deeper")
         self.items += 1
         if self.items > MAX_ITEMS:
             raise CborError("CBOR_TOO_DEEP", f"expected at most {MAX_ITEMS} data items, found more")
-        start = self.offset
-        major, info, argument = self.head()
-        if major == MAJOR_UNSIGNED:
-            return self._definite(argument, major, start)
-        if major == MAJOR_NEGATIVE:
-            return -1 - self._definite(argument, major, start)
-        if major in (MAJOR_BYTES, MAJOR_TEXT):
-            raw = self.take(self._definite(argument, major, start))
+        data, start = self.data, self.offset
+        if start >= len(data):
+            raise CborError("CBOR_MALFORMED", f"expected a data item at offset {start}, found the end of input")
+        major, info = data[start] >> 5, data[start] & 0x1F
+        self.offset = start + 1
+        argument: int | None
+        if info < 24:
+            argument = info
+        elif info <= 27:
+            argument = int.from_bytes(self.take(1 << (info - 24)), "big")
+        elif info == INFO_INDEFINITE:
+            argument = None
+        else:
+            raise CborError("CBOR_MALFORMED", f"reserved additional information {info} at offset {start}")
+        if major == MAJOR_BYTES or major == MAJOR_TEXT:
+            length = self._definite(argument, major, start)
+            end = self.offset + length
+            if end > len(self.data):
+                raise CborError(
+                    "CBOR_MALFORMED",
+                    f"expected {length} bytes of string at offset {self.offset}, found only "
+                    f"{len(self.data) - self.offset}",
+                )
+            raw = self.data[self.offset : end]
+            self.offset = end
             if major == MAJOR_BYTES:
                 return raw
             try:
                 return raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise CborError("CBOR_MALFORMED", f"text string at offset {start} is not UTF-8: {err}") from None
+        if major == MAJOR_UNSIGNED:
+            return self._definite(argument, major, start)
+        if major == MAJOR_NEGATIVE:
+            return -1 - self._definite(argument, major, start)
         if major == MAJOR_ARRAY:
             return self._array(argument, depth)
         if major == MAJOR_MAP:

@@ -9,8 +9,10 @@ verification time. CRLs are not consulted (AWS: "We do not use CRL").
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -35,40 +37,43 @@ _PARSE_ERRORS = (
 )
 
 
-class IntermediateCache:
-    """Remembers intermediate certificates whose signature by a given issuer already verified.
+@dataclass(frozen=True)
+class ValidatedPath:
+    """The trusted root and intermediates after every leaf-independent check passed; ``not_before`` and
+    ``not_after`` bound the times at which all of them are valid."""
 
-    Keyed by the SHA-256 of the issuer's and the certificate's DER. A hit skips only the
-    signature verification of that link: names, constraints and validity at the requested
-    time are checked on every call, and the leaf is never cached. Safe to share between
-    threads; bounded to ``max_entries`` (cleared when full).
+    certificates: tuple[x509.Certificate, ...]
+    leaf_issuer_key: ec.EllipticCurvePublicKey
+    not_before: datetime
+    not_after: datetime
+
+    def valid_at(self, at: datetime) -> bool:
+        return self.not_before <= at <= self.not_after
+
+
+class IntermediateCache:
+    """Remembers certificate paths (trusted root + ``cabundle[1:]``) that already passed every check
+    that does not depend on the leaf: names, algorithms, signatures and CA constraints.
+
+    Keyed by the exact DER bytes of the root and intermediates. Validity at the requested time is
+    checked on every call (a path outside its window is re-validated from scratch, which reports the
+    precise failure), and the leaf is never cached. Safe to share between threads; bounded to
+    ``max_entries`` (cleared when full).
     """
 
-    def __init__(self, max_entries: int = 1024) -> None:
+    def __init__(self, max_entries: int = 256) -> None:
         self._max_entries = max_entries
-        self._verified_links: set[tuple[bytes, bytes]] = set()
-        self._parsed: dict[bytes, x509.Certificate] = {}
+        self._paths: dict[tuple[bytes, ...], ValidatedPath] = {}
         self._lock = threading.Lock()
 
-    def parsed(self, der: bytes, der_hash: bytes) -> x509.Certificate:
-        found = self._parsed.get(der_hash)
-        if found is not None:
-            return found
-        certificate = _parse(der)
-        with self._lock:
-            if len(self._parsed) >= self._max_entries:
-                self._parsed.clear()
-            self._parsed[der_hash] = certificate
-        return certificate
+    def lookup(self, key: tuple[bytes, ...]) -> ValidatedPath | None:
+        return self._paths.get(key)
 
-    def knows_link(self, issuer_hash: bytes, subject_hash: bytes) -> bool:
-        return (issuer_hash, subject_hash) in self._verified_links
-
-    def remember_link(self, issuer_hash: bytes, subject_hash: bytes) -> None:
+    def store(self, key: tuple[bytes, ...], path: ValidatedPath) -> None:
         with self._lock:
-            if len(self._verified_links) >= self._max_entries:
-                self._verified_links.clear()
-            self._verified_links.add((issuer_hash, subject_hash))
+            if len(self._paths) >= self._max_entries:
+                self._paths.clear()
+            self._paths[key] = path
 
 
 def verify_chain(
@@ -77,54 +82,69 @@ def verify_chain(
     leaf_der: bytes,
     at: datetime,
     cache: IntermediateCache | None = None,
-) -> x509.Certificate:
-    """Validate the path from ``root`` to the leaf at time ``at``; return the parsed leaf."""
-    root_der = root.public_bytes(Encoding.DER)
+) -> ec.EllipticCurvePublicKey:
+    """Validate the path from ``root`` through ``cabundle[1:]`` to the leaf at time ``at``; return the
+    leaf's P-384 public key (the key that must have signed the document)."""
+    root_der = _der(root)
     if cabundle[0] != root_der:
         raise CertificateChainError(
             "CHAIN_ROOT_MISMATCH",
-            f"expected cabundle[0] to be the trusted root {root.subject.rfc4514_string()} "
+            f"expected cabundle[0] to be the trusted root {_name(root.subject)} "
             f"(SHA-256 {hashlib.sha256(root_der).hexdigest()}), found a certificate with SHA-256 "
             f"{hashlib.sha256(cabundle[0]).hexdigest()}",
         )
+    key = (root_der, *cabundle[1:])
+    path = cache.lookup(key) if cache is not None else None
+    if path is None or not path.valid_at(at):
+        path = _validate_intermediates(root, cabundle[1:], at)
+        if cache is not None:
+            cache.store(key, path)
+    leaf = _parse(leaf_der)
+    issuer = path.certificates[-1]
+    label = "leaf certificate"
+    _check_link(issuer, leaf, label)
+    _check_signature(issuer, path.leaf_issuer_key, leaf, label)
+    _check_time(leaf, at, label)
+    return _check_leaf(leaf)
+
+
+def _validate_intermediates(root: x509.Certificate, intermediates: tuple[bytes, ...], at: datetime) -> ValidatedPath:
     _check_time(root, at, "trusted root")
-    ders = (root_der, *cabundle[1:], leaf_der)
-    hashes_ = [hashlib.sha256(der).digest() for der in ders]
     certificates = [root]
-    for position in range(1, len(ders)):
-        is_leaf = position == len(ders) - 1
-        label = "leaf certificate" if is_leaf else f"cabundle[{position}]"
-        if cache is not None and not is_leaf:
-            certificate = cache.parsed(ders[position], hashes_[position])
-        else:
-            certificate = _parse(ders[position])
+    for position, der in enumerate(intermediates, start=1):
+        label = f"cabundle[{position}]"
+        certificate = _parse(der)
         issuer = certificates[-1]
         _check_link(issuer, certificate, label)
-        cached = cache is not None and not is_leaf and cache.knows_link(hashes_[position - 1], hashes_[position])
-        if not cached:
-            _check_signature(issuer, certificate, label)
-            if cache is not None and not is_leaf:
-                cache.remember_link(hashes_[position - 1], hashes_[position])
+        _check_signature(issuer, _p384_key(issuer, f"the issuer of {label}"), certificate, label)
         _check_time(certificate, at, label)
         certificates.append(certificate)
     _check_ca_constraints(certificates)
-    _check_leaf(certificates[-1])
-    return certificates[-1]
+    last = len(certificates) - 1
+    return ValidatedPath(
+        tuple(certificates),
+        _p384_key(certificates[-1], "trusted root" if last == 0 else f"cabundle[{last}]"),
+        max(c.not_valid_before_utc for c in certificates),
+        min(c.not_valid_after_utc for c in certificates),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(Encoding.DER)
 
 
 def _parse(der: bytes) -> x509.Certificate:
     try:
         certificate = x509.load_der_x509_certificate(der)
         # Fields are parsed lazily: touch every one used later so malformed ones fail here, typed.
-        certificate.subject.rfc4514_string()
-        certificate.issuer.rfc4514_string()
+        # (public_key() and tbs_certificate_bytes are touched where used, with the same error handling.)
+        certificate.issuer  # noqa: B018
         certificate.extensions  # noqa: B018
-        certificate.public_key()
         certificate.not_valid_before_utc  # noqa: B018
         certificate.not_valid_after_utc  # noqa: B018
         certificate.signature_algorithm_oid  # noqa: B018
         certificate.signature  # noqa: B018
-        certificate.tbs_certificate_bytes  # noqa: B018
         if certificate.serial_number <= 0:
             raise ValueError(f"serial number must be positive (RFC 5280), found {certificate.serial_number}")
     except _PARSE_ERRORS as err:
@@ -136,8 +156,7 @@ def _check_link(issuer: x509.Certificate, certificate: x509.Certificate, label: 
     if certificate.issuer != issuer.subject:
         raise CertificateChainError(
             "CHAIN_NAME",
-            f"expected {label} to be issued by {issuer.subject.rfc4514_string()}, "
-            f"found issuer {certificate.issuer.rfc4514_string()}",
+            f"expected {label} to be issued by {_name(issuer.subject)}, found issuer {_name(certificate.issuer)}",
         )
     if certificate.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA384:
         raise CertificateChainError(
@@ -148,19 +167,27 @@ def _check_link(issuer: x509.Certificate, certificate: x509.Certificate, label: 
 
 
 def _p384_key(certificate: x509.Certificate, label: str) -> ec.EllipticCurvePublicKey:
-    key = certificate.public_key()
+    try:
+        key = certificate.public_key()
+    except _PARSE_ERRORS as err:
+        raise CertificateChainError("CERT_MALFORMED", f"expected a readable public key in {label}: {err}") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         raise CertificateChainError("CHAIN_ALGORITHM", f"expected a P-384 public key in {label}, found {key!r}")
     return key
 
 
-def _check_signature(issuer: x509.Certificate, certificate: x509.Certificate, label: str) -> None:
-    key = _p384_key(issuer, f"the issuer of {label}")
+def _check_signature(
+    issuer: x509.Certificate, key: ec.EllipticCurvePublicKey, certificate: x509.Certificate, label: str
+) -> None:
     try:
-        key.verify(certificate.signature, certificate.tbs_certificate_bytes, ec.ECDSA(hashes.SHA384()))
+        tbs = certificate.tbs_certificate_bytes
+    except _PARSE_ERRORS as err:
+        raise CertificateChainError("CERT_MALFORMED", f"expected a DER X.509 v3 certificate: {err}") from None
+    try:
+        key.verify(certificate.signature, tbs, ec.ECDSA(hashes.SHA384()))
     except InvalidSignature:
         raise CertificateChainError(
-            "CHAIN_SIGNATURE", f"expected {label} to carry a valid signature by {issuer.subject.rfc4514_string()}"
+            "CHAIN_SIGNATURE", f"expected {label} to carry a valid signature by {_name(issuer.subject)}"
         ) from None
 
 
@@ -175,8 +202,8 @@ def _check_time(certificate: x509.Certificate, at: datetime, label: str) -> None
 
 
 def _check_ca_constraints(certificates: list[x509.Certificate]) -> None:
-    """Every certificate but the leaf must be a CA allowed to sign certificates within its pathLen."""
-    last_ca = len(certificates) - 2
+    """Root and intermediates must be CAs allowed to sign certificates within their pathLen."""
+    last_ca = len(certificates) - 1
     for position in range(last_ca + 1):
         certificate = certificates[position]
         label = "trusted root" if position == 0 else f"cabundle[{position}]"
@@ -198,7 +225,7 @@ def _check_ca_constraints(certificates: list[x509.Certificate]) -> None:
         _no_unknown_critical(certificate, label)
 
 
-def _check_leaf(leaf: x509.Certificate) -> None:
+def _check_leaf(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey:
     constraints = _extension(leaf, x509.BasicConstraints)
     if constraints is not None and constraints.value.ca:
         raise CertificateChainError("CHAIN_CONSTRAINT", "expected the leaf certificate not to be a CA, found CA=true")
@@ -207,8 +234,8 @@ def _check_leaf(leaf: x509.Certificate) -> None:
         raise CertificateChainError(
             "CHAIN_CONSTRAINT", "expected the leaf certificate keyUsage to include digitalSignature"
         )
-    _p384_key(leaf, "leaf certificate")
     _no_unknown_critical(leaf, "leaf certificate")
+    return _p384_key(leaf, "leaf certificate")
 
 
 def _extension(certificate: x509.Certificate, kind: type[_ExtensionT]) -> x509.Extension[_ExtensionT] | None:
@@ -224,3 +251,11 @@ def _no_unknown_critical(certificate: x509.Certificate, label: str) -> None:
             raise CertificateChainError(
                 "CHAIN_CONSTRAINT", f"expected no unrecognised critical extension in {label}, found {extension.oid}"
             )
+
+
+def _name(name: x509.Name) -> str:
+    """RFC 4514 text for messages; never lets an odd attribute turn a rejection into a crash."""
+    try:
+        return name.rfc4514_string()
+    except ValueError:
+        return repr(name)
