@@ -58,9 +58,10 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return process, json.loads(line)
 
 
-def start_service(model_files: ModelFiles, workdir: Path, *extra: str) -> LiveService:
-    pcrs_file = workdir / "pcrs.json"
-    pcrs_file.write_text(json.dumps({str(i): v.hex() for i, v in PCRS.items()}))
+def start_service(model_files: ModelFiles, workdir: Path, *extra: str, pcrs_from: Path | None = None) -> LiveService:
+    pcrs_file = pcrs_from or workdir / "pcrs.json"
+    if pcrs_from is None:
+        pcrs_file.write_text(json.dumps({str(i): v.hex() for i, v in PCRS.items()}))
     root_file = workdir / "sim-root.pem"
     server, ready = _start(
         [
