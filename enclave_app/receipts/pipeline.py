@@ -15,20 +15,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any
+from hashlib import sha256
+from typing import Any, NamedTuple
 
 from verifier.errors import VerificationError
-from verifier.receipts.merkle import leaf_hash
+from verifier.receipts.merkle import LEAF_PREFIX
 from verifier.receipts.model import BatchRoot
 
 from enclave_app.receipts.fast_encoding import ArrayCommitter, StatementEncoder, encode_receipt
 from enclave_app.receipts.key import ReceiptKey
-from enclave_app.receipts.sealer import inclusion_path, tree_levels
+from enclave_app.receipts.sealer import all_inclusion_paths, tree_levels
 
 
-@dataclass
-class _Job:
+class _Job(NamedTuple):
     op: str
     model: bytes
     inputs: Mapping[str, Any]
@@ -87,8 +86,8 @@ class ReceiptPipeline:
             if self._closed:
                 raise RuntimeError("the receipt pipeline is closed")
             self._seq += 1
-            job = _Job(op, model, inputs, outputs, nonce, params, self._seq, int(self._clock() * 1000),
-                       time.monotonic(), future)  # fmt: skip
+            now_ms = int(self._clock() * 1000)
+            job = _Job(op, model, inputs, outputs, nonce, params, self._seq, now_ms, time.monotonic(), future)
             self._queue.append(job)
             self._outstanding += 1
             if len(self._queue) == 1:
@@ -139,16 +138,9 @@ class ReceiptPipeline:
                 return
 
     def _statement(self, job: _Job) -> bytes:
-        return self._encoder.encode(
-            job.op,
-            job.model,
-            self._committer.commit(job.inputs),
-            self._committer.commit(job.outputs),
-            job.nonce,
-            job.timestamp_ms,
-            job.seq,
-            job.params,
-        )
+        op, model, inputs, outputs, nonce, params, seq, timestamp_ms, _, _ = job
+        commit = self._committer.commit
+        return self._encoder.encode(op, model, commit(inputs), commit(outputs), nonce, timestamp_ms, seq, params)
 
     def _fail(self, job: _Job, err: Exception) -> None:
         if job.future is not None:
@@ -158,11 +150,12 @@ class ReceiptPipeline:
             self._cond.notify_all()
 
     def _seal(self, statements: list[bytes], jobs: list[_Job]) -> None:
-        levels = tree_levels([leaf_hash(s) for s in statements])
+        levels = tree_levels([sha256(LEAF_PREFIX + s).digest() for s in statements])
         root = BatchRoot(root=levels[-1][0], size=len(statements), attestation=self.attestation_digest)
         seal = self.key.seal(root.encode())
-        for index, (statement, job) in enumerate(zip(statements, jobs, strict=True)):
-            receipt = encode_receipt(statement, seal, index, inclusion_path(levels, index))
+        paths = all_inclusion_paths(levels)
+        for index, (statement, job, path) in enumerate(zip(statements, jobs, paths, strict=True)):
+            receipt = encode_receipt(statement, seal, index, path)
             if job.future is not None:
                 job.future.set_result(receipt)
         with self._cond:
