@@ -47,7 +47,7 @@ class AttestedRunner:
     """What the enclave does per response: run, then hand the tensors to the receipt pipeline
     (commitments, statement, Merkle micro-batch, one signature per batch on its own thread)."""
 
-    def __init__(self, session: ort.InferenceSession, batch: int, budget_s: float, key_type: str = "ed25519") -> None:
+    def __init__(self, session: ort.InferenceSession, batch: int, budget_s: float, key_type: str = "p256") -> None:
         self.session = session
         self.input_name = session.get_inputs()[0].name
         self.output_names = [o.name for o in session.get_outputs()]

@@ -51,7 +51,7 @@ def _expect(**changes: object) -> ReceiptExpectation:
 class Enclave:
     """A receipt key bound by a simulated NSM document, as the service does at start."""
 
-    def __init__(self, key_type: str = "ed25519") -> None:
+    def __init__(self, key_type: str = "p256") -> None:
         self.nsm = SimulatedNsm(pcrs=PCRS)
         self.key = ReceiptKey.generate(key_type)
         self.document = self.nsm.attest(public_key=self.key.public_key_der(), user_data=BINDING_USER_DATA)
@@ -102,11 +102,19 @@ def test_a_batch_shares_one_signature(enclave: Enclave) -> None:
 
 
 def test_receipt_signed_by_another_key_is_rejected(enclave: Enclave) -> None:
-    other = Sealer(ReceiptKey.generate(), enclave.digest)
+    other = Sealer(ReceiptKey.generate(enclave.key.key_type), enclave.digest)
     other.add(_statement(1, enclave.digest).encode())
     with pytest.raises(ReceiptError) as err:
         enclave.open(other.seal()[0].encode())
     assert err.value.code == "RECEIPT_SIGNATURE"
+
+
+def test_receipt_sealed_with_another_algorithm_is_rejected(enclave: Enclave) -> None:
+    other = Sealer(ReceiptKey.generate("ed25519"), enclave.digest)
+    other.add(_statement(1, enclave.digest).encode())
+    with pytest.raises(ReceiptError) as err:
+        enclave.open(other.seal()[0].encode())
+    assert err.value.code == "RECEIPT_ALG"
 
 
 def test_statement_swapped_inside_a_receipt_is_rejected(enclave: Enclave) -> None:
