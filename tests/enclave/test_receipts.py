@@ -9,6 +9,8 @@ from dataclasses import replace
 import cbor2
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 from pycose.keys import EC2Key, OKPKey
 from pycose.keys.curves import P256, Ed25519
 from pycose.messages import Sign1Message
@@ -233,3 +235,24 @@ def test_document_without_the_binding_marker_is_rejected(enclave: Enclave) -> No
 def test_receipt_round_trips_through_cbor(enclave: Enclave) -> None:
     receipt = enclave.receipts(3)[2]
     assert decode_receipt(receipt.encode()) == receipt
+
+
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_are_rejected_as_receipt_errors(raw: bytes) -> None:
+    enclave = _SHARED
+    with pytest.raises(ReceiptError):
+        enclave.open(raw)
+
+
+_SHARED = Enclave()
+
+
+def test_every_single_bit_flip_of_a_genuine_receipt_is_rejected() -> None:
+    raw = _SHARED.receipts(3)[1].encode()
+    _SHARED.open(raw)
+    for position in range(len(raw)):
+        for bit in (0x01, 0x80):
+            flipped = bytearray(raw)
+            flipped[position] ^= bit
+            with pytest.raises(ReceiptError):
+                _SHARED.open(bytes(flipped))
