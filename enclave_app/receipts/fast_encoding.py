@@ -72,10 +72,24 @@ class ArrayCommitter:
         return layout
 
     def commit(self, values: Mapping[str, Any]) -> bytes:
+        if len(values) == 1:  # the common case, kept short: one cached header, one data update
+            ((name, value),) = values.items()
+            single = None if isinstance(value, Tensor) else self._layouts.get((name, value.dtype, value.shape))
+            if single is not None and not single[0][1]:
+                digest = hashlib.sha256(single[0][0])
+                try:
+                    digest.update(value)
+                except (BufferError, ValueError):  # not C-contiguous
+                    digest.update(_little_endian(value))
+                return digest.digest()
         if not values:
             return hashlib.sha256(MAGIC + struct.pack(">I", 0)).digest()
         items = sorted(values.items(), key=_name_order) if len(values) > 1 else list(values.items())
-        key = tuple((name, value.dtype, value.shape) for name, value in items)
+        key = (
+            (items[0][0], _dtype_key(items[0][1]), items[0][1].shape)
+            if len(items) == 1
+            else tuple((name, _dtype_key(value), value.shape) for name, value in items)
+        )
         layout = self._layouts.get(key) or self._layout(key, items)
         digest = hashlib.sha256()
         for (header, convert), (_, value) in zip(layout, items, strict=True):
@@ -90,6 +104,11 @@ class ArrayCommitter:
                 except (BufferError, ValueError):  # not C-contiguous
                     digest.update(_little_endian(value))
         return digest.digest()
+
+
+def _dtype_key(value: Any) -> Any:
+    """Cache-key dtype: Tensors (validated on construction) never share layouts with arrays."""
+    return ("tensor", value.dtype) if isinstance(value, Tensor) else value.dtype
 
 
 def _dtype(value: Any) -> str:
