@@ -16,10 +16,12 @@ import numpy as np
 from verifier.receipts.model import FORMAT_VERSION, STATEMENT_TYPE
 from verifier.tensors import COMMITMENT_KIND_SHA256, DTYPE_SIZES, MAGIC, Tensor, TensorError, tensor_header
 
+_SMALL_HEADS = {(major, value): bytes([major << 5 | value]) for major in range(8) for value in range(24)}
+
 
 def _head(major: int, value: int) -> bytes:
     if value < 24:
-        return bytes([major << 5 | value])
+        return _SMALL_HEADS[major, value]
     if value < 1 << 8:
         return bytes([major << 5 | 24, value])
     if value < 1 << 16:
@@ -181,14 +183,16 @@ _RECEIPT_HEAD = b"\xa5" + cbor_text("v") + cbor_uint(FORMAT_VERSION) + cbor_text
 _SEAL_KEY = cbor_text("seal")
 _INDEX_KEY = cbor_text("index")
 _STATEMENT_KEY = cbor_text("statement")
+_HASH_HEAD = b"\x58\x20"  # byte string of 32
 
 
 def encode_receipt(statement: bytes, seal: bytes, index: int, path: Sequence[bytes]) -> bytes:
     """``Receipt(statement, seal, index, path).encode()`` (keys: v, path, seal, index, statement)."""
-    parts = [_RECEIPT_HEAD, _head(4, len(path))]
-    parts += [b"\x58\x20" + p for p in path]
-    parts += [_SEAL_KEY, cbor_bytes(seal), _INDEX_KEY, cbor_uint(index), _STATEMENT_KEY, cbor_bytes(statement)]
-    return b"".join(parts)
+    hashes = _HASH_HEAD + _HASH_HEAD.join(path) if path else b""
+    return b"".join(
+        (_RECEIPT_HEAD, _head(4, len(path)), hashes, _SEAL_KEY, cbor_bytes(seal), _INDEX_KEY, cbor_uint(index),
+         _STATEMENT_KEY, cbor_bytes(statement))
+    )  # fmt: skip
 
 
 __all__ = ["ArrayCommitter", "StatementEncoder", "cbor_bytes", "cbor_uint", "encode_receipt"]
