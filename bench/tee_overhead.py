@@ -4,7 +4,8 @@ end-to-end verified requests/s through gateway + enclave server on loopback.
 
 Modes: ``per-request`` (one signature per response) and ``batch`` (Merkle micro-batch of up to
 ``--batch`` responses, sealed early once its oldest response waited ``--budget-ms``, one
-signature per batch, every response keeps its own inclusion path). The last line is one JSON
+signature per batch, every response keeps its own inclusion path), each with the receipt work
+on the pipeline's own thread (as the server runs it) or ``-inline`` in the inference thread. The last line is one JSON
 object: ``plain_per_s``, ``attested_per_s``, ``ratio``, ``receipt_us`` for the best mode on the
 1M-parameter MLP, then ``modes`` (per mode), ``cnn``, ``keys`` and ``e2e``.
 
@@ -47,11 +48,15 @@ class AttestedRunner:
     """What the enclave does per response: run, then hand the tensors to the receipt pipeline
     (commitments, statement, Merkle micro-batch, one signature per batch on its own thread)."""
 
-    def __init__(self, session: ort.InferenceSession, batch: int, budget_s: float, key_type: str = "p256") -> None:
+    def __init__(
+        self, session: ort.InferenceSession, batch: int, budget_s: float, *, threaded: bool, key_type: str = "p256"
+    ) -> None:
         self.session = session
         self.input_name = session.get_inputs()[0].name
         self.output_names = [o.name for o in session.get_outputs()]
-        self.pipeline = ReceiptPipeline(ReceiptKey.generate(key_type), ATTESTATION, max_batch=batch, max_wait=budget_s)
+        self.pipeline = ReceiptPipeline(
+            ReceiptKey.generate(key_type), ATTESTATION, max_batch=batch, max_wait=budget_s, threaded=threaded
+        )
 
     def __call__(self, x: np.ndarray, nonce: bytes) -> None:
         values = self.session.run(None, {self.input_name: x})
@@ -89,9 +94,12 @@ def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argpars
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     feed = {session.get_inputs()[0].name: x}
     nonce = os.urandom(32)
+    budget = args.budget_ms / 1000
     modes = {
-        "per-request": AttestedRunner(session, 1, args.budget_ms / 1000),
-        "batch": AttestedRunner(session, args.batch, args.budget_ms / 1000),
+        "per-request": AttestedRunner(session, 1, budget, threaded=True),
+        "per-request-inline": AttestedRunner(session, 1, budget, threaded=False),
+        "batch": AttestedRunner(session, args.batch, budget, threaded=True),
+        "batch-inline": AttestedRunner(session, args.batch, budget, threaded=False),
     }
     for _ in range(args.runs // 4):  # warm up
         session.run(None, feed)
