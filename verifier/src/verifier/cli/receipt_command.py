@@ -4,7 +4,8 @@ RESPONSE.json is the gateway's ``/v1/infer`` or ``/v1/generate`` response (it ca
 receipt, the outputs and, if requested with ``include_attestation``, the key-binding
 attestation document; otherwise pass ``--attestation``). REQUEST.json is the body that was
 sent (inputs or prompt, parameters and nonce). Expected PCRs (``--pcr`` or ``--pcrs``) and
-the model's sha256 are mandatory.
+the model's sha256 are mandatory; a signed measurement manifest (``--manifest`` with
+``--manifest-key``) can supply both.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from cryptography import x509
 from verifier.attestation import PcrsEqual
 from verifier.cli.report import run_check
 from verifier.errors import InputError
+from verifier.measurements.manifest import Manifest
+from verifier.measurements.signed import load_public_key, load_signed_manifest
 from verifier.receipts.attested import verify_receipt
 from verifier.receipts.verify import ReceiptExpectation
 from verifier.tensors import Tensor
@@ -35,6 +38,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--attestation", type=Path, help="key-binding attestation document (raw COSE)")
     parser.add_argument("--pcr", action="append", default=[], metavar="INDEX=HEX", help="expected PCR (repeatable)")
     parser.add_argument("--pcrs", type=Path, help='JSON {"0": "hex", ...} of expected PCRs')
+    parser.add_argument("--manifest", type=Path, help="signed measurement manifest (.cose): PCRs and model hashes")
+    parser.add_argument("--manifest-key", type=Path, help="PEM or DER P-384 public key of the manifest signer")
     parser.add_argument("--model-sha256", action="append", default=[], metavar="HEX", help="accepted model sha256")
     parser.add_argument("--min-seq", type=int, default=0, help="reject sequence numbers below this")
     parser.add_argument("--root", type=Path, help="PEM root certificate instead of the pinned AWS Nitro root")
@@ -69,8 +74,20 @@ def _b64(value: Any, what: str) -> bytes:
         raise InputError("BAD_EVIDENCE", f"{what}: not valid base64") from err
 
 
-def _pcrs(args: argparse.Namespace) -> dict[int, bytes]:
+def _manifest(args: argparse.Namespace) -> Manifest | None:
+    if args.manifest is None:
+        return None
+    if args.manifest_key is None:
+        raise InputError("NO_MANIFEST_KEY", "a manifest is only trusted with --manifest-key (its signer's public key)")
+    return load_signed_manifest(args.manifest.read_bytes(), load_public_key(args.manifest_key.read_bytes()))
+
+
+def _pcrs(args: argparse.Namespace, manifest: Manifest | None) -> dict[int, bytes]:
     pcrs: dict[int, bytes] = {}
+    if manifest is not None:
+        for name, value in manifest.pcrs.items():
+            if value is not None:
+                pcrs[int(name.removeprefix("PCR"))] = _hex(value, name)
     if args.pcrs is not None:
         for index, value in _read_json(args.pcrs).items():
             pcrs[int(index)] = _hex(str(value), f"PCR{index}")
@@ -130,10 +147,13 @@ def expectation_from(
 
 
 def check(args: argparse.Namespace) -> dict[str, Any]:
-    pcrs = _pcrs(args)
+    manifest = _manifest(args)
+    pcrs = _pcrs(args, manifest)
     models = frozenset(_hex(m, "--model-sha256") for m in args.model_sha256)
+    if not models and manifest is not None:
+        models = frozenset(_hex(m["sha256"], f"model {name}") for name, m in manifest.models.items())
     if not models:
-        raise InputError("NO_EXPECTED_MODEL", "refusing to verify without --model-sha256")
+        raise InputError("NO_EXPECTED_MODEL", "refusing to verify without --model-sha256 or manifest models")
     response = _read_json(args.response)
     request = _read_json(args.request)
     if args.attestation is not None:
