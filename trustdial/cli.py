@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per command module, e.g. "enclave_app.serve_command",
+    "trustdial.pipeline.command",
 )
 
 
