@@ -200,9 +200,10 @@ def check_links(
                         f"TEE step ({last_issued} ms)",
                     )
                 last_issued = evidence.issued_at_ms
-            _check_stated_commitments(step, evidence)
         if len(facts) > 1:
             _check_dual(step, facts)
+        for evidence in facts.values():
+            _check_stated_commitments(step, evidence)
         segment = policy.segment(step.segment)
         reports.append(
             StepReport(
