@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -58,6 +59,7 @@ def measure(
     output_visibility: str = "public",
     calibration_samples: int = 4,
     seed: int = 1,
+    srs_cache: Path | None = None,
     progress: Progress = lambda _line: None,
 ) -> ZkCost:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,16 @@ def measure(
     compile_s = timed("compile_circuit", lambda: ezkl.compile_circuit(str(model), str(compiled), str(settings)))
     logrows = int(json.loads(settings.read_text())["run_args"]["logrows"])
     progress(f"circuit needs 2^{logrows} rows")
-    srs_s = timed(f"gen_srs (dev, k={logrows})", lambda: ezkl.gen_srs(str(srs), logrows))
+    cached = srs_cache / f"dev-kzg{logrows}.srs" if srs_cache is not None else None
+    if cached is not None and cached.is_file():
+        progress(f"reusing development SRS {cached} (its generation time is not part of proving)")
+        shutil.copyfile(cached, srs)
+        srs_s = 0.0
+    else:
+        srs_s = timed(f"gen_srs (dev, k={logrows})", lambda: ezkl.gen_srs(str(srs), logrows))
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(srs, cached)
     setup_s = timed("setup", lambda: ezkl.setup(str(compiled), str(vk), str(pk), srs_path=str(srs)))
     witness_s = timed("gen_witness", lambda: ezkl.gen_witness(str(input_path), str(compiled), str(witness)))
     prove_s = timed("prove", lambda: ezkl.prove(str(witness), str(compiled), str(pk), str(proof), srs_path=str(srs)))
@@ -132,12 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--input-visibility", default="public")
     parser.add_argument("--output-visibility", default="public")
+    parser.add_argument("--srs-cache", type=Path, help="directory to reuse/store the development SRS in")
     args = parser.parse_args(argv)
     cost = measure(
         args.model,
         args.workdir,
         input_visibility=args.input_visibility,
         output_visibility=args.output_visibility,
+        srs_cache=args.srs_cache,
         progress=lambda line: print(f"[zk cost] {line}", file=sys.stderr, flush=True),
     )
     print(json.dumps({**asdict(cost), "total_s": cost.total_s}))
