@@ -32,3 +32,49 @@ demo: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: fuzz
+FUZZ_RUNS ?= 100000
+fuzz: install
+	$(BIN)/python tests/fuzz/fuzz_attestation.py -runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=$${TMPDIR:-/tmp}/trustdial-fuzz-
+# --- enclave image (issue 3): reproducible EIF, PCRs, rebuild check. Docker is needed only here. ---
+EIF_IMAGE ?= trustdial-enclave:build
+EIF_DIR   ?= build/eif
+EIF       ?= $(EIF_DIR)/enclave.eif
+BLOBS     ?= /usr/share/nitro_enclaves/blobs
+EIF_FLAGS ?=
+
+.PHONY: eif pcrs verify-build
+
+define need_docker
+	@command -v docker >/dev/null 2>&1 || { echo "make $@: Docker is required (docker buildx build + docker save) and was not found on PATH; everything below it (trustdial eif image/build/ramdisk) runs without Docker" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make $@: Docker is installed but the daemon is not reachable" >&2; exit 1; }
+endef
+
+eif: install
+	$(need_docker)
+	mkdir -p $(EIF_DIR)
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) && docker buildx build --file Dockerfile.enclave \
+	  --build-arg SOURCE_DATE_EPOCH=$$SOURCE_DATE_EPOCH \
+	  --output type=docker,name=$(EIF_IMAGE),rewrite-timestamp=true .
+	docker save $(EIF_IMAGE) --output $(EIF_DIR)/image.tar
+	$(BIN)/trustdial eif image --blobs $(BLOBS) --image $(EIF_DIR)/image.tar --output $(EIF) $(EIF_FLAGS) --json \
+	  > $(EIF_DIR)/pcrs.json
+	cat $(EIF_DIR)/pcrs.json
+	@if command -v nitro-cli >/dev/null 2>&1; then \
+	  nitro-cli build-enclave --docker-uri $(EIF_IMAGE) --output-file $(EIF_DIR)/nitro-cli.eif > $(EIF_DIR)/nitro-cli.json && \
+	  $(BIN)/python -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2]))["Measurements"]; \
+	  bad=[k for k in ("PCR0","PCR1","PCR2") if a[k]!=b[k]]; sys.exit("PCRs differ from nitro-cli: "+",".join(bad) if bad else 0)' \
+	  $(EIF_DIR)/pcrs.json $(EIF_DIR)/nitro-cli.json && echo "nitro-cli agrees on PCR0/1/2"; \
+	else echo "nitro-cli not installed: skipped the cross-check"; fi
+
+pcrs: install
+	@test -f $(EIF) || { echo "make pcrs: $(EIF) does not exist; run make eif (or set EIF=path)" >&2; exit 1; }
+	$(BIN)/trustdial-verify eif $(EIF) --json
+
+verify-build: install
+	$(need_docker)
+	@test -f $(EIF) || { echo "make verify-build: $(EIF) does not exist; run make eif first" >&2; exit 1; }
+	cp $(EIF) $(EIF_DIR)/previous.eif
+	$(MAKE) eif
+	cmp $(EIF_DIR)/previous.eif $(EIF) && echo "verify-build: rebuild is bit-identical"

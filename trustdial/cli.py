@@ -11,6 +11,9 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per command module, e.g. "enclave_app.serve_command",
+    "trustdial.demo_command",
+    "infra.image.eif_command",
+    "infra.measurements.measurements_command",
     "trustdial.pipeline.command",
 )
 

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per subcommand module, e.g. "verifier.cli.attestation_command",
+    "verifier.cli.attestation_command",
+    "verifier.cli.eif_command",
+    "verifier.cli.measurements_command",
 )
 
 

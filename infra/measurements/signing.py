@@ -1,0 +1,33 @@
+"""Sign manifest bytes into the COSE_Sign1 form verifiers load with
+``verifier.measurements.load_signed_manifest``; the result is verified before it is returned."""
+
+from __future__ import annotations
+
+import hashlib
+
+import cbor2
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from verifier.errors import VerificationError
+from verifier.measurements import load_signed_manifest, parse_manifest, to_be_signed
+from verifier.measurements.signed import COSE_SIGN1_TAG, protected_header
+
+from infra.measurements.errors import MeasurementsError
+from infra.measurements.signers import ManifestSigner
+
+
+def sign_manifest(manifest: bytes, signer: ManifestSigner) -> bytes:
+    try:
+        parse_manifest(manifest)
+    except VerificationError as err:
+        raise MeasurementsError("MANIFEST_CREATE_INPUT", f"refusing to sign an invalid manifest: {err.reason}") from err
+    protected = protected_header()
+    digest = hashlib.sha384(to_be_signed(protected, manifest)).digest()
+    r, s = decode_dss_signature(signer.sign_digest(digest))
+    signed = cbor2.dumps(
+        cbor2.CBORTag(
+            COSE_SIGN1_TAG,
+            [protected, {4: signer.key_id.encode()}, manifest, r.to_bytes(48, "big") + s.to_bytes(48, "big")],
+        )
+    )
+    load_signed_manifest(signed, signer.public_key())
+    return signed

@@ -1,0 +1,59 @@
+"""Reading evidence given on the command line: a file or ``-`` (stdin), as raw bytes, hex or base64 text."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import string
+import sys
+from pathlib import Path
+
+from verifier.errors import InputError
+
+MAX_EVIDENCE_BYTES = 1 << 20
+_HEX_DIGITS = frozenset(string.hexdigits)
+
+
+def read_evidence(location: str) -> bytes:
+    """Return the evidence bytes at ``location`` (a path, or ``-`` for stdin), decoding hex or base64 text.
+
+    Text that is entirely hex digits is hex; otherwise ASCII text that is valid base64 (standard or
+    URL-safe alphabet, whitespace ignored) is base64; anything else is taken as the raw bytes.
+    """
+    if location == "-":
+        data = sys.stdin.buffer.read(MAX_EVIDENCE_BYTES + 1)
+    else:
+        path = Path(location)
+        if not path.is_file():
+            raise InputError("FILE_NOT_FOUND", f"expected a readable file at {location!r}, found none")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_EVIDENCE_BYTES + 1)
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise InputError("INPUT_TOO_LARGE", f"expected at most {MAX_EVIDENCE_BYTES} bytes of evidence")
+    if not data.strip():
+        raise InputError("EMPTY_INPUT", f"expected evidence bytes in {location!r}, found nothing")
+    return decode_text_encodings(data)
+
+
+def decode_text_encodings(data: bytes) -> bytes:
+    try:
+        text = "".join(data.decode("ascii").split())
+    except UnicodeDecodeError:
+        return data
+    if text and len(text) % 2 == 0 and set(text) <= _HEX_DIGITS:
+        return bytes.fromhex(text)
+    try:
+        if "-" in text or "_" in text:
+            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return data
+
+
+def parse_hex(name: str, value: str) -> bytes:
+    """Parse a hex command-line value (optional ``0x`` prefix); raise :class:`InputError` if it is not hex."""
+    text = value.removeprefix("0x").removeprefix("0X")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise InputError("BAD_HEX", f"expected {name} as hex digits, found {value!r}") from None

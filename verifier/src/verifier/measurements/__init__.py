@@ -1,0 +1,27 @@
+"""Signed measurement manifests: the published record tying an EIF's PCRs to its sources.
+
+``load_signed_manifest(data, public_key)`` checks the COSE_Sign1 (ES384) signature, then the
+manifest schema, and returns a :class:`Manifest`; every failure raises :class:`ManifestError`.
+"""
+
+from verifier.measurements.errors import ManifestError
+from verifier.measurements.manifest import SCHEMA_ID, Manifest, parse_manifest
+from verifier.measurements.signed import (
+    CONTENT_TYPE,
+    load_public_key,
+    load_signed_manifest,
+    signed_payload,
+    to_be_signed,
+)
+
+__all__ = [
+    "CONTENT_TYPE",
+    "SCHEMA_ID",
+    "Manifest",
+    "ManifestError",
+    "load_public_key",
+    "load_signed_manifest",
+    "parse_manifest",
+    "signed_payload",
+    "to_be_signed",
+]

@@ -1,0 +1,95 @@
+"""The signed form of a manifest: a COSE_Sign1 (CBOR tag 18) whose payload is the manifest's
+exact JSON bytes, protected header ``{1: -35 (ES384), 3: CONTENT_TYPE}``, signature raw r‖s
+(48 + 48 bytes) over SHA-384 of the COSE Sig_structure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import cbor2
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from verifier.measurements.errors import ManifestError
+from verifier.measurements.manifest import Manifest, parse_manifest
+
+COSE_SIGN1_TAG = 18
+ES384 = -35
+CONTENT_TYPE = "application/trustdial.measurements+json"
+
+
+def protected_header() -> bytes:
+    return cbor2.dumps({1: ES384, 3: CONTENT_TYPE})
+
+
+def to_be_signed(protected: bytes, payload: bytes) -> bytes:
+    """The COSE Sig_structure for a COSE_Sign1 with no external AAD."""
+    return cbor2.dumps(["Signature1", protected, b"", payload])
+
+
+def load_public_key(pem_or_der: bytes) -> ec.EllipticCurvePublicKey:
+    try:
+        if pem_or_der.lstrip().startswith(b"-----"):
+            key = serialization.load_pem_public_key(pem_or_der)
+        else:
+            key = serialization.load_der_public_key(pem_or_der)
+    except (ValueError, UnsupportedAlgorithm) as err:
+        raise ManifestError("MANIFEST_BAD_KEY", f"public key is not a PEM/DER SubjectPublicKeyInfo: {err}") from err
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
+        raise ManifestError("MANIFEST_BAD_KEY", "manifest signing key must be an EC P-384 public key")
+    return key
+
+
+def _decode(data: bytes) -> tuple[bytes, bytes, bytes]:
+    try:
+        item = cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as err:
+        raise ManifestError("MANIFEST_NOT_SIGNED", f"not a CBOR COSE_Sign1 (a bare JSON manifest?): {err}") from err
+    if not isinstance(item, cbor2.CBORTag) or item.tag != COSE_SIGN1_TAG:
+        raise ManifestError("MANIFEST_NOT_SIGNED", "expected a COSE_Sign1 (CBOR tag 18)")
+    value = item.value
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 must be an array of 4 elements")
+    protected, unprotected, payload, signature = value
+    if not isinstance(protected, bytes) or not isinstance(unprotected, Mapping):
+        raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 headers have the wrong types")
+    if not isinstance(payload, bytes):
+        raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 payload must be an attached byte string")
+    if not isinstance(signature, bytes) or not signature:
+        raise ManifestError("MANIFEST_NOT_SIGNED", "COSE_Sign1 carries no signature")
+    return protected, payload, signature
+
+
+def signed_payload(data: bytes) -> bytes:
+    """The manifest bytes inside a signed manifest, WITHOUT checking the signature."""
+    return _decode(data)[1]
+
+
+def load_signed_manifest(data: bytes, public_key: Any) -> Manifest:
+    """Verify ``data`` (a signed manifest) with ``public_key`` (P-384 key object, PEM or DER bytes)."""
+    key = public_key if isinstance(public_key, ec.EllipticCurvePublicKey) else load_public_key(bytes(public_key))
+    if not isinstance(key.curve, ec.SECP384R1):
+        raise ManifestError("MANIFEST_BAD_KEY", "manifest signing key must be an EC P-384 public key")
+    protected, payload, signature = _decode(data)
+    try:
+        header = cbor2.loads(protected)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as err:
+        raise ManifestError("MANIFEST_BAD_ENVELOPE", f"protected header is not CBOR: {err}") from err
+    if not isinstance(header, dict) or header.get(1) != ES384:
+        found = header.get(1) if isinstance(header, dict) else header
+        raise ManifestError(
+            "MANIFEST_BAD_ALGORITHM", f"expected alg ES384 (-35) in the protected header, found {found}"
+        )
+    if len(signature) != 96:
+        raise ManifestError("MANIFEST_BAD_SIGNATURE", f"ES384 signature must be 96 bytes, found {len(signature)}")
+    der = encode_dss_signature(int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big"))
+    try:
+        key.verify(der, to_be_signed(protected, payload), ec.ECDSA(hashes.SHA384()))
+    except InvalidSignature as err:
+        raise ManifestError(
+            "MANIFEST_BAD_SIGNATURE", "signature does not verify with the given public key (tampered or wrong key)"
+        ) from err
+    return parse_manifest(payload)
