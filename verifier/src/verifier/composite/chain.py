@@ -40,6 +40,7 @@ class SegmentMeasurement:
 
     model_sha256: str
     vk_sha256: str | None = None
+    zk_pins: Mapping[str, str] = field(default_factory=dict)  # artifact role -> sha256 (vk, settings, srs, ...)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class ManifestFacts:
     sha256: str
     segments: Mapping[str, SegmentMeasurement]
     policy_sha256s: frozenset[str] = frozenset()
+    pcrs: Mapping[str, str | None] = field(default_factory=dict)  # "PCR0" -> lowercase hex
 
 
 @dataclass(frozen=True)

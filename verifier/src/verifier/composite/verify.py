@@ -32,6 +32,7 @@ class StepContext:
 
     receipt: CompositeReceipt
     policy: PipelinePolicy
+    manifest: ManifestFacts
     measurement: SegmentMeasurement
     public_tensors: Mapping[str, TensorData]  # values of this step's public inputs and outputs
     options: Mapping[str, Any] = field(default_factory=dict)  # e.g. at_ms, allow_dev_srs, root
@@ -76,6 +77,7 @@ def verify_composite(
         context = StepContext(
             receipt=receipt,
             policy=pinned,
+            manifest=manifest,
             measurement=manifest.segments[step.segment],
             public_tensors=public,
             options=checker_options or {},
