@@ -37,6 +37,7 @@ clean:
 FUZZ_RUNS ?= 100000
 fuzz: install
 	$(BIN)/python tests/fuzz/fuzz_attestation.py -runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=$${TMPDIR:-/tmp}/trustdial-fuzz-
+
 # --- enclave image (issue 3): reproducible EIF, PCRs, rebuild check. Docker is needed only here. ---
 EIF_IMAGE ?= trustdial-enclave:build
 EIF_DIR   ?= build/eif
@@ -78,3 +79,10 @@ verify-build: install
 	cp $(EIF) $(EIF_DIR)/previous.eif
 	$(MAKE) eif
 	cmp $(EIF_DIR)/previous.eif $(EIF) && echo "verify-build: rebuild is bit-identical"
+
+# infra: synthesize the CDK app offline (no AWS credentials, no context lookups); templates land in infra/cdk.out.
+.PHONY: synth
+synth: install
+	cd infra && { [ -d node_modules ] || npm ci --offline --no-audit --no-fund || npm ci --no-audit --no-fund; } && \
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 JSII_DEPRECATED=quiet CDK_DISABLE_CLI_TELEMETRY=true \
+	npx --no-install cdk synth --no-lookups --no-notices -q $(CDK_ARGS)

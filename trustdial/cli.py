@@ -14,6 +14,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "trustdial.demo_command",
     "infra.image.eif_command",
     "infra.measurements.measurements_command",
+    "prover.zk_command",
+    "prover.prover_command",
+    "enclave_app.serve_command",
+    "enclave_app.gateway_command",
     "trustdial.pipeline.command",
 )
 

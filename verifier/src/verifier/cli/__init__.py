@@ -16,6 +16,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "verifier.cli.attestation_command",
     "verifier.cli.eif_command",
     "verifier.cli.measurements_command",
+    "verifier.cli.proof_command",
+    "verifier.cli.receipt_command",
 )
 
 

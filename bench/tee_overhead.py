@@ -1,0 +1,250 @@
+"""TEE receipt overhead: plain onnxruntime runs/s against runs/s with commitments and receipts,
+measured in one process, interleaved rounds, same session; plus receipt-key costs and
+end-to-end verified requests/s through gateway + enclave server on loopback.
+
+Modes: ``per-request`` (one signature per response) and ``batch`` (Merkle micro-batch of up to
+``--batch`` responses, sealed early once its oldest response waited ``--budget-ms``, one
+signature per batch, every response keeps its own inclusion path). The last line is one JSON
+object: ``plain_per_s``, ``attested_per_s``, ``ratio``, ``receipt_us`` for the best mode on the
+1M-parameter MLP, then ``modes`` (per mode), ``cnn``, ``keys`` and ``e2e``.
+
+    .venv/bin/python bench/tee_overhead.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from verifier.tensors import Tensor
+
+from enclave_app.receipts.key import ReceiptKey
+from enclave_app.receipts.pipeline import ReceiptPipeline
+from enclave_app.reference_models import build_cnn, build_mlp
+
+MODEL_SHA = b"\x11" * 32
+ATTESTATION = b"\x22" * 32
+
+
+def progress(message: str) -> None:
+    print(f"[tee_overhead] {message}", file=sys.stderr, flush=True)
+
+
+class AttestedRunner:
+    """What the enclave does per response: run, then hand the tensors to the receipt pipeline
+    (commitments, statement, Merkle micro-batch, one signature per batch on its own thread)."""
+
+    def __init__(self, session: ort.InferenceSession, batch: int, budget_s: float, key_type: str = "ed25519") -> None:
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.output_names = [o.name for o in session.get_outputs()]
+        self.pipeline = ReceiptPipeline(ReceiptKey.generate(key_type), ATTESTATION, max_batch=batch, max_wait=budget_s)
+
+    def __call__(self, x: np.ndarray, nonce: bytes) -> None:
+        values = self.session.run(None, {self.input_name: x})
+        self.respond(x, values, nonce)
+
+    def respond(self, x: np.ndarray, values: list[np.ndarray], nonce: bytes) -> None:
+        outputs = dict(zip(self.output_names, values, strict=True))
+        self.pipeline.submit("infer", MODEL_SHA, {self.input_name: x}, outputs, nonce, want_future=False)
+
+
+def rate(fn: Callable[[], None], count: int, finish: Callable[[], None] | None = None) -> float:
+    """Calls per second; ``finish`` (e.g. waiting for every receipt) is inside the timing."""
+    start = time.perf_counter()
+    for _ in range(count):
+        fn()
+    if finish is not None:
+        finish()
+    return count / (time.perf_counter() - start)
+
+
+def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argparse.Namespace) -> dict[str, Any]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    feed = {session.get_inputs()[0].name: x}
+    nonce = os.urandom(32)
+    modes = {
+        "per-request": AttestedRunner(session, 1, args.budget_ms / 1000),
+        "batch": AttestedRunner(session, args.batch, args.budget_ms / 1000),
+    }
+    for _ in range(args.runs // 4):  # warm up
+        session.run(None, feed)
+        for runner in modes.values():
+            runner(x, nonce)
+    for runner in modes.values():
+        runner.pipeline.drain()
+    plain: list[float] = []
+    attested: dict[str, list[float]] = {m: [] for m in modes}
+    for round_index in range(args.rounds):
+        plain.append(rate(lambda: session.run(None, feed), args.runs))
+        for mode, runner in modes.items():
+            attested[mode].append(rate(lambda runner=runner: runner(x, nonce), args.runs, runner.pipeline.drain))
+        progress(f"{name}: round {round_index + 1}/{args.rounds} plain {plain[-1]:.0f}/s")
+    # Receipt work alone (commitments + statement + amortized sealing), same inputs and outputs.
+    values = session.run(None, feed)
+    receipt_us = {}
+    for mode, runner in modes.items():
+        per_s = statistics.median(
+            rate(lambda runner=runner: runner.respond(x, values, nonce), args.runs, runner.pipeline.drain)
+            for _ in range(args.rounds)
+        )
+        receipt_us[mode] = 1e6 / per_s
+    plain_per_s = statistics.median(plain)
+    for runner in modes.values():
+        runner.pipeline.close()
+    result = {"plain_per_s": round(plain_per_s, 1), "plain_us": round(1e6 / plain_per_s, 2), "modes": {}}
+    for mode in modes:
+        per_s = statistics.median(attested[mode])
+        result["modes"][mode] = {
+            "attested_per_s": round(per_s, 1),
+            "ratio": round(per_s / plain_per_s, 4),
+            "receipt_us": round(receipt_us[mode], 2),
+        }
+    return result
+
+
+def measure_keys(count: int) -> dict[str, Any]:
+    message = os.urandom(200)
+    out: dict[str, Any] = {}
+    for key_type in ("ed25519", "p256"):
+        key = ReceiptKey.generate(key_type)
+        signature = key.sign(message)
+        public = key.private_key.public_key()
+        sign_per_s = rate(lambda key=key: key.sign(message), count)
+        if key_type == "ed25519":
+            der = key.private_key.sign(message)  # type: ignore[call-arg]
+            verify = lambda public=public, der=der: public.verify(der, message)  # noqa: E731
+        else:
+            der = key.private_key.sign(message, ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg]
+            verify = lambda public=public, der=der: public.verify(der, message, ec.ECDSA(hashes.SHA256()))  # noqa: E731
+        verify_per_s = rate(verify, count)
+        out[key_type] = {
+            "sign_us": round(1e6 / sign_per_s, 2),
+            "verify_us": round(1e6 / verify_per_s, 2),
+            "signature_bytes": len(signature),
+        }
+    return out
+
+
+def measure_end_to_end(seconds: float, clients: int) -> dict[str, Any]:
+    """Verified requests/s: verifying clients -> gateway -> enclave server (simulated NSM), loopback."""
+    import subprocess
+
+    from cryptography import x509
+    from verifier.client import Client, ExpectedEnclave
+
+    binary = Path(sys.executable).parent / "trustdial"
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "mlp.onnx"
+        model.write_bytes(build_mlp())
+        pcrs = {0: b"\x01" * 48, 1: b"\x02" * 48, 2: b"\x03" * 48}
+        (Path(tmp) / "pcrs.json").write_text(json.dumps({str(k): v.hex() for k, v in pcrs.items()}))
+        root = Path(tmp) / "root.pem"
+        processes = []
+        try:
+            server = subprocess.Popen(
+                [str(binary), "serve", "--model", str(model), "--listen", "tcp:127.0.0.1:0", "--nsm", "simulated",
+                 "--simulated-pcrs-from", str(Path(tmp) / "pcrs.json"), "--simulated-root-out", str(root)],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            processes.append(server)
+            ready = json.loads(server.stdout.readline())  # type: ignore[union-attr]
+            gateway = subprocess.Popen(
+                [str(binary), "gateway", "--enclave", ready["address"], "--listen", "127.0.0.1:0"],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            processes.append(gateway)
+            url = json.loads(gateway.stdout.readline())["url"]  # type: ignore[union-attr]
+            expected = ExpectedEnclave(
+                pcrs=pcrs,
+                models={"mlp": bytes.fromhex(ready["models"]["mlp"])},
+                root=x509.load_pem_x509_certificate(root.read_bytes()),
+            )
+            x = Tensor.from_array(np.zeros((1, 784), np.float32))
+            done = [0] * clients
+            stop = time.monotonic() + seconds
+
+            def worker(index: int) -> None:
+                with Client(url, expected) as client:
+                    client.infer("mlp", {"x": x})
+                    while time.monotonic() < stop:
+                        client.infer("mlp", {"x": x})
+                        done[index] += 1
+
+            threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+            start = time.monotonic()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.monotonic() - start
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=10)
+    return {"verified_req_per_s": round(sum(done) / elapsed, 1), "clients": clients, "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5000, help="runs per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
+    parser.add_argument("--batch", type=int, default=64, help="max responses per sealed micro-batch")
+    parser.add_argument("--budget-ms", type=float, default=2.0, help="latency budget of a micro-batch")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (both sides)")
+    parser.add_argument("--e2e-seconds", type=float, default=10.0)
+    parser.add_argument("--e2e-clients", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.rounds, args.e2e_seconds = 500, 2, 2.0
+    progress("MLP 784-1024-256-10 (batch 1)")
+    mlp = measure_model("mlp", build_mlp(), (1, 784), args)
+    progress("CNN 1x28x28")
+    cnn = measure_model("cnn", build_cnn(), (1, 1, 28, 28), args)
+    progress("receipt keys")
+    keys = measure_keys(args.runs)
+    progress("end to end through gateway + enclave server")
+    e2e = measure_end_to_end(args.e2e_seconds, args.e2e_clients)
+    best_mode = max(mlp["modes"], key=lambda m: mlp["modes"][m]["ratio"])
+    best = mlp["modes"][best_mode]
+    print(f"MLP plain {mlp['plain_per_s']}/s; " + "; ".join(f"{m} {v}" for m, v in mlp["modes"].items()))
+    print(f"CNN plain {cnn['plain_per_s']}/s; " + "; ".join(f"{m} {v}" for m, v in cnn["modes"].items()))
+    print(f"keys {keys}")
+    print(f"end to end {e2e}")
+    summary = {
+        "plain_per_s": mlp["plain_per_s"],
+        "attested_per_s": best["attested_per_s"],
+        "ratio": best["ratio"],
+        "receipt_us": best["receipt_us"],
+        "best_mode": best_mode,
+        "batch": args.batch,
+        "budget_ms": args.budget_ms,
+        "threads": args.threads,
+        "modes": mlp["modes"],
+        "mlp_plain_us": mlp["plain_us"],
+        "cnn": cnn,
+        "keys": keys,
+        "e2e": e2e,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

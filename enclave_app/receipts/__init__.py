@@ -1,0 +1,1 @@
+"""Receipt signing inside the enclave: the receipt key and the micro-batch sealer."""

@@ -1,0 +1,175 @@
+"""Hot-path encoders producing exactly the bytes of the reference encoders in ``verifier``:
+tensor commitments straight from numpy buffers (headers cached per name, dtype and shape),
+and statements / receipts as deterministic CBOR assembled from precomputed pieces. Tests
+check byte equality with ``verifier.tensors.commit_tensors``, ``Statement.encode`` and
+``Receipt.encode`` on generated values."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cbor2
+import numpy as np
+from verifier.receipts.model import FORMAT_VERSION, STATEMENT_TYPE
+from verifier.tensors import COMMITMENT_KIND_SHA256, DTYPE_SIZES, MAGIC, Tensor, TensorError, tensor_header
+
+
+def _head(major: int, value: int) -> bytes:
+    if value < 24:
+        return bytes([major << 5 | value])
+    if value < 1 << 8:
+        return bytes([major << 5 | 24, value])
+    if value < 1 << 16:
+        return bytes([major << 5 | 25]) + value.to_bytes(2, "big")
+    if value < 1 << 32:
+        return bytes([major << 5 | 26]) + value.to_bytes(4, "big")
+    return bytes([major << 5 | 27]) + value.to_bytes(8, "big")
+
+
+def cbor_uint(value: int) -> bytes:
+    return _head(0, value)
+
+
+def cbor_bytes(value: bytes) -> bytes:
+    return _head(2, len(value)) + value
+
+
+def cbor_text(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    return _head(3, len(raw)) + raw
+
+
+def _name_order(item: tuple[str, Any]) -> bytes:
+    return item[0].encode("utf-8")
+
+
+class ArrayCommitter:
+    """``commit_tensors`` for numpy arrays or :class:`Tensor` values, without copying data.
+
+    Headers are cached per (name, dtype, shape) layout, so the hot path is two ``update``
+    calls per tensor. Arrays that are not little-endian and C-contiguous are converted first.
+    """
+
+    def __init__(self) -> None:
+        self._layouts: dict[tuple[Any, ...], list[tuple[bytes, bool]]] = {}
+
+    def _layout(self, key: tuple[Any, ...], items: list[tuple[str, Any]]) -> list[tuple[bytes, bool]]:
+        layout = []
+        for name, value in items:
+            dtype = _dtype(value)
+            shape = tuple(int(d) for d in value.shape)
+            size = DTYPE_SIZES[dtype] * int(np.prod(shape, dtype=np.int64))
+            convert = not isinstance(value, Tensor) and (value.dtype.byteorder == ">" or dtype == "bool")
+            layout.append((tensor_header(name, Tensor(dtype, shape, bytes(size))), convert))
+        first, convert = layout[0]
+        layout[0] = (MAGIC + struct.pack(">I", len(items)) + first, convert)
+        if len(self._layouts) > 4096:
+            self._layouts.clear()
+        self._layouts[key] = layout
+        return layout
+
+    def commit(self, values: Mapping[str, Any]) -> bytes:
+        if not values:
+            return hashlib.sha256(MAGIC + struct.pack(">I", 0)).digest()
+        items = sorted(values.items(), key=_name_order) if len(values) > 1 else list(values.items())
+        key = tuple((name, value.dtype, value.shape) for name, value in items)
+        layout = self._layouts.get(key) or self._layout(key, items)
+        digest = hashlib.sha256()
+        for (header, convert), (_, value) in zip(layout, items, strict=True):
+            digest.update(header)
+            if isinstance(value, Tensor):
+                digest.update(value.data)
+            elif convert:
+                digest.update(_little_endian(value))
+            else:
+                try:
+                    digest.update(value)
+                except (BufferError, ValueError):  # not C-contiguous
+                    digest.update(_little_endian(value))
+        return digest.digest()
+
+
+def _dtype(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return value.dtype
+    name: str = value.dtype.name
+    if name not in DTYPE_SIZES:
+        raise TensorError("TENSOR_DTYPE", f"expected one of {sorted(DTYPE_SIZES)}, found dtype {name!r}")
+    return name
+
+
+def _little_endian(array: Any) -> Any:
+    converted = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    if converted.dtype == np.bool_ and converted.view(np.uint8).max(initial=0) > 1:
+        raise TensorError("TENSOR_BOOL", "expected bool bytes to be 0 or 1")
+    return converted
+
+
+_COMMITMENT_PREFIX = b"\xa2" + cbor_text("kind") + cbor_text(COMMITMENT_KIND_SHA256) + cbor_text("digest") + b"\x58\x20"
+
+
+class StatementEncoder:
+    """``Statement.encode()`` for sha256 commitments, from precomputed pieces.
+
+    Deterministic CBOR orders map keys by encoded length, then bytewise: v, op, seq, type,
+    input, model, nonce, output, [params], attestation, timestamp_ms.
+    """
+
+    def __init__(self, attestation_digest: bytes) -> None:
+        self._after_seq = cbor_text("type") + cbor_text(STATEMENT_TYPE) + cbor_text("input") + _COMMITMENT_PREFIX
+        self._attestation = cbor_text("attestation") + cbor_bytes(attestation_digest) + cbor_text("timestamp_ms")
+        self._ops = {op: cbor_text("v") + cbor_uint(FORMAT_VERSION) + cbor_text("op") + cbor_text(op) + cbor_text("seq")
+                     for op in ("infer", "generate")}  # fmt: skip
+        self._model = cbor_text("model") + b"\x58\x20"
+        self._nonce = cbor_text("nonce")
+        self._output = cbor_text("output") + _COMMITMENT_PREFIX
+        self._params = cbor_text("params")
+
+    def encode(
+        self,
+        op: str,
+        model: bytes,
+        input_digest: bytes,
+        output_digest: bytes,
+        nonce: bytes,
+        timestamp_ms: int,
+        seq: int,
+        params: Mapping[str, int | str] | None = None,
+    ) -> bytes:
+        parts = [
+            b"\xab" if params else b"\xaa",
+            self._ops[op],
+            cbor_uint(seq),
+            self._after_seq,
+            input_digest,
+            self._model,
+            model,
+            self._nonce,
+            cbor_bytes(nonce),
+            self._output,
+            output_digest,
+        ]
+        if params:
+            parts += [self._params, cbor2.dumps(dict(params), canonical=True)]
+        parts += [self._attestation, cbor_uint(timestamp_ms)]
+        return b"".join(parts)
+
+
+_RECEIPT_HEAD = b"\xa5" + cbor_text("v") + cbor_uint(FORMAT_VERSION) + cbor_text("path")
+_SEAL_KEY = cbor_text("seal")
+_INDEX_KEY = cbor_text("index")
+_STATEMENT_KEY = cbor_text("statement")
+
+
+def encode_receipt(statement: bytes, seal: bytes, index: int, path: Sequence[bytes]) -> bytes:
+    """``Receipt(statement, seal, index, path).encode()`` (keys: v, path, seal, index, statement)."""
+    parts = [_RECEIPT_HEAD, _head(4, len(path))]
+    parts += [b"\x58\x20" + p for p in path]
+    parts += [_SEAL_KEY, cbor_bytes(seal), _INDEX_KEY, cbor_uint(index), _STATEMENT_KEY, cbor_bytes(statement)]
+    return b"".join(parts)
+
+
+__all__ = ["ArrayCommitter", "StatementEncoder", "cbor_bytes", "cbor_uint", "encode_receipt"]

@@ -1,0 +1,81 @@
+"""``trustdial serve``: the enclave server (see enclave_app.server)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from enclave_app.addresses import parse_address
+from enclave_app.frames import DEFAULT_MAX_FRAME
+from enclave_app.models import ModelRegistry
+from enclave_app.nsm.device import NsmError
+from enclave_app.nsm.selection import NSM_MODES, load_pcrs, open_nsm
+from enclave_app.receipts.key import KEY_TYPES
+from enclave_app.server import EnclaveServer, ServerLimits
+from enclave_app.service import EnclaveService
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("serve", help="run the attested inference server (inside the enclave)")
+    parser.add_argument("--model", action="append", required=True, metavar="[NAME=]FILE.onnx", help="repeatable")
+    parser.add_argument("--listen", required=True, help="vsock:PORT or tcp:HOST:PORT (port 0 = any)")
+    parser.add_argument("--nsm", choices=NSM_MODES, default="auto")
+    parser.add_argument("--simulated-pcrs-from", type=Path, help="JSON {index: hex} PCRs for the simulated NSM")
+    parser.add_argument("--simulated-root-out", type=Path, help="write the simulated NSM's root certificate (PEM)")
+    parser.add_argument("--receipt-key", choices=KEY_TYPES, default="ed25519")
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="max receipts sealed by one signature (1 = per request)"
+    )
+    parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="latency budget before a batch is sealed")
+    parser.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME)
+    parser.add_argument("--stall-timeout", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
+    parser.set_defaults(run=run)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    pcrs = load_pcrs(args.simulated_pcrs_from) if args.simulated_pcrs_from else None
+    nsm = open_nsm(args.nsm, simulated_pcrs=pcrs)
+    if args.simulated_root_out is not None:
+        if not hasattr(nsm, "root_pem"):
+            print("trustdial serve: --simulated-root-out needs the simulated NSM", file=sys.stderr)
+            return 2
+        args.simulated_root_out.write_bytes(nsm.root_pem)
+    registry = ModelRegistry.from_specs(args.model, intra_op_threads=args.threads)
+    service = EnclaveService(
+        registry, nsm, key_type=args.receipt_key, batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000
+    )
+    server = EnclaveServer(service, ServerLimits(max_frame=args.max_frame, stall_timeout=args.stall_timeout))
+    bound = await server.start(parse_address(args.listen))
+    print(
+        json.dumps(
+            {
+                "event": "listening",
+                "address": str(bound),
+                "attestation_sha256": service.attestation_digest.hex(),
+                "models": {m["name"]: m["sha256"] for m in service.models()},
+            }
+        ),
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.close()
+    service.close()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_serve(args))
+    except (OSError, ValueError, NsmError) as err:
+        print(f"trustdial serve: {err}", file=sys.stderr)
+        return 2

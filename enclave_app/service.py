@@ -1,0 +1,115 @@
+"""The enclave's operations, independent of transport: list models, attest, infer, generate.
+
+At start the service generates the receipt key and asks the NSM for the *binding document*:
+an attestation document whose ``public_key`` is the receipt key (DER SPKI). Every statement
+names that document's SHA-256, so one document covers every receipt of the enclave's life.
+``attest(nonce)`` returns a fresh document for the caller's nonce alongside the binding one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from verifier.tensors import Tensor
+
+from enclave_app.errors import RequestError
+from enclave_app.generation import greedy_decode
+from enclave_app.models import ModelRegistry
+from enclave_app.receipts.key import ReceiptKey
+from enclave_app.receipts.pipeline import ReceiptPipeline
+
+if TYPE_CHECKING:
+    from enclave_app.nsm.interface import Nsm
+
+BINDING_USER_DATA = b"trustdial/receipt-key/v1"
+MAX_NONCE = 64
+MAX_NEW_TOKENS = 512
+
+
+def _nonce(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if not isinstance(value, bytes) or len(value) > MAX_NONCE:
+        raise RequestError("BAD_NONCE", f"nonce must be at most {MAX_NONCE} bytes")
+    return value
+
+
+class EnclaveService:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        nsm: Nsm,
+        *,
+        key_type: str = "ed25519",
+        batch_size: int = 64,
+        batch_wait: float = 0.002,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.nsm = nsm
+        self.key = ReceiptKey.generate(key_type)
+        self.public_key = self.key.public_key_der()
+        self.binding_document = nsm.attest(public_key=self.public_key, user_data=BINDING_USER_DATA)
+        self.attestation_digest = hashlib.sha256(self.binding_document).digest()
+        self.receipts = ReceiptPipeline(
+            self.key, self.attestation_digest, max_batch=batch_size, max_wait=batch_wait, clock=clock
+        )
+
+    def models(self) -> list[dict[str, Any]]:
+        return [model.describe() for model in self.registry]
+
+    def attest(self, nonce: Any) -> dict[str, bytes]:
+        fresh = _nonce(nonce)
+        if not fresh:
+            raise RequestError("BAD_NONCE", "attestation needs a nonce of 1..64 bytes")
+        document = self.nsm.attest(nonce=fresh, public_key=self.public_key, user_data=BINDING_USER_DATA)
+        return {"document": document, "binding": self.binding_document}
+
+    async def infer(self, model_name: Any, inputs: dict[str, Tensor], nonce: Any) -> tuple[dict[str, Tensor], bytes]:
+        if not isinstance(model_name, str):
+            raise RequestError("BAD_REQUEST", "model must be a string")
+        model = self.registry.get(model_name)
+        fresh = _nonce(nonce)
+        feeds = {name: tensor.to_array() for name, tensor in inputs.items()}
+        model.check_inputs(feeds)
+        arrays = await asyncio.get_running_loop().run_in_executor(None, model.run, feeds)
+        pending = self.receipts.submit("infer", model.sha256, inputs, arrays, fresh)
+        assert pending is not None
+        outputs = {name: Tensor.from_array(array) for name, array in arrays.items()}
+        return outputs, await asyncio.wrap_future(pending)
+
+    async def generate(
+        self, model_name: Any, prompt: Any, max_new_tokens: Any, eos_token_id: Any, nonce: Any
+    ) -> tuple[list[int], bytes]:
+        if not isinstance(model_name, str):
+            raise RequestError("BAD_REQUEST", "model must be a string")
+        model = self.registry.get(model_name)
+        if model.kind != "causal-lm":
+            raise RequestError(
+                "NOT_A_LANGUAGE_MODEL", f"model {model_name!r} is not a decoder-only LM (input_ids -> logits)"
+            )
+        if not isinstance(prompt, list) or not prompt or not all(type(t) is int and 0 <= t < 1 << 62 for t in prompt):
+            raise RequestError("BAD_PROMPT", "prompt_ids must be a non-empty list of non-negative integers")
+        if type(max_new_tokens) is not int or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+            raise RequestError("BAD_PARAMS", f"max_new_tokens must be an integer in 1..{MAX_NEW_TOKENS}")
+        if eos_token_id is not None and (type(eos_token_id) is not int or eos_token_id < 0):
+            raise RequestError("BAD_PARAMS", "eos_token_id must be a non-negative integer or absent")
+        fresh = _nonce(nonce)
+        eos = -1 if eos_token_id is None else eos_token_id
+        completion = await asyncio.get_running_loop().run_in_executor(
+            None, greedy_decode, model, prompt, max_new_tokens, eos
+        )
+        inputs = {"input_ids": np.asarray(prompt, dtype=np.int64)}
+        outputs = {"output_ids": np.asarray(completion, dtype=np.int64)}
+        params: dict[str, int | str] = {"decoding": "greedy", "max_new_tokens": max_new_tokens, "eos_token_id": eos}
+        pending = self.receipts.submit("generate", model.sha256, inputs, outputs, fresh, params)
+        assert pending is not None
+        return completion, await asyncio.wrap_future(pending)
+
+    def close(self) -> None:
+        self.receipts.close()

@@ -1,0 +1,17 @@
+"""Bash that installs trustdial on a host from the wheels the image build publishes under ``wheels/``."""
+
+from __future__ import annotations
+
+WHEELS_PREFIX = "wheels/"
+HOST_VENV = "/opt/trustdial/venv"
+
+
+def wheel_install_snippet(bucket: str) -> str:
+    """Define ``install_trustdial``: copy the published wheels and install them into :data:`HOST_VENV`."""
+    return f"""install_trustdial() {{
+  mkdir -p /opt/trustdial/wheels
+  aws s3 cp --recursive --only-show-errors "s3://{bucket}/{WHEELS_PREFIX}" /opt/trustdial/wheels/
+  python3.11 -m venv {HOST_VENV}
+  {HOST_VENV}/bin/pip install --quiet --find-links /opt/trustdial/wheels trustdial trustdial-verifier
+}}
+"""

@@ -1,0 +1,112 @@
+"""Session-wide ezkl fixtures: one dev SRS, a few tiny compiled circuits, reused by every prover test."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from verifier.proof.tensors import load_tensor_file
+from zk_test_support import AWS_TEST_ENV, SIZES, Circuit, write_tensor
+
+from prover.circuit_settings import CircuitOptions
+from prover.compile import compile_model
+from prover.example_models import save_mlp
+from prover.prove import prove
+from prover.srs_files import generate_dev_srs
+
+# A small decomposition keeps every test circuit at logrows <= 11; the dev SRS (k=12) covers them all.
+TEST_DECOMPOSITION = (256, 4)
+SRS_K = 12
+
+
+@pytest.fixture(scope="session")
+def zk_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("zk")
+
+
+@pytest.fixture(scope="session")
+def dev_srs(zk_root: Path) -> Path:
+    return generate_dev_srs(zk_root / f"dev-kzg{SRS_K}.srs", SRS_K)
+
+
+def _compile(zk_root: Path, dev_srs: Path, name: str, seed: int, visibility: str) -> Circuit:
+    model = save_mlp(zk_root / f"{name}.onnx", SIZES, seed=seed)
+    rng = np.random.default_rng(100 + seed)
+    calibration = zk_root / f"{name}-calibration.json"
+    calibration.write_text(json.dumps({"input_data": [rng.normal(size=SIZES[0] * 8).tolist()]}), encoding="utf-8")
+    options = CircuitOptions(input_visibility=visibility, output_visibility=visibility).with_decomposition(
+        *TEST_DECOMPOSITION
+    )
+    directory = zk_root / name
+    compile_model(model, calibration, directory, srs=dev_srs, dev_srs=True, options=options)
+    return Circuit(directory=directory, model=model)
+
+
+@pytest.fixture(scope="session")
+def public_circuit(zk_root: Path, dev_srs: Path) -> Circuit:
+    return _compile(zk_root, dev_srs, "public", seed=1, visibility="public")
+
+
+@pytest.fixture(scope="session")
+def other_circuit(zk_root: Path, dev_srs: Path) -> Circuit:
+    """Same architecture and settings shape, different weights: a different vk."""
+    return _compile(zk_root, dev_srs, "other", seed=2, visibility="public")
+
+
+@pytest.fixture(scope="session")
+def hashed_circuit(zk_root: Path, dev_srs: Path) -> Circuit:
+    return _compile(zk_root, dev_srs, "hashed", seed=1, visibility="hashed")
+
+
+@pytest.fixture(scope="session")
+def input_a(zk_root: Path) -> Path:
+    return write_tensor(
+        zk_root / "input-a.json", np.random.default_rng(7).normal(size=(1, SIZES[0])).astype(np.float32)
+    )
+
+
+@pytest.fixture(scope="session")
+def input_b(zk_root: Path) -> Path:
+    return write_tensor(
+        zk_root / "input-b.json", np.random.default_rng(8).normal(size=(1, SIZES[0])).astype(np.float32)
+    )
+
+
+@pytest.fixture(scope="session")
+def public_proof_a(public_circuit: Circuit, input_a: Path, zk_root: Path) -> Path:
+    return prove(public_circuit.directory, load_tensor_file(input_a, side="input"), zk_root / "public-proof-a.json")
+
+
+@pytest.fixture(scope="session")
+def public_proof_b(public_circuit: Circuit, input_b: Path, zk_root: Path) -> Path:
+    return prove(public_circuit.directory, load_tensor_file(input_b, side="input"), zk_root / "public-proof-b.json")
+
+
+@pytest.fixture(scope="session")
+def hashed_proof_a(hashed_circuit: Circuit, input_a: Path, zk_root: Path) -> Path:
+    return prove(hashed_circuit.directory, load_tensor_file(input_a, side="input"), zk_root / "hashed-proof-a.json")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One real moto server on loopback for the session; every test makes its own queues and bucket."""
+    from moto.server import ThreadedMotoServer
+
+    saved = {name: os.environ.get(name) for name in AWS_TEST_ENV}
+    os.environ.update(AWS_TEST_ENV)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

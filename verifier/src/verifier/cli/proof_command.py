@@ -1,0 +1,75 @@
+"""``trustdial-verify proof PROOF.json --artifacts DIR``: check an ezkl proof offline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from verifier.cli.report import run_check
+from verifier.errors import InputError
+from verifier.proof.tensors import load_tensor_file
+from verifier.proof.verify import verify_proof
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "proof",
+        help="verify an ezkl proof against pinned artifacts (needs the 'zk' extra)",
+        description="Verify an ezkl proof with the vk, settings and SRS whose SHA-256 match DIR/artifacts.json, "
+        "and bind its public instances to the given tensors. Exit 0 valid, 1 rejected, 2 usage or I/O error.",
+    )
+    parser.add_argument("proof", type=Path, metavar="PROOF.json")
+    parser.add_argument("--artifacts", type=Path, required=True, metavar="DIR", help="directory with artifacts.json")
+    parser.add_argument("--input", type=Path, metavar="TENSORS.json", help="the input tensor the proof must be about")
+    parser.add_argument("--output", type=Path, metavar="TENSORS.json", help="the output tensor the proof must be about")
+    parser.add_argument("--input-poseidon", metavar="FELT", help="expected Poseidon hash of the (hashed) input")
+    parser.add_argument("--output-poseidon", metavar="FELT", help="expected Poseidon hash of the (hashed) output")
+    parser.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="ROLE=SHA256",
+        help="pin a file digest from a measurement manifest (roles: vk, settings, srs, model, compiled_circuit)",
+    )
+    parser.add_argument(
+        "--allow-dev-srs",
+        action="store_true",
+        help="INSECURE: accept an SRS that is not a ceremony file (whoever generated it could forge proofs)",
+    )
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    def check() -> Mapping[str, Any]:
+        pins = _parse_pins(args.expect)
+        inputs = load_tensor_file(args.input, side="input") if args.input is not None else None
+        outputs = load_tensor_file(args.output, side="output") if args.output is not None else None
+        report = verify_proof(
+            args.proof,
+            args.artifacts,
+            inputs=inputs,
+            outputs=outputs,
+            input_poseidon=args.input_poseidon,
+            output_poseidon=args.output_poseidon,
+            allow_dev_srs=args.allow_dev_srs,
+            expected_sha256=pins,
+        )
+        if report.srs_kind != "ceremony":
+            sys.stderr.write("WARNING: accepted a dev-insecure SRS (--allow-dev-srs); this proof is not trustworthy\n")
+        return report.to_json()
+
+    return run_check(check, as_json=args.json)
+
+
+def _parse_pins(items: list[str]) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for item in items:
+        role, sep, digest = item.partition("=")
+        if not sep or not role or len(digest) != 64:
+            raise InputError("BAD_PIN", f"expected ROLE=SHA256 (64 hex digits), got {item!r}")
+        pins[role] = digest
+    return pins

@@ -1,0 +1,166 @@
+"""``trustdial-verify receipt RESPONSE.json --request REQUEST.json ...``: check a TEE receipt offline.
+
+RESPONSE.json is the gateway's ``/v1/infer`` or ``/v1/generate`` response (it carries the
+receipt, the outputs and, if requested with ``include_attestation``, the key-binding
+attestation document; otherwise pass ``--attestation``). REQUEST.json is the body that was
+sent (inputs or prompt, parameters and nonce). Expected PCRs (``--pcr`` or ``--pcrs``) and
+the model's sha256 are mandatory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from verifier.attestation import PcrsEqual
+from verifier.cli.report import run_check
+from verifier.errors import InputError
+from verifier.receipts.attested import verify_receipt
+from verifier.receipts.verify import ReceiptExpectation
+from verifier.tensors import Tensor
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("receipt", help="verify a TEE inference receipt against its attestation")
+    parser.add_argument("response", type=Path, help="gateway response JSON (receipt, outputs, attestation)")
+    parser.add_argument("--request", type=Path, required=True, help="the request JSON that was sent")
+    parser.add_argument("--attestation", type=Path, help="key-binding attestation document (raw COSE)")
+    parser.add_argument("--pcr", action="append", default=[], metavar="INDEX=HEX", help="expected PCR (repeatable)")
+    parser.add_argument("--pcrs", type=Path, help='JSON {"0": "hex", ...} of expected PCRs')
+    parser.add_argument("--model-sha256", action="append", default=[], metavar="HEX", help="accepted model sha256")
+    parser.add_argument("--min-seq", type=int, default=0, help="reject sequence numbers below this")
+    parser.add_argument("--root", type=Path, help="PEM root certificate instead of the pinned AWS Nitro root")
+    parser.add_argument("--allow-debug", action="store_true", help="DANGER: accept debug-mode enclaves")
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    parser.set_defaults(run=run)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError("BAD_JSON", f"{path}: not valid JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise InputError("BAD_JSON", f"{path}: expected a JSON object")
+    return value
+
+
+def _hex(text: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError as err:
+        raise InputError("BAD_HEX", f"{what}: expected hex, found {text[:40]!r}") from err
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise InputError("BAD_EVIDENCE", f"expected {what} as base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise InputError("BAD_EVIDENCE", f"{what}: not valid base64") from err
+
+
+def _pcrs(args: argparse.Namespace) -> dict[int, bytes]:
+    pcrs: dict[int, bytes] = {}
+    if args.pcrs is not None:
+        for index, value in _read_json(args.pcrs).items():
+            pcrs[int(index)] = _hex(str(value), f"PCR{index}")
+    for item in args.pcr:
+        index, sep, value = item.partition("=")
+        if not sep or not index.isdigit():
+            raise InputError("BAD_PCR", f"expected INDEX=HEX, found {item!r}")
+        pcrs[int(index)] = _hex(value, f"PCR{index}")
+    if not pcrs:
+        raise InputError("NO_EXPECTED_PCRS", "refusing to verify without expected PCRs (--pcr or --pcrs)")
+    return pcrs
+
+
+def _tensors(value: Any, what: str) -> dict[str, Tensor]:
+    if not isinstance(value, Mapping) or not value:
+        raise InputError("BAD_EVIDENCE", f"expected {what} as a map of named tensors")
+    out = {}
+    for name, item in value.items():
+        if not isinstance(item, Mapping) or not isinstance(item.get("shape"), list):
+            raise InputError("BAD_EVIDENCE", f"{what} {name!r}: expected {{dtype, shape, data}}")
+        out[str(name)] = Tensor(
+            str(item.get("dtype")), tuple(item["shape"]), _b64(item.get("data"), f"{what} {name!r}")
+        )
+    return out
+
+
+def _ids(values: Any, what: str) -> Tensor:
+    if not isinstance(values, list) or not all(type(v) is int for v in values):
+        raise InputError("BAD_EVIDENCE", f"expected {what} as a list of integers")
+    return Tensor("int64", (len(values),), struct.pack(f"<{len(values)}q", *values))
+
+
+def expectation_from(
+    request: Mapping[str, Any], response: Mapping[str, Any], models: frozenset[bytes], min_seq: int
+) -> ReceiptExpectation:
+    nonce = _hex(str(request.get("nonce") or ""), "nonce")
+    if "prompt_ids" in request:
+        max_new = request.get("max_new_tokens", 16)
+        eos = request.get("eos_token_id")
+        return ReceiptExpectation(
+            models=models,
+            inputs={"input_ids": _ids(request["prompt_ids"], "prompt_ids")},
+            outputs={"output_ids": _ids(response.get("completion_ids"), "completion_ids")},
+            nonce=nonce,
+            op="generate",
+            params={"decoding": "greedy", "max_new_tokens": max_new, "eos_token_id": -1 if eos is None else eos},
+            min_seq=min_seq,
+        )
+    return ReceiptExpectation(
+        models=models,
+        inputs=_tensors(request.get("inputs"), "input"),
+        outputs=_tensors(response.get("outputs"), "output"),
+        nonce=nonce,
+        op="infer",
+        min_seq=min_seq,
+    )
+
+
+def check(args: argparse.Namespace) -> dict[str, Any]:
+    pcrs = _pcrs(args)
+    models = frozenset(_hex(m, "--model-sha256") for m in args.model_sha256)
+    if not models:
+        raise InputError("NO_EXPECTED_MODEL", "refusing to verify without --model-sha256")
+    response = _read_json(args.response)
+    request = _read_json(args.request)
+    if args.attestation is not None:
+        attestation = args.attestation.read_bytes()
+    elif response.get("attestation"):
+        attestation = _b64(response["attestation"], "attestation")
+    else:
+        raise InputError("NO_ATTESTATION", "the response has no attestation document; pass --attestation FILE")
+    root = x509.load_pem_x509_certificate(args.root.read_bytes()) if args.root is not None else None
+    verified = verify_receipt(
+        _b64(response.get("receipt"), "receipt"),
+        attestation=attestation,
+        policy=PcrsEqual(pcrs),
+        expected=expectation_from(request, response, models, args.min_seq),
+        root=root,
+        allow_debug=args.allow_debug,
+    )
+    statement = verified.statement
+    return {
+        "op": statement.op,
+        "model_sha256": statement.model.hex(),
+        "seq": statement.seq,
+        "timestamp_ms": statement.timestamp_ms,
+        "batch_size": verified.batch_root.size,
+        "attestation_sha256": statement.attestation.hex(),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_check(lambda: check(args), as_json=args.json)

@@ -1,0 +1,299 @@
+"""The app developer's client: it returns outputs only after their receipt verifies.
+
+>>> client = Client("http://gateway:8080", expected=ExpectedEnclave(pcrs={0: p0, 1: p1, 2: p2},
+...                                                                 models={"mlp": mlp_sha256}))
+>>> outputs = client.infer("mlp", {"x": Tensor.from_array(x)}).outputs
+
+On first use (and again after ``attestation_ttl`` seconds) the client sends a fresh random
+nonce to ``/v1/attestation`` and verifies both returned documents against the expected PCRs:
+the fresh one proves the enclave holds the receipt key now, the binding one is the document
+every receipt names. Each call then sends its own fresh nonce and checks the receipt: seal
+under the attested key, inclusion path, model, input and output commitments over the tensors
+actually sent and received, the echoed nonce (replays fail), and a sequence number above every
+one this client had verified before sending (rollbacks fail). Any mismatch raises
+:class:`~verifier.errors.VerificationError`; transport problems raise :class:`ClientError`.
+
+Needs the ``client`` extra (httpx), imported when a client is created.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from verifier.attestation import AllOf, NonceEquals, PcrsEqual, verify_attestation
+from verifier.errors import InputError, VerificationError
+from verifier.receipts.attested import BINDING_USER_DATA, verify_binding_document
+from verifier.receipts.errors import ReceiptError
+from verifier.receipts.model import Statement
+from verifier.receipts.verify import ReceiptExpectation, check_statement, open_receipt
+from verifier.tensors import Tensor
+
+NONCE_BYTES = 32
+
+
+class ClientError(InputError):
+    """The service could not be reached or answered with an error (``code`` from its error body)."""
+
+
+@dataclass(frozen=True)
+class ExpectedEnclave:
+    """What the caller trusts: enclave measurements and, per model name, the model's sha256."""
+
+    pcrs: Mapping[int, bytes]
+    models: Mapping[str, bytes]
+    root: x509.Certificate | None = None
+    allow_debug: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.pcrs:
+            raise InputError("NO_EXPECTED_PCRS", "refusing to trust an enclave without expected PCR values")
+        if not self.models:
+            raise InputError("NO_EXPECTED_MODELS", "refusing to call models without their expected sha256")
+
+
+@dataclass(frozen=True)
+class AttestedKey:
+    public_key: bytes
+    attestation_digest: bytes
+    binding_document: bytes
+    binding_timestamp_ms: int
+    verified_at: float
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    outputs: dict[str, Tensor]
+    receipt: bytes
+    statement: Statement
+    attestation: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    completion_ids: list[int]
+    receipt: bytes
+    statement: Statement
+    attestation: bytes = field(repr=False)
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ReceiptError("RESPONSE_MALFORMED", f"expected {what} as base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise ReceiptError("RESPONSE_MALFORMED", f"{what} is not valid base64") from err
+
+
+def tensors_to_json(tensors: Mapping[str, Tensor]) -> dict[str, Any]:
+    return {
+        n: {"dtype": t.dtype, "shape": list(t.shape), "data": base64.b64encode(t.data).decode("ascii")}
+        for n, t in tensors.items()
+    }
+
+
+def tensors_from_json(value: Any) -> dict[str, Tensor]:
+    if not isinstance(value, dict):
+        raise ReceiptError("RESPONSE_MALFORMED", "expected outputs as a map of named tensors")
+    out = {}
+    for name, item in value.items():
+        if not isinstance(item, dict) or not isinstance(item.get("shape"), list):
+            raise ReceiptError("RESPONSE_MALFORMED", f"tensor {name!r} must be {{dtype, shape, data}}")
+        out[name] = Tensor(str(item.get("dtype")), tuple(item["shape"]), _b64(item.get("data"), f"tensor {name!r}"))
+    return out
+
+
+class Client:
+    def __init__(
+        self,
+        url: str,
+        expected: ExpectedEnclave,
+        *,
+        attestation_ttl: float = 300.0,
+        timeout: float = 30.0,
+        http: Any = None,
+    ) -> None:
+        import httpx
+
+        self.expected = expected
+        self.attestation_ttl = attestation_ttl
+        self._http = http or httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+        self._key: AttestedKey | None = None
+        self._lock = threading.Lock()
+        self._highest_seq: dict[bytes, int] = {}
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        import httpx
+
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as err:
+            raise ClientError("SERVICE_UNREACHABLE", f"{method} {path} failed: {err}") from err
+        try:
+            body = response.json()
+        except ValueError as err:
+            raise ClientError(
+                "SERVICE_ERROR", f"{method} {path}: HTTP {response.status_code}, body is not JSON"
+            ) from err
+        if response.status_code != 200:
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            raise ClientError(
+                str(error.get("code", "SERVICE_ERROR")), f"HTTP {response.status_code}: {error.get('message')}"
+            )
+        if not isinstance(body, dict):
+            raise ReceiptError("RESPONSE_MALFORMED", f"{method} {path}: expected a JSON object")
+        return body
+
+    def attest(self) -> AttestedKey:
+        """Challenge the enclave with a fresh nonce and verify both documents; cache the key."""
+        nonce = os.urandom(NONCE_BYTES)
+        body = self._request("GET", "/v1/attestation", params={"nonce": nonce.hex()})
+        document = _b64(body.get("document"), "document")
+        binding = _b64(body.get("binding"), "binding")
+        pcrs = PcrsEqual(dict(self.expected.pcrs))
+        fresh = verify_attestation(
+            document, AllOf([pcrs, NonceEquals(nonce)]), root=self.expected.root, allow_debug=self.expected.allow_debug
+        )
+        bound = verify_binding_document(binding, pcrs, root=self.expected.root, allow_debug=self.expected.allow_debug)
+        if fresh.public_key != bound.public_key or fresh.user_data != BINDING_USER_DATA:
+            raise ReceiptError(
+                "RECEIPT_KEY", "the fresh attestation document and the binding document attest different receipt keys"
+            )
+        assert bound.public_key is not None
+        key = AttestedKey(bound.public_key, bound.sha256, binding, bound.timestamp_ms, time.monotonic())
+        with self._lock:
+            self._key = key
+        return key
+
+    def attested_key(self) -> AttestedKey:
+        with self._lock:
+            key = self._key
+        if key is None or time.monotonic() - key.verified_at > self.attestation_ttl:
+            key = self.attest()
+        return key
+
+    def _expected_model(self, model: str) -> bytes:
+        sha = self.expected.models.get(model)
+        if sha is None:
+            raise InputError(
+                "UNKNOWN_MODEL", f"no expected sha256 for model {model!r}; known {sorted(self.expected.models)}"
+            )
+        return sha
+
+    def _verify(
+        self, body: dict[str, Any], key: AttestedKey, floor: int, expectation: ReceiptExpectation
+    ) -> tuple[bytes, Statement]:
+        receipt = _b64(body.get("receipt"), "receipt")
+        try:
+            opened = open_receipt(receipt, public_key=key.public_key, attestation_digest=key.attestation_digest)
+        except ReceiptError as err:
+            if err.code not in ("RECEIPT_SIGNATURE", "RECEIPT_ATTESTATION_MISMATCH"):
+                raise
+            # The enclave may have restarted with a new key: re-attest once; same key means a bad receipt.
+            renewed = self.attest()
+            if renewed.public_key == key.public_key:
+                raise
+            key = renewed
+            floor = self._floor(key)
+            opened = open_receipt(receipt, public_key=key.public_key, attestation_digest=key.attestation_digest)
+        check_statement(
+            opened.statement,
+            dataclasses.replace(expectation, min_seq=floor, not_before_ms=key.binding_timestamp_ms),
+        )
+        with self._lock:
+            seen = self._highest_seq.get(key.attestation_digest, 0)
+            self._highest_seq[key.attestation_digest] = max(seen, opened.statement.seq)
+        return receipt, opened.statement
+
+    def _floor(self, key: AttestedKey) -> int:
+        with self._lock:
+            return self._highest_seq.get(key.attestation_digest, 0) + 1
+
+    def infer(self, model: str, inputs: Mapping[str, Tensor]) -> InferenceResult:
+        """Run ``model`` on ``inputs``; returns outputs only if their receipt verifies."""
+        sha = self._expected_model(model)
+        key = self.attested_key()
+        floor = self._floor(key)
+        nonce = os.urandom(NONCE_BYTES)
+        body = self._request(
+            "POST", "/v1/infer", json={"model": model, "inputs": tensors_to_json(inputs), "nonce": nonce.hex()}
+        )
+        outputs = tensors_from_json(body.get("outputs"))
+        expectation = ReceiptExpectation(
+            models=frozenset({sha}), inputs=dict(inputs), outputs=outputs, nonce=nonce, op="infer"
+        )
+        receipt, statement = self._verify(body, key, floor, expectation)
+        return InferenceResult(outputs, receipt, statement, key.binding_document)
+
+    def generate(
+        self, model: str, prompt_ids: list[int], *, max_new_tokens: int = 16, eos_token_id: int | None = None
+    ) -> GenerationResult:
+        """Greedy completion of ``prompt_ids``; returned only if its receipt verifies."""
+        import struct
+
+        sha = self._expected_model(model)
+        key = self.attested_key()
+        floor = self._floor(key)
+        nonce = os.urandom(NONCE_BYTES)
+        body = self._request(
+            "POST",
+            "/v1/generate",
+            json={
+                "model": model,
+                "prompt_ids": prompt_ids,
+                "max_new_tokens": max_new_tokens,
+                "eos_token_id": eos_token_id,
+                "nonce": nonce.hex(),
+            },
+        )
+        completion = body.get("completion_ids")
+        if not isinstance(completion, list) or not all(type(t) is int and 0 <= t < 1 << 63 for t in completion):
+            raise ReceiptError("RESPONSE_MALFORMED", "expected completion_ids as a list of non-negative integers")
+
+        def ids(values: list[int]) -> Tensor:
+            return Tensor("int64", (len(values),), struct.pack(f"<{len(values)}q", *values))
+
+        expectation = ReceiptExpectation(
+            models=frozenset({sha}),
+            inputs={"input_ids": ids(prompt_ids)},
+            outputs={"output_ids": ids(completion)},
+            nonce=nonce,
+            op="generate",
+            params={
+                "decoding": "greedy",
+                "max_new_tokens": max_new_tokens,
+                "eos_token_id": -1 if eos_token_id is None else eos_token_id,
+            },
+        )
+        receipt, statement = self._verify(body, key, floor, expectation)
+        return GenerationResult(completion, receipt, statement, key.binding_document)
+
+
+__all__ = [
+    "AttestedKey",
+    "Client",
+    "ClientError",
+    "ExpectedEnclave",
+    "GenerationResult",
+    "InferenceResult",
+    "VerificationError",
+]

@@ -1,0 +1,61 @@
+"""Offline check of a receipt against its key-binding attestation document.
+
+The binding document is verified (chain, signature, debug mode, the caller's policy, e.g.
+expected PCRs) as of its own signed timestamp: a Nitro leaf certificate lives about three
+hours while an enclave and its receipt key may live for days, and the question the document
+answers is "which enclave held this key when it was created". Freshness of a live enclave is
+the client's nonce challenge (verifier.client), not this offline check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from cryptography import x509
+
+from verifier.attestation import (
+    AllOf,
+    AttestationDocument,
+    AttestationPolicy,
+    UserDataEquals,
+    document_digest,
+    read_unverified_timestamp,
+    verify_attestation,
+)
+from verifier.receipts.errors import ReceiptError
+from verifier.receipts.verify import ReceiptExpectation, VerifiedReceipt, check_statement, open_receipt
+
+#: The enclave puts this in ``user_data`` of every document that binds a receipt key.
+BINDING_USER_DATA = b"trustdial/receipt-key/v1"
+
+
+def verify_binding_document(
+    document: bytes, policy: AttestationPolicy, *, root: x509.Certificate | None = None, allow_debug: bool = False
+) -> AttestationDocument:
+    """Verify a key-binding document as of its own timestamp; it must carry a public key."""
+    at = read_unverified_timestamp(document)
+    verified = verify_attestation(
+        document, AllOf([policy, UserDataEquals(BINDING_USER_DATA)]), root=root, at=at, allow_debug=allow_debug
+    )
+    if not verified.public_key:
+        raise ReceiptError("RECEIPT_KEY", "expected the binding attestation document to carry a public key, found none")
+    return verified
+
+
+def verify_receipt(
+    receipt: bytes,
+    *,
+    attestation: bytes,
+    policy: AttestationPolicy,
+    expected: ReceiptExpectation,
+    root: x509.Certificate | None = None,
+    allow_debug: bool = False,
+) -> VerifiedReceipt:
+    """Everything a third party checks: the binding document under ``policy``, the seal under
+    the key it binds, the inclusion path, and the statement against ``expected``."""
+    document = verify_binding_document(attestation, policy, root=root, allow_debug=allow_debug)
+    assert document.public_key is not None
+    opened = open_receipt(receipt, public_key=document.public_key, attestation_digest=document_digest(document.raw))
+    floor = dataclasses.replace(expected, not_before_ms=max(expected.not_before_ms, document.timestamp_ms))
+    check_statement(opened.statement, floor)
+    return opened
