@@ -43,7 +43,9 @@ async def dispatch(service: EnclaveService, message: dict[str, Any]) -> dict[str
         return service.attest(message.get("nonce"))
     if op == "infer":
         inputs = tensors_from_cbor(message.get("inputs"))
-        outputs, receipt = await service.infer(message.get("model"), inputs, message.get("nonce"))
+        outputs, receipt = await service.infer(
+            message.get("model"), inputs, message.get("nonce"), message.get("poseidon_scale")
+        )
         return {"outputs": tensors_to_cbor(outputs), "receipt": receipt}
     if op == "generate":
         completion, receipt = await service.generate(

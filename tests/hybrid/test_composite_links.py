@@ -54,14 +54,15 @@ def test_consistent_tee_plus_zk_receipt_passes() -> None:
     assert run(build(modes=("tee", "tee+zk"))) == ["body:tee", "head:tee+zk"]
 
 
-def test_tensor_commitment_is_sha256_of_the_documented_encoding() -> None:
+def test_tensor_commitment_is_sha256_of_the_receipts_canonical_encoding() -> None:
+    # docs/receipts.md section 2: MAGIC, u32 count, u32 len(name), name, u8 len(dtype), dtype, u32 ndim, dims, data
     data = struct.pack("<2f", 1.5, -2.0)
     tensor = TensorData(dtype="float32", shape=(1, 2), data=data)
     encoding = (
-        b"trustdial.tensors/1\x00"
+        b"trustdial/tensors/v1\x00" + struct.pack(">I", 1)
         + struct.pack(">I", 9) + b"embedding"
         + struct.pack(">B", 7) + b"float32"
-        + struct.pack(">BQQ", 2, 1, 2)
+        + struct.pack(">IQQ", 2, 1, 2)
         + struct.pack(">Q", 8) + data
     )  # fmt: skip
     assert tensor_sha256("embedding", tensor) == hashlib.sha256(encoding).hexdigest()
