@@ -11,7 +11,7 @@ from verifier.errors import InputError
 
 from trustdial.pipeline.reference_pipeline import write_reference_pipeline
 from trustdial.pipeline.spec import load_spec
-from trustdial.pipeline.split import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, split_pipeline
+from trustdial.pipeline.split import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ZkOptions, split_pipeline
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     split.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="random sample inputs to compare")
     split.add_argument("--atol", type=float, default=DEFAULT_ATOL)
     split.add_argument("--rtol", type=float, default=DEFAULT_RTOL)
+    split.add_argument("--compile-zk", action="store_true", help="also compile the zk segments (prover)")
+    split.add_argument("--srs", type=Path, help="ceremony SRS file for the zk segments")
+    split.add_argument("--dev-srs", action="store_true", help="INSECURE: generate a development SRS")
+    split.add_argument("--decomp", help="ezkl decomposition BASE,LEGS for the zk segments (e.g. 1024,3)")
     split.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     split.set_defaults(run=_run_split)
 
@@ -45,8 +49,11 @@ def _run_split(args: argparse.Namespace) -> int:
 
     try:
         spec = load_spec(args.pipeline)
+        zk = None
+        if args.compile_zk:
+            zk = ZkOptions(srs=args.srs, dev_srs=args.dev_srs, decomposition=_decomposition(args.decomp))
         result = split_pipeline(
-            spec, args.output, samples=args.samples, atol=args.atol, rtol=args.rtol, progress=progress
+            spec, args.output, samples=args.samples, atol=args.atol, rtol=args.rtol, zk=zk, progress=progress
         )
     except InputError as err:
         _fail(err.code, err.reason, args.json)
@@ -65,6 +72,15 @@ def _run_split(args: argparse.Namespace) -> int:
         )
         print(f"policy sha256 {result.policy_sha256}")
     return 0
+
+
+def _decomposition(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    base, _, legs = text.partition(",")
+    if not base.isdigit() or not legs.isdigit():
+        raise InputError("BAD_DECOMP", f"expected --decomp BASE,LEGS (e.g. 1024,3), found {text!r}")
+    return int(base), int(legs)
 
 
 def _fail(code: str, reason: str, as_json: bool) -> None:

@@ -23,6 +23,7 @@ from verifier.composite.policy import PipelinePolicy
 
 from trustdial.pipeline.errors import PipelineError
 from trustdial.pipeline.spec import PipelineSpec
+from trustdial.pipeline.zk_compile import CALIBRATION_SAMPLES, ZkSegment, compile_zk_segments
 
 SPLIT_FORMAT = "trustdial.pipeline-split/1"
 DEFAULT_SAMPLES = 8
@@ -56,9 +57,27 @@ class SplitResult:
     model_sha256: str
     segments: tuple[SegmentFile, ...]
     composition: CompositionCheck
+    zk: tuple[ZkSegment, ...] = ()
+
+    def manifest_entries(self) -> dict[str, object]:
+        """What the measurement manifest must pin for this pipeline (docs/measurements.md fields)."""
+        return {
+            "models": {s.name: {"sha256": s.sha256} for s in self.segments},
+            "zk": {z.name: dict(z.manifest) for z in self.zk},
+            "pipeline_policy_sha256": self.policy_sha256,
+        }
 
     def to_json(self) -> dict[str, object]:
-        return {"format": SPLIT_FORMAT, **asdict(self)}
+        return {"format": SPLIT_FORMAT, **asdict(self), "manifest_entries": self.manifest_entries()}
+
+
+@dataclass(frozen=True)
+class ZkOptions:
+    """Compile the zk segments too (needs an SRS: a ceremony file, or an insecure dev one)."""
+
+    srs: Path | None = None
+    dev_srs: bool = False
+    decomposition: tuple[int, int] | None = None
 
 
 def split_pipeline(
@@ -68,6 +87,7 @@ def split_pipeline(
     samples: int = DEFAULT_SAMPLES,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
+    zk: ZkOptions | None = None,
     progress: Progress = lambda _line: None,
 ) -> SplitResult:
     model = _load_model(spec.model_path)
@@ -96,8 +116,27 @@ def split_pipeline(
         )
     progress(f"checking composition on {samples} sample inputs")
     composition = check_composition(spec, output, files, samples=samples, atol=atol, rtol=rtol)
+    compiled: list[ZkSegment] = []
+    if zk is not None:
+        full = _session(spec.model_path)
+        rng = np.random.default_rng(1)
+        feeds = [_random_feeds(full, rng) for _ in range(CALIBRATION_SAMPLES)]
+        compiled = compile_zk_segments(
+            spec.policy,
+            {f.name: output / f.file for f in files},
+            output,
+            feeds,
+            srs=zk.srs,
+            dev_srs=zk.dev_srs,
+            decomposition=zk.decomposition,
+            progress=progress,
+        )
     result = SplitResult(
-        policy_sha256=spec.policy_sha256, model_sha256=spec.model_sha256, segments=tuple(files), composition=composition
+        policy_sha256=spec.policy_sha256,
+        model_sha256=spec.model_sha256,
+        segments=tuple(files),
+        composition=composition,
+        zk=tuple(compiled),
     )
     (output / "split.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     return result
