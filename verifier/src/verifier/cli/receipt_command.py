@@ -21,7 +21,9 @@ from typing import Any
 from cryptography import x509
 
 from verifier.attestation import PcrsEqual
+from verifier.cli import composite_receipt
 from verifier.cli.report import run_check
+from verifier.composite.receipt import is_composite
 from verifier.errors import InputError
 from verifier.receipts.attested import verify_receipt
 from verifier.receipts.verify import ReceiptExpectation
@@ -29,9 +31,11 @@ from verifier.tensors import Tensor
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("receipt", help="verify a TEE inference receipt against its attestation")
-    parser.add_argument("response", type=Path, help="gateway response JSON (receipt, outputs, attestation)")
-    parser.add_argument("--request", type=Path, required=True, help="the request JSON that was sent")
+    parser = subparsers.add_parser(
+        "receipt", help="verify a TEE inference receipt against its attestation, or a composite (hybrid) receipt"
+    )
+    parser.add_argument("response", type=Path, help="gateway response JSON, or a composite receipt JSON")
+    parser.add_argument("--request", type=Path, help="the request JSON that was sent (single TEE receipts)")
     parser.add_argument("--attestation", type=Path, help="key-binding attestation document (raw COSE)")
     parser.add_argument("--pcr", action="append", default=[], metavar="INDEX=HEX", help="expected PCR (repeatable)")
     parser.add_argument("--pcrs", type=Path, help='JSON {"0": "hex", ...} of expected PCRs')
@@ -40,6 +44,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--root", type=Path, help="PEM root certificate instead of the pinned AWS Nitro root")
     parser.add_argument("--allow-debug", action="store_true", help="DANGER: accept debug-mode enclaves")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    composite_receipt.add_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -130,6 +135,13 @@ def expectation_from(
 
 
 def check(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.response.is_file():
+        raise InputError("FILE_NOT_FOUND", f"no such file: {args.response}")
+    data = args.response.read_bytes()
+    if is_composite_bytes(data):
+        return composite_receipt.check_composite(args, data)
+    if args.request is None:
+        raise InputError("MISSING_ARGUMENT", "a single TEE receipt needs --request REQUEST.json")
     pcrs = _pcrs(args)
     models = frozenset(_hex(m, "--model-sha256") for m in args.model_sha256)
     if not models:
@@ -160,6 +172,13 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": verified.batch_root.size,
         "attestation_sha256": statement.attestation.hex(),
     }
+
+
+def is_composite_bytes(data: bytes) -> bool:
+    try:
+        return is_composite(json.loads(data))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
