@@ -309,3 +309,20 @@ def test_attack_swap_the_public_embedding_values_the_proof_was_not_about(
     # The proof's public instances are recomputed from the receipt's bytes: they no longer match.
     code = _reject(capsys, _args(public, _tampered(public, public_run, edit), public_run[1]))
     assert code == "INPUT_INSTANCE_MISMATCH"
+
+
+def test_receipt_through_the_gateway_and_enclave_server_verifies(private: Published) -> None:
+    from hybrid.hybrid_setup import input_file, start_gateway, trustdial
+
+    live = start_gateway(private)
+    try:
+        receipt = private.root / "gateway.json"
+        trustdial(
+            "pipeline", "run", private.pipeline, "--split", private.split,
+            "--input", input_file(private.root / "gateway.in.json", 5),
+            "--gateway", live.url, "--measurements", private.manifest, "--output", receipt,
+        )  # fmt: skip
+    finally:
+        live.stop()
+    report = _verified(private, (receipt, live.root_pem))
+    assert [(s["segment"], s["mode"]) for s in report["steps"]] == [("body", "tee"), ("head", "zk")]

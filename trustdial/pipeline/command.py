@@ -14,7 +14,14 @@ from prover.errors import ProverError
 from trustdial.pipeline.composite_writer import dump_composite
 from trustdial.pipeline.publish_dev import publish_dev
 from trustdial.pipeline.reference_pipeline import write_reference_pipeline
-from trustdial.pipeline.run import enclave_for, load_split, read_input, run_pipeline
+from trustdial.pipeline.run import (
+    GatewayEnclave,
+    LocalEnclave,
+    enclave_for,
+    load_split,
+    read_input,
+    run_pipeline,
+)
 from trustdial.pipeline.spec import load_spec
 from trustdial.pipeline.split import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ZkOptions, split_pipeline
 
@@ -53,9 +60,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("pipeline", type=Path, help="pipeline.toml")
     run.add_argument("--split", type=Path, required=True, help="output directory of `pipeline split --compile-zk`")
     run.add_argument("--input", type=Path, required=True, help="JSON {name: {dtype, shape, data: base64}}")
-    run.add_argument(
-        "--local", action="store_true", required=True, help="run tee segments in the local simulated enclave"
-    )
+    where = run.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", action="store_true", help="run tee segments in the local simulated enclave")
+    where.add_argument("--gateway", metavar="URL", help="run tee segments through this enclave gateway")
     run.add_argument("--measurements", type=Path, required=True, help="signed measurement manifest (.cose)")
     run.add_argument("--output", type=Path, required=True, help="composite receipt JSON to write")
     run.add_argument("--nonce", help="request nonce, 64 hex digits (default: random)")
@@ -130,7 +137,9 @@ def _run_run(args: argparse.Namespace) -> int:
         spec = load_spec(args.pipeline)
         split = load_split(args.split)
         signed = args.measurements.read_bytes()
-        enclave = enclave_for(split, spec.policy, signed)
+        enclave: LocalEnclave | GatewayEnclave = (
+            GatewayEnclave(args.gateway) if args.gateway else enclave_for(split, spec.policy, signed)
+        )
         try:
             result = run_pipeline(
                 spec,
@@ -143,8 +152,8 @@ def _run_run(args: argparse.Namespace) -> int:
             )
         finally:
             enclave.close()
-        if args.root_out is not None:
-            args.root_out.write_bytes(enclave.nsm.root_pem)
+        if args.root_out is not None and isinstance(enclave, LocalEnclave):
+            args.root_out.write_bytes(enclave.root_pem)
         args.output.write_bytes(dump_composite(result.receipt))
     except (InputError, ProverError) as err:
         _fail(err.code, err.reason, args.json)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 from verifier.composite.policy import MODE_EVIDENCE, VISIBILITY_PRIVATE, PipelinePolicy
 from verifier.measurements import parse_manifest, signed_payload
@@ -101,13 +102,61 @@ class LocalEnclave:
 
     def infer(
         self, model: str, inputs: Mapping[str, np.ndarray], nonce: bytes, poseidon_scale: int | None
-    ) -> tuple[dict[str, np.ndarray], bytes]:
+    ) -> tuple[dict[str, np.ndarray], bytes, bytes]:
+        """Outputs, the receipt, and the attestation document binding the receipt key."""
         tensors = {name: Tensor.from_array(value) for name, value in inputs.items()}
         outputs, receipt = asyncio.run(self.service.infer(model, tensors, nonce, poseidon_scale))
-        return {name: t.to_array() for name, t in outputs.items()}, receipt
+        return {name: t.to_array() for name, t in outputs.items()}, receipt, self.service.binding_document
+
+    @property
+    def root_pem(self) -> bytes:
+        return self.nsm.root_pem
 
     def close(self) -> None:
         self.service.close()
+
+
+class GatewayEnclave:
+    """tee segments through a running gateway (``trustdial gateway``): ``POST /v1/infer`` with the
+    step nonce, the Poseidon scale when a private boundary needs it, and the binding document."""
+
+    def __init__(self, url: str, timeout: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self.client = httpx.Client(timeout=timeout)
+
+    def infer(
+        self, model: str, inputs: Mapping[str, np.ndarray], nonce: bytes, poseidon_scale: int | None
+    ) -> tuple[dict[str, np.ndarray], bytes, bytes]:
+        body: dict[str, Any] = {
+            "model": model,
+            "inputs": {name: _tensor_json(value) for name, value in inputs.items()},
+            "nonce": nonce.hex(),
+            "include_attestation": True,
+        }
+        if poseidon_scale is not None:
+            body["poseidon_scale"] = poseidon_scale
+        try:
+            response = self.client.post(f"{self.url}/v1/infer", json=body)
+        except httpx.HTTPError as err:
+            raise PipelineError("PIPELINE_GATEWAY_UNREACHABLE", f"{self.url}: {err}") from err
+        if response.status_code != 200:
+            raise PipelineError(
+                "PIPELINE_GATEWAY_ERROR", f"{self.url} answered {response.status_code}: {response.text[:500]}"
+            )
+        reply = response.json()
+        outputs = {
+            name: Tensor(item["dtype"], tuple(item["shape"]), base64.b64decode(item["data"])).to_array()
+            for name, item in reply["outputs"].items()
+        }
+        return outputs, base64.b64decode(reply["receipt"]), base64.b64decode(reply["attestation"])
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _tensor_json(value: np.ndarray) -> dict[str, Any]:
+    tensor = Tensor.from_array(value)
+    return {"dtype": tensor.dtype, "shape": list(tensor.shape), "data": base64.b64encode(tensor.data).decode()}
 
 
 def run_pipeline(
@@ -116,7 +165,7 @@ def run_pipeline(
     inputs: Mapping[str, np.ndarray],
     *,
     manifest_signed: bytes,
-    enclave: LocalEnclave,
+    enclave: LocalEnclave | GatewayEnclave,
     request_nonce: str | None = None,
     progress: Progress = lambda _line: None,
 ) -> RunResult:
@@ -142,7 +191,7 @@ def run_pipeline(
         if "tee" in kinds:
             scale = _poseidon_scale(policy, segment.outputs, split)
             progress(f"step {index} {segment.name}: tee (enclave){' + Poseidon commitment' if scale else ''}")
-            outputs, receipt = enclave.infer(
+            outputs, receipt, binding = enclave.infer(
                 segment.name,
                 {n: values[n] for n in segment.inputs},
                 bytes.fromhex(step_nonce(policy, nonce, index)),
@@ -151,7 +200,7 @@ def run_pipeline(
             params = decode_statement(decode_receipt(receipt).statement).params
             evidence["tee"] = {
                 "receipt": base64.b64encode(receipt).decode(),
-                "attestation": base64.b64encode(enclave.service.binding_document).decode(),
+                "attestation": base64.b64encode(binding).decode(),
             }
             for name in segment.outputs:
                 poseidon = params.get(f"poseidon/{name}")
