@@ -257,6 +257,17 @@ def test_dual_evidence_that_disagrees_is_rejected() -> None:
     assert rejected(scenario) == "COMPOSITE_DUAL_EVIDENCE_MISMATCH"
 
 
+def test_dual_evidence_with_different_commitment_kinds_passes_when_each_links() -> None:
+    # The enclave signs only the SHA-256 of the private embedding it consumed; the proof exposes
+    # only its Poseidon hash. Each agrees with the boundary record, which the body's receipt ties together.
+    scenario = build(modes=("tee", "tee+zk"))
+    sha = scenario.facts[1]["tee"].inputs["embedding"].sha256
+    scenario.edit_fact(1, "tee", inputs={"embedding": Commitment(sha256=sha)})
+    poseidon = scenario.facts[1]["zk"].inputs["embedding"].poseidon
+    scenario.document["steps"][1]["inputs"]["embedding"] = {"sha256": sha, "poseidon": poseidon}
+    assert run(scenario) == ["body:tee", "head:tee+zk"]
+
+
 def test_tee_steps_signed_out_of_order_are_rejected() -> None:
     scenario = build(modes=("tee", "tee"))
     scenario.edit_fact(1, "tee", issued_at_ms=ATTESTED_AT_MS + 10)

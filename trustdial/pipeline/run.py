@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from verifier.composite.policy import MODE_EVIDENCE, VISIBILITY_PRIVATE, PipelinePolicy
+from verifier.composite.policy import MODE_EVIDENCE, MODE_TEE_ZK, VISIBILITY_PRIVATE, PipelinePolicy
 from verifier.measurements import parse_manifest, signed_payload
 from verifier.proof.artifacts import load_artifacts
 from verifier.proof.instances import layout_from_settings
@@ -170,6 +170,13 @@ def run_pipeline(
     progress: Progress = lambda _line: None,
 ) -> RunResult:
     policy = spec.policy
+    dual = [s.name for s in policy.segments if s.mode == MODE_TEE_ZK]
+    if dual:
+        raise PipelineError(
+            "PIPELINE_MODE_UNSUPPORTED",
+            f"segments {dual} are tee+zk: the enclave runs float onnxruntime while the circuit is fixed-point, so "
+            "their outputs differ in the last bits; running the circuit's semantics in the enclave is not done yet",
+        )
     manifest = parse_manifest(signed_payload(manifest_signed))
     manifest_sha256 = hashlib.sha256(manifest.raw).hexdigest()
     nonce = request_nonce or os.urandom(32).hex()
@@ -223,6 +230,7 @@ def run_pipeline(
                 ins = {n: TensorCommitments(**c) for n, c in zin.items()}
                 outs = {n: TensorCommitments(**c) for n, c in zout.items()}
                 produced = released
+
             if segment.outputs[0] in released and policy.visibility[segment.outputs[0]] != VISIBILITY_PRIVATE:
                 known[segment.outputs[0]]["sha256"] = _sha(segment.outputs[0], released[segment.outputs[0]])
         values.update(produced)

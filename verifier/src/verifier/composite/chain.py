@@ -316,11 +316,15 @@ def _check_stated_commitments(step: Step, evidence: VerifiedEvidence) -> None:
 
 
 def _check_dual(step: Step, facts: Mapping[str, VerifiedEvidence]) -> None:
+    """A ``tee+zk`` step: where both pieces of evidence commit to a tensor with the same kind, the
+    values must be equal. (Where they share no kind, e.g. the enclave signs the SHA-256 of a private
+    input and the proof exposes its Poseidon hash, each is bound to the boundary record by the link
+    checks, and the record's kinds are tied together by the producer's evidence.)"""
     tee, zk = facts["tee"], facts["zk"]
     for name in (*step.inputs, *step.outputs):
         a = tee.inputs.get(name) or tee.outputs.get(name)
         b = zk.inputs.get(name) or zk.outputs.get(name)
-        if a is None or b is None or not _agree(a, b):
+        if a is None or b is None or _conflict(a, b):
             raise CompositeError(
                 "COMPOSITE_DUAL_EVIDENCE_MISMATCH",
                 f"step {step.index} ({step.segment}): TEE evidence proves {name!r} = {a}, ZK evidence {b}",
@@ -364,6 +368,10 @@ def _agree(a: Commitment, b: Commitment | None) -> bool:
                 return False
             shared += 1
     return shared > 0
+
+
+def _conflict(a: Commitment, b: Commitment) -> bool:
+    return any(x is not None and y is not None and x != y for x, y in ((a.sha256, b.sha256), (a.poseidon, b.poseidon)))
 
 
 def _seconds(cost: Mapping[str, Any]) -> float | None:
