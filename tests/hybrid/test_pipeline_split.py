@@ -131,3 +131,10 @@ def test_cli_split_of_a_missing_model_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert json.loads(done.stdout)["code"] == "PIPELINE_MODEL_UNREADABLE"
+
+
+def test_split_writes_manifest_fragments_for_measurements_create(reference: Path, tmp_path: Path) -> None:
+    result = split_pipeline(load_spec(reference), tmp_path, samples=1)
+    models = json.loads((tmp_path / "manifest-models.json").read_text())
+    assert models == {s.name: {"sha256": s.sha256} for s in result.segments}
+    assert json.loads((tmp_path / "manifest-zk.json").read_text()) == {}

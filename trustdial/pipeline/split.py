@@ -139,6 +139,10 @@ def split_pipeline(
         zk=tuple(compiled),
     )
     (output / "split.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    entries = result.manifest_entries()
+    # For `trustdial measurements create --models ... --zk ... --pipeline-policy-sha256 ...`.
+    (output / "manifest-models.json").write_text(json.dumps(entries["models"], indent=2) + "\n")
+    (output / "manifest-zk.json").write_text(json.dumps(entries["zk"], indent=2) + "\n")
     return result
 
 
