@@ -94,6 +94,10 @@ def test_unknown_mode_is_refused() -> None:
     assert _code(MINIMAL.replace('mode = "tee"', 'mode = "trust-me"')) == "POLICY_MODE_UNKNOWN"
 
 
+def test_mode_of_the_wrong_type_is_refused() -> None:
+    assert _code(MINIMAL.replace('mode = "tee"', 'mode = ["tee"]')) == "POLICY_MODE_UNKNOWN"
+
+
 def test_no_segments_is_refused() -> None:
     text = 'format = "trustdial.pipeline/1"\nname = "p"\nsegments = []\n[tensors]\n'
     assert _code(text) == "POLICY_NO_SEGMENTS"

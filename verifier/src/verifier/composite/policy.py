@@ -94,6 +94,8 @@ def mode_satisfies(actual: str, required: str) -> bool:
     Unknown modes never satisfy anything. ``zk`` meets ``tee`` (a proof is stronger integrity
     evidence than an attestation); nothing weaker than the requirement does.
     """
+    if not isinstance(actual, str) or not isinstance(required, str):
+        return False
     if actual not in MODE_STRENGTH or required not in MODE_STRENGTH:
         return False
     return MODE_STRENGTH[actual] >= MODE_STRENGTH[required]
@@ -206,7 +208,7 @@ def _segment(raw: Any, index: int) -> Segment:
     where = f"segments[{index}]"
     _exact_keys(raw, _SEGMENT_KEYS, where)
     mode = raw["mode"]
-    if mode not in MODE_STRENGTH:
+    if not isinstance(mode, str) or mode not in MODE_STRENGTH:
         raise PolicyFileError(
             "POLICY_MODE_UNKNOWN", f"expected {where}.mode in {sorted(MODE_STRENGTH)}, found {mode!r}"
         )

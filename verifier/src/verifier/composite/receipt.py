@@ -126,7 +126,7 @@ def _boundary(name: str, raw: Any) -> BoundaryTensor:
     where = f"tensors.{name}"
     _exact_keys(raw, {"visibility", "commitment", "tensor"}, where)
     visibility = raw["visibility"]
-    if visibility not in VISIBILITIES:
+    if not isinstance(visibility, str) or visibility not in VISIBILITIES:
         raise CompositeError(
             "COMPOSITE_MALFORMED", f"expected {where}.visibility in {VISIBILITIES}, found {visibility!r}"
         )
@@ -143,7 +143,7 @@ def _step(raw: Any, position: int) -> Step:
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < MAX_STEPS:
         raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.index to be a small integer, found {index!r}")
     mode = raw["mode"]
-    if mode not in MODE_STRENGTH:
+    if not isinstance(mode, str) or mode not in MODE_STRENGTH:
         raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.mode in {sorted(MODE_STRENGTH)}, found {mode!r}")
     evidence = raw["evidence"]
     if not isinstance(evidence, Mapping) or not evidence or set(evidence) - {"tee", "zk"}:
@@ -189,7 +189,7 @@ def _commitment(raw: Any, where: str) -> Commitment:
 def _tensor(raw: Any, where: str) -> TensorData:
     _exact_keys(raw, {"dtype", "shape", "data"}, where)
     dtype = raw["dtype"]
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.dtype in {DTYPES}, found {dtype!r}")
     shape = raw["shape"]
     if (
