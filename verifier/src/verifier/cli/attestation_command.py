@@ -59,7 +59,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--user-data", metavar="HEX", help="expected user_data")
     parser.add_argument("--public-key", metavar="HEX", help="expected public_key")
     parser.add_argument(
-        "--max-age", type=float, metavar="SECONDS", help="reject documents older than this at the verification time"
+        "--max-age",
+        type=float,
+        metavar="SECONDS",
+        help="reject documents older than this at the verification time (not with --at doc)",
     )
     parser.add_argument(
         "--allow-debug", action="store_true", help="accept debug-mode enclaves (PCR0 all zero): NOT for production"
@@ -97,6 +100,12 @@ def build_policy(args: argparse.Namespace) -> AttestationPolicy:
             "enclave would be accepted, so nothing was verified",
         )
     if args.max_age is not None:
+        if args.at == "doc":
+            raise InputError(
+                "CONFLICTING_OPTIONS",
+                "--max-age measures the document's age at the verification time, and with --at doc that time is "
+                "the document's own timestamp, so the age would always be 0; give --at now or an explicit time",
+            )
         policies.append(MaxAge(args.max_age))
     return AllOf(policies)
 
