@@ -33,6 +33,13 @@ def test_max_age_is_not_silently_void_when_verifying_at_the_documents_own_time(
     assert result["code"] == "CONFLICTING_OPTIONS"
 
 
+@pytest.mark.parametrize("index", ["\u00b2", "\u2460", "\u0663\u00b9"], ids=["superscript", "circled", "mixed"])
+def test_pcr_index_of_unicode_digits_is_a_usage_error(capsys: pytest.CaptureFixture[str], index: str) -> None:
+    status, result = _run(capsys, "--pcr", f"{index}={MARLIN.pcrs[0].hex()}")
+    assert status == 2
+    assert result["code"] == "BAD_PCR"
+
+
 def test_pcr_index_beyond_31_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     status, result = _run(capsys, "--pcr", f"32={MARLIN.pcrs[0].hex()}")
     assert (status, result["code"]) == (2, "PCR_INDEX")

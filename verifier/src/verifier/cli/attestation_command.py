@@ -114,7 +114,7 @@ def parse_pcrs(values: list[str]) -> dict[int, bytes]:
     pcrs: dict[int, bytes] = {}
     for value in values:
         index_text, separator, digest_hex = value.partition("=")
-        if not separator or not index_text.strip().isdigit():
+        if not separator or not (index_text.strip().isascii() and index_text.strip().isdigit()):
             raise InputError("BAD_PCR", f"expected --pcr INDEX=HEX, found {value!r}")
         index = int(index_text)
         if index in pcrs:
