@@ -46,7 +46,9 @@ def genuine(name: str) -> GenuineVector:
 
 
 def fixed_nsm(**options: object) -> SimulatedNsm:
-    return SimulatedNsm(clock=lambda: SIM_TIME, **options)  # type: ignore[arg-type]
+    """A simulated NSM on the fixed SIM_TIME clock unless ``clock`` is given."""
+    options.setdefault("clock", lambda: SIM_TIME)
+    return SimulatedNsm(**options)  # type: ignore[arg-type]
 
 
 MODEL_SHA256 = hashlib.sha256(b"red team model bytes").digest()
