@@ -61,8 +61,8 @@ def register(subparsers: Any) -> None:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        value = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise InputError("BAD_JSON", f"{path}: not valid JSON: {err}") from err
     if not isinstance(value, dict):
         raise InputError("BAD_JSON", f"{path}: expected a JSON object")
@@ -101,15 +101,24 @@ def _pcrs(args: argparse.Namespace, manifest: Manifest | None) -> dict[int, byte
                 pcrs[int(name.removeprefix("PCR"))] = _hex(value, name)
     if args.pcrs is not None:
         for index, value in _read_json(args.pcrs).items():
+            if not (index.isascii() and index.isdigit()):
+                raise InputError("BAD_PCR", f"{args.pcrs}: expected PCR indices as decimal digits, found {index!r}")
             pcrs[int(index)] = _hex(str(value), f"PCR{index}")
     for item in args.pcr:
         index, sep, value = item.partition("=")
-        if not sep or not index.isdigit():
+        if not sep or not (index.isascii() and index.isdigit()):
             raise InputError("BAD_PCR", f"expected INDEX=HEX, found {item!r}")
         pcrs[int(index)] = _hex(value, f"PCR{index}")
     if not pcrs:
         raise InputError("NO_EXPECTED_PCRS", "refusing to verify without expected PCRs (--pcr or --pcrs)")
     return pcrs
+
+
+def _root(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError as err:
+        raise InputError("BAD_ROOT", f"expected a PEM certificate in {path}: {err}") from None
 
 
 def _tensors(value: Any, what: str) -> dict[str, Tensor]:
@@ -126,8 +135,8 @@ def _tensors(value: Any, what: str) -> dict[str, Tensor]:
 
 
 def _ids(values: Any, what: str) -> Tensor:
-    if not isinstance(values, list) or not all(type(v) is int for v in values):
-        raise InputError("BAD_EVIDENCE", f"expected {what} as a list of integers")
+    if not isinstance(values, list) or not all(type(v) is int and -(1 << 63) <= v < 1 << 63 for v in values):
+        raise InputError("BAD_EVIDENCE", f"expected {what} as a list of int64 integers")
     return Tensor("int64", (len(values),), struct.pack(f"<{len(values)}q", *values))
 
 
@@ -180,7 +189,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         attestation = _b64(response["attestation"], "attestation")
     else:
         raise InputError("NO_ATTESTATION", "the response has no attestation document; pass --attestation FILE")
-    root = x509.load_pem_x509_certificate(args.root.read_bytes()) if args.root is not None else None
+    root = _root(args.root) if args.root is not None else None
     verified = verify_receipt(
         _b64(response.get("receipt"), "receipt"),
         attestation=attestation,
