@@ -10,7 +10,7 @@ and what it found. Containers refuse to be empty: ``AllOf([])``, ``AnyOf([])`` a
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -43,11 +43,23 @@ def apply_policy(policy: AttestationPolicy, document: AttestationDocument, at: d
         )
 
 
+def _policies(container: str, policies: Iterable[AttestationPolicy]) -> tuple[AttestationPolicy, ...]:
+    """Snapshot the children once: a generator or a list mutated later must not change what is checked."""
+    snapshot = tuple(policies)
+    for child in snapshot:
+        if not callable(getattr(child, "verify", None)):
+            raise InputError("POLICY_TYPE", f"expected attestation policies in {container}, found {child!r:.80}")
+    return snapshot
+
+
 @dataclass(frozen=True)
 class AllOf:
     """Every child policy must pass. Empty = refused (``POLICY_EMPTY``)."""
 
     policies: Sequence[AttestationPolicy]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policies", _policies("AllOf", self.policies))
 
     def verify(self, document: AttestationDocument, at: datetime) -> None:
         if not self.policies:
@@ -61,6 +73,9 @@ class AnyOf:
     """At least one child policy must pass (e.g. several acceptable PCR sets). Empty = refused."""
 
     policies: Sequence[AttestationPolicy]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policies", _policies("AnyOf", self.policies))
 
     def verify(self, document: AttestationDocument, at: datetime) -> None:
         if not self.policies:
