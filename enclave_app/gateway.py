@@ -47,6 +47,9 @@ class InferRequest(BaseModel):
     inputs: dict[str, TensorJson]
     nonce: str | None = Field(default=None, description="hex, at most 64 bytes; echoed in the receipt")
     include_attestation: bool = Field(default=False, description="also return the key-binding attestation document")
+    poseidon_scale: int | None = Field(
+        default=None, description="hybrid pipelines: also sign ezkl's Poseidon hash of each output at this scale"
+    )
 
 
 class InferResponse(BaseModel):
@@ -188,6 +191,8 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
         body = await _parse(request, limits, InferRequest)
         inputs = tensors_from_json({k: v.model_dump() for k, v in body.inputs.items()})
         message = {"op": "infer", "model": body.model, "inputs": tensors_to_cbor(inputs), "nonce": _nonce(body.nonce)}
+        if body.poseidon_scale is not None:
+            message["poseidon_scale"] = body.poseidon_scale
         reply = await link.call(message)
         result: dict[str, Any] = {
             "model": body.model,

@@ -45,7 +45,9 @@ async def dispatch(service: EnclaveService, message: dict[str, Any]) -> dict[str
         return {"binding": service.binding_document}
     if op == "infer":
         inputs = tensors_from_cbor(message.get("inputs"))
-        outputs, receipt = await service.infer(message.get("model"), inputs, message.get("nonce"))
+        outputs, receipt = await service.infer(
+            message.get("model"), inputs, message.get("nonce"), message.get("poseidon_scale")
+        )
         return {"outputs": tensors_to_cbor(outputs), "receipt": receipt}
     if op == "generate":
         completion, receipt = await service.generate(
