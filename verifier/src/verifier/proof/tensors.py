@@ -87,7 +87,7 @@ def parse_tensor_json(doc: Any, *, side: str) -> Tensor:
 def load_tensor_file(path: Path, *, side: str) -> Tensor:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise InputError("TENSOR_MALFORMED", f"{path} is not JSON: {err}") from err
     return parse_tensor_json(doc, side=side)
 
