@@ -156,3 +156,11 @@ def test_tensor_file_that_cannot_be_parsed_is_a_usage_error(tmp_path: Path, cont
     with pytest.raises(InputError) as caught:
         load_tensor_file(path, side="output")
     assert caught.value.code == "TENSOR_MALFORMED"
+
+
+def test_ezkl_format_tensor_with_an_integer_beyond_float64_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "output.json"
+    path.write_text('{"output_data": [[1' + "0" * 400 + "]]}")
+    with pytest.raises(InputError) as caught:
+        load_tensor_file(path, side="output")
+    assert caught.value.code == "TENSOR_MALFORMED"
