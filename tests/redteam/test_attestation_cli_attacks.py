@@ -31,7 +31,7 @@ def test_max_age_is_not_silently_void_when_verifying_at_the_documents_own_time(
     status, result = _run(capsys, "--pcr", _pcr0(), "--at", "doc", "--max-age", "60")
     assert status == 2
     assert result["valid"] is False
-    assert result["code"] == "CONFLICTING_OPTIONS"
+    assert result["code"] == "MAX_AGE_WITH_DOC_TIME"
 
 
 @pytest.mark.parametrize("index", ["\u00b2", "\u2460", "\u0663\u00b9"], ids=["superscript", "circled", "mixed"])

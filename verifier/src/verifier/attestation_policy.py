@@ -32,6 +32,17 @@ class AttestationPolicy(Protocol):
         ...
 
 
+def apply_policy(policy: AttestationPolicy, document: AttestationDocument, at: datetime) -> None:
+    """Run ``policy``; anything but a normal ``None`` return (e.g. a custom policy returning ``False``)
+    is a rejection, so a policy written to return a verdict can never pass by accident."""
+    outcome: object = policy.verify(document, at)  # type: ignore[func-returns-value]
+    if outcome is not None:
+        raise PolicyError(
+            "POLICY_RESULT",
+            f"expected {type(policy).__name__}.verify to return None or raise PolicyError, found {outcome!r:.80}",
+        )
+
+
 def _policies(container: str, policies: Iterable[AttestationPolicy]) -> tuple[AttestationPolicy, ...]:
     """Snapshot the children once: a generator or a list mutated later must not change what is checked."""
     snapshot = tuple(policies)
@@ -54,7 +65,7 @@ class AllOf:
         if not self.policies:
             raise PolicyError("POLICY_EMPTY", "expected at least one policy in AllOf, found none: refusing to accept")
         for policy in self.policies:
-            policy.verify(document, at)
+            apply_policy(policy, document, at)
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,7 @@ class AnyOf:
         failures: list[str] = []
         for policy in self.policies:
             try:
-                policy.verify(document, at)
+                apply_policy(policy, document, at)
             except PolicyError as err:
                 failures.append(f"{err.code}: {err.reason}")
                 continue

@@ -102,9 +102,9 @@ def build_policy(args: argparse.Namespace) -> AttestationPolicy:
     if args.max_age is not None:
         if args.at == "doc":
             raise InputError(
-                "CONFLICTING_OPTIONS",
-                "--max-age measures the document's age at the verification time, and with --at doc that time is "
-                "the document's own timestamp, so the age would always be 0; give --at now or an explicit time",
+                "MAX_AGE_WITH_DOC_TIME",
+                "--max-age measures age at the verification time, which --at doc sets to the document's own "
+                "timestamp (age 0): give --at now or an explicit time to judge freshness",
             )
         policies.append(MaxAge(args.max_age))
     return AllOf(policies)
