@@ -212,7 +212,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
 def is_composite_bytes(data: bytes) -> bool:
     try:
         return is_composite(json.loads(data))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return False
 
 
