@@ -129,7 +129,7 @@ async def _parse(request: Request, limits: GatewayLimits, model: type[_Body]) ->
     body = await _read_body(request, limits)
     try:
         value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise RequestError("MALFORMED_JSON", f"body is not valid JSON: {err}") from err
     try:
         return model.model_validate(value)

@@ -4,9 +4,10 @@ that must end in a typed usage error (exit 2, one JSON object) rather than a tra
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from redteam_support import MARLIN_FILE, genuine
+from redteam_support import MARLIN_FILE, fixed_nsm, genuine
 from verifier.cli import main
 
 MARLIN = genuine(MARLIN_FILE.name)
@@ -58,3 +59,20 @@ def test_expected_pcr_prefix_does_not_match(capsys: pytest.CaptureFixture[str]) 
 def test_nan_max_age_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     status, result = _run(capsys, "--pcr", _pcr0(), "--max-age", "nan")
     assert (status, result["code"]) == (2, "MAX_AGE")
+
+
+@pytest.mark.parametrize("flag", ["--nonce", "--user-data"])
+@pytest.mark.parametrize("value", ["", "0x"], ids=["empty", "bare-prefix"])
+def test_empty_expected_value_is_not_an_expectation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, flag: str, value: str
+) -> None:
+    # Any enclave can ask its NSM for a document with an empty nonce/user_data; "expecting" empty
+    # bytes would accept it whatever its PCRs.
+    nsm = fixed_nsm()
+    document = tmp_path / "doc.cbor"
+    document.write_bytes(nsm.attest(nonce=b"", user_data=b""))
+    root = tmp_path / "root.pem"
+    root.write_bytes(nsm.root_pem)
+    status = main(["attestation", str(document), "--root", str(root), "--at", "doc", flag, value, "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert (status, result["code"]) == (2, "EMPTY_EXPECTATION")

@@ -3,6 +3,7 @@ change to it must be a typed ManifestError, never an acceptance or a crash."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cbor2
@@ -10,6 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from verifier.cli import main
 from verifier.measurements import load_signed_manifest
 from verifier.measurements.errors import ManifestError
 
@@ -87,3 +90,20 @@ def test_detached_payload_is_rejected(key: ec.EllipticCurvePrivateKey, manifest:
     parts = _sign(key, manifest, cbor2.dumps({1: -35, 3: CONTENT_TYPE}))
     parts[2] = None
     assert _code(_envelope(parts), key) == "MANIFEST_BAD_ENVELOPE"
+
+
+def test_composite_receipt_check_with_a_root_that_is_not_pem_is_a_usage_error(
+    key: ec.EllipticCurvePrivateKey, manifest: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed = tmp_path / "manifest.cose"
+    signed.write_bytes(_envelope(_sign(key, manifest, cbor2.dumps({1: -35, 3: CONTENT_TYPE}))))
+    public = tmp_path / "manifest-key.pem"
+    public.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    root = tmp_path / "root.pem"
+    root.write_text("not a certificate")
+    receipt = tmp_path / "composite.json"
+    receipt.write_text(json.dumps({"format": "trustdial.composite-receipt/1"}))
+    argv = ["receipt", str(receipt), "--measurements", str(signed), "--manifest-key", str(public), "--root", str(root)]
+    status = main([*argv, "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert (status, result["code"]) == (2, "BAD_ROOT")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from verifier.errors import InputError, VerificationError
 from verifier.proof import verify_proof
-from verifier.proof.tensors import Tensor
+from verifier.proof.tensors import Tensor, load_tensor_file
 
 from prover.circuit_settings import CircuitOptions
 from prover.compile import compile_model
@@ -121,3 +121,46 @@ def test_vk_and_settings_pins_of_the_genuine_files_are_accepted(genuine: tuple[P
     directory, proof = genuine
     report = verify_proof(proof, directory, allow_dev_srs=True, expected_sha256=_pins(directory, "vk", "settings"))
     assert report.output_visibility == "public"
+
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
+
+def test_proof_nested_beyond_the_json_parsers_recursion_limit_is_malformed(
+    genuine: tuple[Path, Path], tmp_path: Path
+) -> None:
+    directory, _ = genuine
+    proof = tmp_path / "proof.json"
+    proof.write_text(DEEP_JSON)
+    with pytest.raises(VerificationError) as caught:
+        verify_proof(proof, directory, allow_dev_srs=True)
+    assert caught.value.code == "PROOF_MALFORMED"
+
+
+@pytest.mark.parametrize("content", [DEEP_JSON.encode(), b'{"format": "\xff"}'], ids=["deep", "not-utf8"])
+def test_artifacts_file_that_cannot_be_parsed_is_malformed(
+    genuine: tuple[Path, Path], tmp_path: Path, content: bytes
+) -> None:
+    directory, proof = genuine
+    tampered = _copy(directory, tmp_path / "tampered")
+    (tampered / "artifacts.json").write_bytes(content)
+    with pytest.raises(VerificationError) as caught:
+        verify_proof(proof, tampered, allow_dev_srs=True)
+    assert caught.value.code == "ARTIFACTS_MALFORMED"
+
+
+@pytest.mark.parametrize("content", [DEEP_JSON.encode(), b'{"dtype": "\xff"}'], ids=["deep", "not-utf8"])
+def test_tensor_file_that_cannot_be_parsed_is_a_usage_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "tensor.json"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        load_tensor_file(path, side="output")
+    assert caught.value.code == "TENSOR_MALFORMED"
+
+
+def test_ezkl_format_tensor_with_an_integer_beyond_float64_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "output.json"
+    path.write_text('{"output_data": [[1' + "0" * 400 + "]]}")
+    with pytest.raises(InputError) as caught:
+        load_tensor_file(path, side="output")
+    assert caught.value.code == "TENSOR_MALFORMED"

@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from redteam_support import INPUTS, MODEL_SHA256, OUTPUTS, REQUEST_NONCE, ReceiptEnclave
-from verifier.attestation import AttestationError, PcrsEqual
+from verifier.attestation import AllOf, AttestationError, MaxAge, PcrsEqual
+from verifier.errors import InputError
 from verifier.receipts import ReceiptError, ReceiptExpectation, open_receipt
 from verifier.receipts.attested import BINDING_USER_DATA, verify_receipt
 from verifier.receipts.merkle import leaf_hash
@@ -168,3 +169,17 @@ def test_binding_document_given_as_base64_text_is_not_silently_decoded(enclave: 
             expected=_expect(),
             root=enclave.nsm.root_certificate,
         )
+
+
+def test_max_age_inside_the_binding_policy_is_refused_rather_than_silently_void(enclave: ReceiptEnclave) -> None:
+    # The binding document is checked as of its own timestamp, where every document is 0 s old.
+    receipt = _batch(enclave, 1)[0]
+    with pytest.raises(InputError) as caught:
+        verify_receipt(
+            receipt.encode(),
+            attestation=enclave.document,
+            policy=AllOf([PcrsEqual(enclave.pcrs), MaxAge(60)]),
+            expected=_expect(),
+            root=enclave.nsm.root_certificate,
+        )
+    assert caught.value.code == "CONFLICTING_OPTIONS"

@@ -88,11 +88,11 @@ def build_policy(args: argparse.Namespace) -> AttestationPolicy:
     if args.pcr:
         policies.append(PcrsEqual(parse_pcrs(args.pcr)))
     if args.nonce is not None:
-        policies.append(NonceEquals(parse_hex("--nonce", args.nonce)))
+        policies.append(NonceEquals(_expected_bytes("--nonce", args.nonce)))
     if args.user_data is not None:
-        policies.append(UserDataEquals(parse_hex("--user-data", args.user_data)))
+        policies.append(UserDataEquals(_expected_bytes("--user-data", args.user_data)))
     if args.public_key is not None:
-        policies.append(PublicKeyEquals(parse_hex("--public-key", args.public_key)))
+        policies.append(PublicKeyEquals(_expected_bytes("--public-key", args.public_key)))
     if not policies:
         raise InputError(
             "NO_EXPECTATIONS",
@@ -108,6 +108,15 @@ def build_policy(args: argparse.Namespace) -> AttestationPolicy:
             )
         policies.append(MaxAge(args.max_age))
     return AllOf(policies)
+
+
+def _expected_bytes(flag: str, value: str) -> bytes:
+    """An expected value from the command line; empty bytes are refused: any enclave can have its NSM
+    sign an empty nonce or user_data, so "expecting" them would accept it whatever its PCRs."""
+    parsed = parse_hex(flag, value)
+    if not parsed:
+        raise InputError("EMPTY_EXPECTATION", f"expected a non-empty {flag} value, found {value!r}")
+    return parsed
 
 
 def parse_pcrs(values: list[str]) -> dict[int, bytes]:

@@ -41,11 +41,18 @@ def _file(path: Path | None, flag: str) -> Path:
     return path
 
 
+def _root(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(_file(path, "--root").read_bytes())
+    except ValueError as err:
+        raise InputError("BAD_ROOT", f"expected a PEM certificate in {path}: {err}") from None
+
+
 def check_composite(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
     key = load_public_key(_file(args.manifest_key, "--manifest-key").read_bytes())
     manifest = load_signed_manifest(_file(args.measurements, "--measurements").read_bytes(), key)
     policy = load_policy(args.policy) if args.policy is not None else None
-    root = x509.load_pem_x509_certificate(_file(args.root, "--root").read_bytes()) if args.root is not None else None
+    root = _root(args.root) if args.root is not None else None
     result = verify_composite(
         data,
         manifest=facts_from_manifest(manifest),

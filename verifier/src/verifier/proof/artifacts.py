@@ -80,7 +80,7 @@ def load_artifacts(directory: Path) -> Artifacts:
         raise InputError("ARTIFACTS_NOT_FOUND", f"expected {path} (written by `trustdial zk compile`)")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise VerificationError("ARTIFACTS_MALFORMED", f"{path} is not JSON: {err}") from err
     if not isinstance(doc, dict) or doc.get("format") != ARTIFACTS_FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__

@@ -87,7 +87,7 @@ def parse_tensor_json(doc: Any, *, side: str) -> Tensor:
 def load_tensor_file(path: Path, *, side: str) -> Tensor:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise InputError("TENSOR_MALFORMED", f"{path} is not JSON: {err}") from err
     return parse_tensor_json(doc, side=side)
 
@@ -110,7 +110,11 @@ def _parse_ezkl_data(data: Any, key: str) -> Tensor:
     if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], list):
         raise InputError("TENSOR_MALFORMED", f"expected '{key}' to hold exactly one flat list of numbers")
     flat = data[0]
-    for v in flat:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise InputError("TENSOR_MALFORMED", f"expected finite numbers in '{key}', found {v!r}")
-    return Tensor(dtype="float64", shape=(len(flat),), values=tuple(float(v) for v in flat), raw=None)
+    try:
+        for v in flat:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise InputError("TENSOR_MALFORMED", f"expected finite numbers in '{key}', found {v!r:.80}")
+        values = tuple(float(v) for v in flat)
+    except OverflowError as err:  # an integer beyond float64 range
+        raise InputError("TENSOR_MALFORMED", f"expected numbers within float64 range in '{key}': {err}") from err
+    return Tensor(dtype="float64", shape=(len(flat),), values=values, raw=None)

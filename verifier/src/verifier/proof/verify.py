@@ -191,7 +191,7 @@ def _check_settings_agree(artifacts: Artifacts, layout: InstanceLayout) -> None:
 def _read_json(path: Path, code: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise VerificationError(code, f"{path} is not JSON: {err}") from err
 
 

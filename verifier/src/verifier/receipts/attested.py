@@ -15,13 +15,16 @@ from cryptography import x509
 
 from verifier.attestation import (
     AllOf,
+    AnyOf,
     AttestationDocument,
     AttestationPolicy,
+    MaxAge,
     UserDataEquals,
     document_digest,
     read_unverified_timestamp,
     verify_attestation,
 )
+from verifier.errors import InputError
 from verifier.receipts.errors import ReceiptError
 from verifier.receipts.verify import ReceiptExpectation, VerifiedReceipt, check_statement, open_receipt
 
@@ -33,6 +36,12 @@ def verify_binding_document(
     document: bytes, policy: AttestationPolicy, *, root: x509.Certificate | None = None, allow_debug: bool = False
 ) -> AttestationDocument:
     """Verify a key-binding document as of its own timestamp; it must carry a public key."""
+    if _contains_max_age(policy):
+        raise InputError(
+            "CONFLICTING_OPTIONS",
+            "MaxAge cannot apply to a binding document: it is verified as of its own timestamp, where its age is "
+            "always 0; freshness of a live enclave is the client's nonce challenge",
+        )
     at = read_unverified_timestamp(document)
     verified = verify_attestation(
         document, AllOf([policy, UserDataEquals(BINDING_USER_DATA)]), root=root, at=at, allow_debug=allow_debug
@@ -40,6 +49,14 @@ def verify_binding_document(
     if not verified.public_key:
         raise ReceiptError("RECEIPT_KEY", "expected the binding attestation document to carry a public key, found none")
     return verified
+
+
+def _contains_max_age(policy: object) -> bool:
+    if isinstance(policy, MaxAge):
+        return True
+    if isinstance(policy, AllOf | AnyOf):
+        return any(_contains_max_age(child) for child in policy.policies)
+    return False
 
 
 def verify_receipt(
