@@ -45,15 +45,13 @@ EIF       ?= $(EIF_DIR)/enclave.eif
 BLOBS     ?= /usr/share/nitro_enclaves/blobs
 EIF_FLAGS ?=
 
-.PHONY: eif pcrs verify-build
+.PHONY: eif pcrs verify-build docker-available
 
-define need_docker
-	@command -v docker >/dev/null 2>&1 || { echo "make $@: Docker is required (docker buildx build + docker save) and was not found on PATH; everything below it (trustdial eif image/build/ramdisk) runs without Docker" >&2; exit 1; }
-	@docker info >/dev/null 2>&1 || { echo "make $@: Docker is installed but the daemon is not reachable" >&2; exit 1; }
-endef
+docker-available:
+	@command -v docker >/dev/null 2>&1 || { echo "make: Docker is required for this target (docker buildx build + docker save) and was not found on PATH; everything below it (trustdial eif image/build/ramdisk) runs without Docker" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make: Docker is installed but the daemon is not reachable" >&2; exit 1; }
 
-eif: install
-	$(need_docker)
+eif: docker-available install
 	mkdir -p $(EIF_DIR)
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) && docker buildx build --file Dockerfile.enclave \
 	  --build-arg SOURCE_DATE_EPOCH=$$SOURCE_DATE_EPOCH \
@@ -63,7 +61,7 @@ eif: install
 	  > $(EIF_DIR)/pcrs.json
 	cat $(EIF_DIR)/pcrs.json
 	@if command -v nitro-cli >/dev/null 2>&1; then \
-	  nitro-cli build-enclave --docker-uri $(EIF_IMAGE) --output-file $(EIF_DIR)/nitro-cli.eif > $(EIF_DIR)/nitro-cli.json && \
+	  NITRO_CLI_BLOBS=$(BLOBS) nitro-cli build-enclave --docker-uri $(EIF_IMAGE) --output-file $(EIF_DIR)/nitro-cli.eif > $(EIF_DIR)/nitro-cli.json && \
 	  $(BIN)/python -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2]))["Measurements"]; \
 	  bad=[k for k in ("PCR0","PCR1","PCR2") if a[k]!=b[k]]; sys.exit("PCRs differ from nitro-cli: "+",".join(bad) if bad else 0)' \
 	  $(EIF_DIR)/pcrs.json $(EIF_DIR)/nitro-cli.json && echo "nitro-cli agrees on PCR0/1/2"; \
@@ -73,8 +71,7 @@ pcrs: install
 	@test -f $(EIF) || { echo "make pcrs: $(EIF) does not exist; run make eif (or set EIF=path)" >&2; exit 1; }
 	$(BIN)/trustdial-verify eif $(EIF) --json
 
-verify-build: install
-	$(need_docker)
+verify-build: docker-available install
 	@test -f $(EIF) || { echo "make verify-build: $(EIF) does not exist; run make eif first" >&2; exit 1; }
 	cp $(EIF) $(EIF_DIR)/previous.eif
 	$(MAKE) eif

@@ -60,7 +60,7 @@ class EnclaveService:
         registry: ModelRegistry,
         nsm: Nsm,
         *,
-        key_type: str = "ed25519",
+        key_type: str = "p256",
         batch_size: int = 64,
         batch_wait: float = 0.002,
         clock: Callable[[], float] = time.time,

@@ -9,6 +9,7 @@ are refused so a typo cannot silently fall back to a default.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from infra.cdk.instance_types import parse_instance_type, require_enclave_capabl
 from infra.cdk.pcrs import DEVELOPMENT_PCRS, EnclavePcrs
 
 DEPLOYMENT_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,11}")
+VPC_ID_PATTERN = re.compile(r"vpc-[0-9a-f]{8,17}")
+SUBNET_ID_PATTERN = re.compile(r"subnet-[0-9a-f]{8,17}")
 MAX_PCR_SETS = 2  # current image, plus the next one while rolling forward
 
 
@@ -48,6 +51,12 @@ class DeploymentConfig:
     measurement_retention_days: int = 365
     build_compute_type: str = "LARGE"
     availability_zones: int = 2
+    # CIDR of the VPC: the new VPC's range, or the imported VPC's (security group rules use it as a literal).
+    vpc_cidr: str = "10.40.0.0/16"
+    # Import an existing VPC instead of creating one: its id, private subnets (with egress) and their AZs.
+    vpc_id: str | None = None
+    private_subnet_ids: tuple[str, ...] = ()
+    vpc_availability_zones: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if DEPLOYMENT_PATTERN.fullmatch(self.deployment) is None:
@@ -91,11 +100,40 @@ class DeploymentConfig:
                 "BAD_CONFIG",
                 f"enclave_cpu_count: SMT siblings go together, expected an even number, found {self.enclave_cpu_count}",
             )
+        self._validate_network()
         if self.build_compute_type not in ("MEDIUM", "LARGE", "X2_LARGE"):
             raise InfraConfigError(
                 "BAD_CONFIG",
                 f"build_compute_type: expected MEDIUM, LARGE or X2_LARGE, found {self.build_compute_type!r}",
             )
+
+    def _validate_network(self) -> None:
+        try:
+            network = ipaddress.ip_network(self.vpc_cidr)
+        except ValueError as error:
+            raise InfraConfigError("BAD_CONFIG", f"vpc_cidr: {error}") from error
+        if not isinstance(network, ipaddress.IPv4Network) or not network.is_private or network.prefixlen > 24:
+            raise InfraConfigError(
+                "BAD_CONFIG", f"vpc_cidr: expected a private IPv4 range of /24 or larger, found {self.vpc_cidr!r}"
+            )
+        if self.vpc_id is None:
+            if self.private_subnet_ids or self.vpc_availability_zones:
+                raise InfraConfigError(
+                    "BAD_CONFIG", "private_subnet_ids and vpc_availability_zones only apply with vpc_id"
+                )
+            return
+        if VPC_ID_PATTERN.fullmatch(self.vpc_id) is None:
+            raise InfraConfigError("BAD_CONFIG", f"vpc_id: expected vpc-<hex>, found {self.vpc_id!r}")
+        subnets, zones = self.private_subnet_ids, self.vpc_availability_zones
+        if len(subnets) < 2 or len(subnets) != len(zones) or len(set(zones)) != len(zones):
+            raise InfraConfigError(
+                "BAD_CONFIG",
+                f"an imported VPC needs at least 2 private subnets, one per distinct availability zone; found "
+                f"{len(subnets)} subnets in zones {list(zones)}",
+            )
+        bad = [subnet for subnet in subnets if SUBNET_ID_PATTERN.fullmatch(subnet) is None]
+        if bad:
+            raise InfraConfigError("BAD_CONFIG", f"private_subnet_ids: expected subnet-<hex>, found {bad}")
 
     @property
     def uses_development_pcrs(self) -> bool:
@@ -150,6 +188,9 @@ def config_from_mapping(values: Mapping[str, Any], source: str) -> dict[str, Any
     if unknown:
         raise InfraConfigError("BAD_CONFIG", f"{source}: unknown keys {unknown}; known keys are {sorted(known)}")
     result = dict(values)
+    for key in ("private_subnet_ids", "vpc_availability_zones"):
+        if isinstance(result.get(key), list):
+            result[key] = tuple(result[key])
     if "pcrs" in result:
         result["pcrs"] = parse_pcr_sets(result["pcrs"], f"{source}: pcrs")
     return result

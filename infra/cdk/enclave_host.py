@@ -18,7 +18,7 @@ from infra.cdk.host_bootstrap import HostBootstrapSettings, render_host_user_dat
 from infra.cdk.instance_types import require_enclave_capable
 from infra.cdk.measurement_access import measurement_reader
 from infra.cdk.measurement_store import MeasurementStore
-from infra.cdk.names import MEASUREMENTS, VPC_CIDR, bucket_name
+from infra.cdk.names import MEASUREMENTS, bucket_name
 
 ROOT_VOLUME_GIB = 30
 MAX_INSTANCE_LIFETIME = cdk.Duration.days(7)
@@ -63,7 +63,7 @@ class EnclaveHost(Construct):
             self, "HostSecurityGroup", vpc=vpc, description="trustdial enclave hosts", allow_all_outbound=True
         )
         self.security_group.add_ingress_rule(
-            ec2.Peer.ipv4(VPC_CIDR),
+            ec2.Peer.ipv4(config.vpc_cidr),
             ec2.Port.tcp(config.gateway_port),
             "gateway, from the internal load balancer and clients inside the VPC",
         )

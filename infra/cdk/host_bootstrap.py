@@ -52,29 +52,39 @@ require_sha384() {
   [[ $actual == "$expected" ]] || die "SHA-384 mismatch for $file: expected $expected, found $actual"
 }
 
-# manifest_key_from_current POINTER_JSON: print the content-addressed key manifests/<sha384>.json it names.
-manifest_key_from_current() {
-  local key
-  key=$(grep -oE 'manifests/[0-9a-f]{96}\.json' <<<"$1" | head -n 1 || true)
-  [[ -n $key ]] || die "measurements pointer names no manifests/<sha384>.json object (nothing published yet?): '$1'"
-  echo "$key"
-}
-
-# manifest_version_from_current POINTER_JSON: print the S3 version id it pins, or nothing.
-manifest_version_from_current() { grep -oE 'versionId=[A-Za-z0-9._-]+' <<<"$1" | head -n 1 | cut -d= -f2 || true; }
-
-# manifest_field MANIFEST DOTTED.PATH: print the string at that path; abort if absent or not a string.
-manifest_field() {
+# json_field DOTTED.PATH < JSON: print the string (or true/false) at that path; abort if absent.
+json_field() {
   local value
   value=$(python3 -c '
 import json, sys
-value = json.load(open(sys.argv[1], encoding="utf-8"))
-for part in sys.argv[2].split("."):
+value = json.load(sys.stdin)
+for part in sys.argv[1].split("."):
     value = value.get(part) if isinstance(value, dict) else None
+if isinstance(value, bool):
+    value = "true" if value else "false"
 print(value if isinstance(value, str) else "")
-' "$1" "$2") || die "cannot read $1 as JSON"
-  [[ -n $value ]] || die "manifest $1 has no string at '$2'"
+' "$1") || die "input for '$1' is not JSON"
+  [[ -n $value ]] || die "no string at '$1' in the JSON input"
   echo "$value"
+}
+
+# published_key URI BUCKET PATTERN: print the key of s3://BUCKET/KEY?versionId=V; abort unless KEY matches PATTERN.
+published_key() {
+  local rest=${1#"s3://$2/"}
+  [[ $rest != "$1" ]] || die "'$1' is not an object in the measurements bucket $2"
+  rest=${rest%%\?*}
+  [[ $rest =~ ^$3$ ]] || die "'$rest' is not a content-addressed published object (expected $3)"
+  echo "$rest"
+}
+
+# published_version URI: print the versionId the URI pins (empty if none).
+published_version() {
+  if [[ $1 == *"?versionId="* ]]; then echo "${1##*\?versionId=}"; fi
+}
+
+# require_valid_report REPORT_JSON: abort unless a trustdial-verify --json report says valid.
+require_valid_report() {
+  [[ $(json_field valid <<<"$1") == true ]] || die "verifier report is not valid: $1"
 }
 
 # enclave_memory_mib EIF MINIMUM_MIB: max(MINIMUM_MIB, ceil(@@RATIO@@ x EIF size in MiB)).
@@ -94,6 +104,44 @@ memory_mib: $1
 cpu_count: $2
 ALLOCATOR
 }
+
+# fetch_signing_public_key PEM_PATH: the manifest signing key's public half, from KMS.
+fetch_signing_public_key() {
+  aws kms get-public-key --key-id "$SIGNING_KEY_ID" --query PublicKey --output text | base64 -d > "$1.der"
+  openssl pkey -pubin -inform DER -in "$1.der" -out "$1"
+}
+
+# fetch_and_verify_eif: the signed manifest named by `current`, verified; the EIF it names, verified, at $EIF_PATH.
+fetch_and_verify_eif() {
+  local current signed_uri key version report manifest_sha eif_sha eif_uri eif_key
+  current=$(aws ssm get-parameter --name "${PARAMETER_PREFIX}current" --query Parameter.Value --output text)
+  [[ $current != unpublished ]] || die "no measurements published yet for ${PARAMETER_PREFIX}current"
+  signed_uri=$(json_field signed_manifest <<<"$current")
+  key=$(published_key "$signed_uri" "$MEASUREMENTS_BUCKET" 'manifests/[0-9a-f]{96}\.json\.cose')
+  version=$(published_version "$signed_uri")
+  aws s3api get-object --bucket "$MEASUREMENTS_BUCKET" --key "$key" ${version:+--version-id "$version"} \
+    "$WORK_DIR/manifest.json.cose" > /dev/null
+  fetch_signing_public_key "$WORK_DIR/signing-key.pem"
+  report=$("$TRUSTDIAL_BIN/trustdial-verify" measurements "$WORK_DIR/manifest.json.cose" \
+    --public-key "$WORK_DIR/signing-key.pem" --json) || die "signed manifest $key rejected: $report"
+  require_valid_report "$report"
+  manifest_sha=$(json_field manifest_sha384 <<<"$report")
+  [[ $manifest_sha == "$(json_field manifest_sha384 <<<"$current")" ]] \
+    || die "the current pointer and the signed manifest disagree on the manifest SHA-384"
+  eif_sha=$(json_field manifest.@@EIF_FIELD@@ <<<"$report")
+  eif_uri=$(json_field eif <<<"$current")
+  eif_key=$(published_key "$eif_uri" "$MEASUREMENTS_BUCKET" 'eifs/[0-9a-f]{96}\.eif')
+  [[ $eif_key == "eifs/$eif_sha.eif" ]] \
+    || die "current names $eif_key but the signed manifest records eifs/$eif_sha.eif"
+  version=$(published_version "$eif_uri")
+  aws s3api get-object --bucket "$MEASUREMENTS_BUCKET" --key "$eif_key" ${version:+--version-id "$version"} \
+    "$EIF_PATH" > /dev/null
+  require_sha384 "$EIF_PATH" "$eif_sha"
+  report=$("$TRUSTDIAL_BIN/trustdial-verify" measurements "$WORK_DIR/manifest.json.cose" \
+    --public-key "$WORK_DIR/signing-key.pem" --eif "$EIF_PATH" --json) || die "EIF does not match $key: $report"
+  require_valid_report "$report"
+  log "EIF $eif_sha matches the signed manifest $key (digest, PCRs, arch)"
+}
 """
 
 MAIN = r"""
@@ -101,26 +149,6 @@ MAIN = r"""
 install_packages() {
   dnf install -y --quiet aws-nitro-enclaves-cli aws-nitro-enclaves-cli-devel python3.11 python3.11-pip openssl
   usermod -aG ne ec2-user
-}
-
-fetch_and_verify_eif() {
-  local current key version manifest_sha eif_sha
-  current=$(aws ssm get-parameter --name "${PARAMETER_PREFIX}current" --query Parameter.Value --output text)
-  key=$(manifest_key_from_current "$current")
-  version=$(manifest_version_from_current "$current")
-  aws s3api get-object --bucket "$MEASUREMENTS_BUCKET" --key "$key" ${version:+--version-id "$version"} \
-    "$WORK_DIR/manifest.json" > /dev/null
-  manifest_sha=${key#manifests/}
-  require_sha384 "$WORK_DIR/manifest.json" "${manifest_sha%.json}"
-  aws kms get-public-key --key-id "$SIGNING_KEY_ID" --query PublicKey --output text \
-    | base64 -d > "$WORK_DIR/signing-key.der"
-  openssl pkey -pubin -inform DER -in "$WORK_DIR/signing-key.der" -out "$WORK_DIR/signing-key.pem"
-  @@VENV@@/bin/trustdial-verify measurements "$WORK_DIR/manifest.json" --public-key "$WORK_DIR/signing-key.pem" \
-    || die "measurement manifest $key failed signature verification against $SIGNING_KEY_ID"
-  eif_sha=$(manifest_field "$WORK_DIR/manifest.json" @@EIF_FIELD@@)
-  aws s3 cp --only-show-errors "s3://$MEASUREMENTS_BUCKET/eifs/$eif_sha.eif" "$EIF_PATH"
-  require_sha384 "$EIF_PATH" "$eif_sha"
-  log "EIF $eif_sha matches the signed manifest $key"
 }
 
 configure_enclave_services() {
@@ -204,9 +232,10 @@ readonly ENCLAVE_VSOCK_PORT={int(settings.enclave_vsock_port)}
 readonly GATEWAY_PORT={int(settings.gateway_port)}
 readonly KMS_PROXY_PORT={KMS_PROXY_PORT}
 readonly WORK_DIR=/opt/trustdial
+readonly TRUSTDIAL_BIN={HOST_VENV}/bin
 readonly EIF_PATH={EIF_PATH}
 """
-    checks = CHECKS.replace("@@RATIO@@", str(MEMORY_TO_EIF_RATIO))
+    checks = CHECKS.replace("@@RATIO@@", str(MEMORY_TO_EIF_RATIO)).replace("@@EIF_FIELD@@", MANIFEST_EIF_SHA384_FIELD)
     main = (
         MAIN.replace("@@WHEEL_INSTALL@@", wheel_install_snippet(settings.measurements_bucket))
         .replace("@@VENV@@", HOST_VENV)

@@ -1,7 +1,8 @@
 """The image build pipeline: a privileged CodeBuild project (Docker) that builds the EIF twice from the uploaded
 source, fails on PCR drift, and publishes wheels, EIF and the KMS-signed manifest to the measurement store.
 
-Source: a zip of the repository uploaded to ``s3://<source bucket>/source/trustdial.zip`` (e.g. ``git archive``);
+Source: a zip of a clone of the repository, including ``.git``, uploaded to
+``s3://<source bucket>/source/trustdial.zip``;
 start a build with ``aws codebuild start-build --project-name <ImageBuildProject output>``.
 """
 
@@ -15,7 +16,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.cdk.acknowledgments import acknowledge, acknowledge_wildcard_actions, acknowledge_wildcard_resources
-from infra.cdk.buildspec import DEFAULT_EIF_PATH, image_build_spec
+from infra.cdk.buildspec import image_build_spec
 from infra.cdk.config import DeploymentConfig
 from infra.cdk.measurement_access import measurement_publisher
 from infra.cdk.measurement_store import MeasurementStore
@@ -78,7 +79,6 @@ class ImageBuild(Construct):
                     value=bucket_name(config.deployment, MEASUREMENTS).value()
                 ),
                 "SIGNING_KEY_ARN": codebuild.BuildEnvironmentVariable(value=measurements.signing_key.key_arn),
-                "EIF_PATH": codebuild.BuildEnvironmentVariable(value=DEFAULT_EIF_PATH),
             },
             encryption_key=self.artifacts_key,
             timeout=BUILD_TIMEOUT,

@@ -76,6 +76,9 @@ def measurement_publisher(deployment: str, parameter_prefix: str, signing_key_ar
             ),
             _list_prefixes(deployment, PUBLISHED_KEY_PATTERNS),
             iam.PolicyStatement(
+                actions=["s3:GetBucketVersioning"], resources=[bucket_arn(deployment, MEASUREMENTS).value()]
+            ),
+            iam.PolicyStatement(
                 actions=["ssm:GetParameter", "ssm:PutParameter"], resources=_parameters(parameter_prefix)
             ),
             iam.PolicyStatement(actions=["kms:Sign", "kms:GetPublicKey"], resources=[signing_key_arn]),

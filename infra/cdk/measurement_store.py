@@ -15,9 +15,9 @@ from constructs import Construct
 
 from infra.cdk.access_logs import AccessLogBucket
 from infra.cdk.names import MEASUREMENT_LOGS, MEASUREMENTS, bucket_name
-from infra.cdk.pcrs import EnclavePcrs
 
 PARAMETER_NAMES = ("current", "pcr0", "pcr1", "pcr2", "pcr8", "eif-sha384")
+# Constant in the template so a redeploy never overwrites what the publisher wrote.
 UNPUBLISHED = "unpublished"
 PUBLISHED_KEY_PATTERNS = ("manifests/*", "eifs/*", "wheels/*")
 
@@ -30,7 +30,6 @@ class MeasurementStore(Construct):
         *,
         deployment: str,
         parameter_prefix: str,
-        initial_pcrs: EnclavePcrs,
         retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -58,13 +57,12 @@ class MeasurementStore(Construct):
             key_usage=kms.KeyUsage.SIGN_VERIFY,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        initial = {"pcr0": initial_pcrs.pcr0, "pcr1": initial_pcrs.pcr1, "pcr2": initial_pcrs.pcr2}
         self.parameters: dict[str, ssm.StringParameter] = {}
         for name in PARAMETER_NAMES:
             self.parameters[name] = ssm.StringParameter(
                 self,
                 f"Parameter-{name}",
                 parameter_name=f"{parameter_prefix}{name}",
-                string_value=initial.get(name, UNPUBLISHED),
+                string_value=UNPUBLISHED,
                 description=f"trustdial measurements: {name} (written by `trustdial measurements publish`)",
             )

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 
-VPC_CIDR = "10.40.0.0/16"  # literal so security group rules need no token (cdk-nag EC23 can check them)
 MAX_PURPOSE_LENGTH = 12  # keeps bucket names within 63 characters for the longest region names
 
 

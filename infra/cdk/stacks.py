@@ -24,14 +24,15 @@ DEVELOPMENT_PCRS_WARNING = (
 
 
 class MeasurementsStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig, **kwargs: object) -> None:
-        super().__init__(scope, construct_id, description="trustdial: published enclave measurements", **kwargs)
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, env: cdk.Environment | None = None
+    ) -> None:
+        super().__init__(scope, construct_id, description="trustdial: published enclave measurements", env=env)
         self.store = MeasurementStore(
             self,
             "Measurements",
             deployment=config.deployment,
             parameter_prefix=config.parameter_prefix,
-            initial_pcrs=config.pcrs[-1],
             retention_days=config.measurement_retention_days,
         )
         cdk.CfnOutput(self, "MeasurementsBucketName", value=self.store.bucket.bucket_name)
@@ -40,9 +41,11 @@ class MeasurementsStack(cdk.Stack):
 
 
 class NetworkStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig, **kwargs: object) -> None:
-        super().__init__(scope, construct_id, description="trustdial: VPC for enclave hosts and provers", **kwargs)
-        self.network = Network(self, "Network", max_azs=config.availability_zones)
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, env: cdk.Environment | None = None
+    ) -> None:
+        super().__init__(scope, construct_id, description="trustdial: VPC for enclave hosts and provers", env=env)
+        self.network = Network(self, "Network", config=config)
         self.access_logs = AccessLogBucket(
             self, "AccessLogs", bucket_name=bucket_name(config.deployment, ACCESS_LOGS).value()
         ).bucket
@@ -57,9 +60,9 @@ class EnclaveHostsStack(cdk.Stack):
         config: DeploymentConfig,
         network: NetworkStack,
         measurements: MeasurementsStack,
-        **kwargs: object,
+        env: cdk.Environment | None = None,
     ) -> None:
-        super().__init__(scope, construct_id, description="trustdial: Nitro enclave hosts and gateway", **kwargs)
+        super().__init__(scope, construct_id, description="trustdial: Nitro enclave hosts and gateway", env=env)
         self.hosts = EnclaveHost(
             self,
             "EnclaveHosts",
@@ -83,9 +86,9 @@ class ProverFleetStack(cdk.Stack):
         *,
         config: DeploymentConfig,
         network: NetworkStack,
-        **kwargs: object,
+        env: cdk.Environment | None = None,
     ) -> None:
-        super().__init__(scope, construct_id, description="trustdial: ezkl prover fleet", **kwargs)
+        super().__init__(scope, construct_id, description="trustdial: ezkl prover fleet", env=env)
         self.fleet = ProverFleet(
             self,
             "ProverFleet",
@@ -105,9 +108,9 @@ class ImageBuildStack(cdk.Stack):
         *,
         config: DeploymentConfig,
         measurements: MeasurementsStack,
-        **kwargs: object,
+        env: cdk.Environment | None = None,
     ) -> None:
-        super().__init__(scope, construct_id, description="trustdial: reproducible EIF build and publishing", **kwargs)
+        super().__init__(scope, construct_id, description="trustdial: reproducible EIF build and publishing", env=env)
         logs = AccessLogBucket(
             self, "AccessLogs", bucket_name=bucket_name(config.deployment, BUILD_LOGS).value()
         ).bucket

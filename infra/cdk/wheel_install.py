@@ -1,4 +1,5 @@
-"""Bash that installs trustdial on a host from the wheels the image build publishes under ``wheels/``."""
+"""Bash that installs trustdial on a host from the wheels the image build publishes under ``wheels/``, with the
+repository's ``constraints.txt`` (published next to them) pinning every dependency."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ def wheel_install_snippet(bucket: str) -> str:
   mkdir -p /opt/trustdial/wheels
   aws s3 cp --recursive --only-show-errors "s3://{bucket}/{WHEELS_PREFIX}" /opt/trustdial/wheels/
   python3.11 -m venv {HOST_VENV}
-  {HOST_VENV}/bin/pip install --quiet --find-links /opt/trustdial/wheels trustdial trustdial-verifier
+  {HOST_VENV}/bin/pip install --quiet -c /opt/trustdial/wheels/constraints.txt \\
+    --find-links /opt/trustdial/wheels trustdial trustdial-verifier
 }}
 """

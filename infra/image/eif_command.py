@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from verifier.eif import measure_eif
-from verifier.errors import InputError, VerificationError
 
+from infra.image.command_output import guarded
 from infra.image.eif_metadata import EPOCH_BUILD_TIME, EifMetadata
 from infra.image.eif_signing import EifSigner
 from infra.image.eif_writer import write_eif
 from infra.image.errors import BuildError
+from infra.image.image_archive import build_customer_ramdisk_from_image
+from infra.image.image_command import register_image
 from infra.image.image_config import load_image_config
 from infra.image.ramdisks import build_bootstrap_ramdisk, build_customer_ramdisk
 
@@ -26,7 +28,10 @@ def _default_build_time() -> str:
         return EPOCH_BUILD_TIME
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(int(epoch), tz=UTC).isoformat()
+    try:
+        return datetime.fromtimestamp(int(epoch), tz=UTC).isoformat()
+    except (ValueError, OverflowError, OSError) as err:
+        raise BuildError("EIF_BUILD_METADATA", f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix timestamp") from err
 
 
 def register(subparsers: Any) -> None:
@@ -59,12 +64,12 @@ def register(subparsers: Any) -> None:
     ramdisk.add_argument("--nsm", type=Path)
     ramdisk.add_argument("--rootfs", type=Path, help="exported root filesystem tar (docker export)")
     ramdisk.add_argument("--image", type=Path, help="docker save / OCI image archive")
-    ramdisk.add_argument("--config", type=Path, help="docker image inspect JSON or OCI image config")
+    ramdisk.add_argument(
+        "--config", type=Path, help="docker image inspect JSON or OCI image config (with --image: overrides its own)"
+    )
     ramdisk.add_argument("--output", required=True, type=Path)
     ramdisk.add_argument("--json", action="store_true", help="print one JSON object")
     ramdisk.set_defaults(run=run_ramdisk)
-
-    from infra.image.image_command import register_image
 
     register_image(commands)
 
@@ -76,28 +81,6 @@ def _load_json(path: Path | None, what: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BuildError("EIF_BUILD_METADATA", f"{what} file {path}: {err}") from err
-
-
-def report(fields: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(fields) + "\n")
-    else:
-        for key, value in fields.items():
-            sys.stdout.write(f"{key}: {value}\n")
-
-
-def guarded(action: Any, as_json: bool) -> int:
-    try:
-        report(action(), as_json)
-    except (InputError, VerificationError) as err:
-        if as_json:
-            sys.stdout.write(json.dumps({"error": err.code, "reason": err.reason}) + "\n")
-        sys.stderr.write(f"error [{err.code}] {err.reason}\n")
-        return 2 if isinstance(err, InputError) else 1
-    except OSError as err:
-        sys.stderr.write(f"error [IO_ERROR] {err}\n")
-        return 2
-    return 0
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -140,17 +123,16 @@ def run_ramdisk(args: argparse.Namespace) -> int:
                 raise BuildError("EIF_BUILD_INPUT", "--bootstrap takes exactly --init and --nsm")
             build_bootstrap_ramdisk(args.output, init=args.init, nsm=args.nsm)
         else:
-            if args.config is None or (args.rootfs is None) == (args.image is None):
-                raise BuildError("EIF_BUILD_INPUT", "a customer ramdisk needs --config and one of --rootfs/--image")
-            config = load_image_config(args.config)
+            if (args.rootfs is None) == (args.image is None):
+                raise BuildError("EIF_BUILD_INPUT", "a customer ramdisk needs exactly one of --rootfs and --image")
+            if args.rootfs is not None and args.config is None:
+                raise BuildError("EIF_BUILD_INPUT", "--rootfs needs --config (docker image inspect or OCI config JSON)")
+            config = load_image_config(args.config) if args.config is not None else None
             if args.rootfs is not None:
+                assert config is not None
                 build_customer_ramdisk(args.output, rootfs_tar=args.rootfs, config=config)
             else:
-                from infra.image.image_archive import build_customer_ramdisk_from_image
-
                 build_customer_ramdisk_from_image(args.output, image_tar=args.image, config=config)
-        import hashlib
-
         data_hash = hashlib.sha384()
         sha256 = hashlib.sha256()
         with args.output.open("rb") as stream:

@@ -67,4 +67,7 @@ class EifMetadata:
             f'"DockerInfo":{s(self.docker_info, "DockerInfo")},'
             f'"CustomMetadata":{s(self.custom_metadata, "CustomMetadata")}}}'
         )
-        return text.encode("utf-8")
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise BuildError("EIF_BUILD_METADATA", f"metadata holds text that is not valid Unicode: {err}") from err

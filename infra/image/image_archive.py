@@ -91,7 +91,7 @@ def _extract_layer(stream: BinaryIO, member: tar.TarMember, target: Path) -> Non
                 out.write(chunk)
 
 
-def open_image_archive(path: Path, workdir: Path) -> ImageArchive:
+def open_image_archive(path: Path, workdir: Path, *, extract_layers: bool = True) -> ImageArchive:
     with path.open("rb") as stream:
         members = _index(stream, os.fstat(stream.fileno()).st_size)
         if "manifest.json" in members:
@@ -127,7 +127,7 @@ def open_image_archive(path: Path, workdir: Path) -> ImageArchive:
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise _bad(f"image config is not JSON: {err}") from err
         paths = []
-        for i, name in enumerate(layer_names):
+        for i, name in enumerate(layer_names if extract_layers else []):
             if not isinstance(name, str) or name not in members:
                 raise _bad(f"layer {name!r} is not in the archive")
             target = workdir / f"layer{i}.tar"

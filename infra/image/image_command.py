@@ -13,6 +13,7 @@ from typing import Any
 from verifier.eif import measure_eif
 
 from infra.image.blobs import DEFAULT_BLOBS_DIR, load_blobs, os_and_kernel_version
+from infra.image.command_output import guarded
 from infra.image.eif_metadata import EifMetadata
 from infra.image.eif_writer import write_eif
 from infra.image.image_archive import build_customer_ramdisk_from_image
@@ -38,8 +39,6 @@ def register_image(commands: Any) -> None:
 
 
 def run_image(args: argparse.Namespace) -> int:
-    from infra.image.eif_command import guarded
-
     def action() -> dict[str, Any]:
         workdir = Path(tempfile.mkdtemp(prefix="trustdial-eif-"))
         try:

@@ -163,7 +163,7 @@ def iter_members(stream: BinaryIO, total_size: int) -> Iterator[TarMember]:
             gid = int(pax["gid"]) if "gid" in pax else _number(block[116:124], "gid")
             mtime = math.floor(float(pax["mtime"])) if "mtime" in pax else _number(block[136:148], "mtime")
             size = int(pax["size"]) if "size" in pax else size
-        except ValueError:
+        except (ValueError, OverflowError):
             raise _malformed(f"PAX uid/gid/mtime/size of {name!r} is not a number") from None
         pending_pax = {}
         long_name = long_link = None

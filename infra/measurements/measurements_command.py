@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from verifier.eif import measure_eif
+
 from infra.image.atomic_output import atomic_output
-from infra.image.eif_command import guarded
+from infra.image.blobs import load_blobs
+from infra.image.command_output import guarded
+from infra.image.image_archive import open_image_archive
 from infra.measurements.create import create_manifest
 from infra.measurements.errors import MeasurementsError
 from infra.measurements.publish import publish
@@ -41,6 +47,8 @@ def register(subparsers: Any) -> None:
     create.add_argument("--source-revision", required=True)
     create.add_argument("--build-time", default="1970-01-01T00:00:00+00:00")
     create.add_argument("--blob", action="append", default=[], metavar="NAME=SHA256", help="repeatable")
+    create.add_argument("--blobs-dir", type=Path, help="record sha256 of kernel, init, nsm.ko, cmdline from here")
+    create.add_argument("--image-archive", type=Path, help="record the config digest of this docker save/OCI archive")
     create.add_argument("--image-digest", help="sha256:<hex> of the image config")
     create.add_argument("--models", type=Path, help='JSON {"name": {"sha256": hex}}')
     create.add_argument("--zk", type=Path, help='JSON {"name": {"vk_sha256": ..., "srs_kind": ...}}')
@@ -77,12 +85,22 @@ def run_create(args: argparse.Namespace) -> int:
             if not sep:
                 raise MeasurementsError("MANIFEST_CREATE_INPUT", f"--blob {item!r} is not NAME=SHA256")
             blobs[name] = digest
+        if args.blobs_dir is not None:
+            measurement = measure_eif(args.eif)
+            blobs = {**load_blobs(args.blobs_dir, measurement.arch, allow_unpinned=True).sha256, **blobs}
+        image_digest = args.image_digest
+        if args.image_archive is not None:
+            workdir = Path(tempfile.mkdtemp(prefix="trustdial-manifest-"))
+            try:
+                image_digest = open_image_archive(args.image_archive, workdir, extract_layers=False).config_digest
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
         raw = create_manifest(
             eif=args.eif,
             source_revision=args.source_revision,
             build_time=args.build_time,
             blobs=blobs,
-            image_digest=args.image_digest,
+            image_digest=image_digest,
             models=_json_arg(args.models, "--models"),
             zk=_json_arg(args.zk, "--zk"),
             pipeline_policy_sha256=args.pipeline_policy_sha256,

@@ -94,3 +94,80 @@ def test_pinned_releases_cover_both_architectures() -> None:
     for pins in PINNED_RELEASES.values():
         assert set(pins) == {"init", "nsm.ko", "cmdline"}
         assert all(len(v) == 64 for v in pins.values())
+
+
+def test_arm64_image_builds_an_aarch64_eif_from_the_image_kernel(tmp_path: Path, image: Path) -> None:
+    blobs = tmp_path / "arm-blobs"
+    blobs.mkdir()
+    (blobs / "Image").write_bytes(b"arm64 kernel image " * 50)
+    (blobs / "init").write_bytes(b"init for arm")
+    (blobs / "nsm.ko").write_bytes(b"nsm for arm")
+    (blobs / "cmdline").write_text(
+        "reboot=k panic=30 pci=off nomodules console=ttyS0 random.trust_cpu=on root=/dev/ram0\n"
+    )
+    inspect = json.loads((CUST / "image_inspect.json").read_text())
+    arm_image = tmp_path / "arm.tar"
+    config = {"architecture": "arm64", "os": "linux", "config": inspect["Config"]}
+    docker_save(arm_image, [(CUST / "layer1.tar").read_bytes(), (CUST / "layer2.tar").read_bytes()], config)
+    out_path = tmp_path / "arm.eif"
+    status, out, err = run_cli("trustdial", "eif", "image", "--blobs", str(blobs), "--image", str(arm_image),
+                               "--output", str(out_path), "--allow-unpinned-blobs")  # fmt: skip
+    assert status == 0, err
+    assert out["arch"] == "aarch64"
+    assert out_path.read_bytes()[6:8] == b"\x00\x01"
+    assert out["PCR2"] == json.loads((CUST / "expected.json").read_text())["pcr2_if_sole_app_ramdisk"]
+    kernel = (blobs / "Image").read_bytes()
+    cmdline = b"reboot=k panic=30 pci=off nomodules console=ttyS0 random.trust_cpu=on root=/dev/ram0"
+    assert out["PCR0"].startswith(
+        _pcr(kernel + cmdline + _bootstrap(b"init for arm", b"nsm for arm") + (CUST / "cust_A.cpio").read_bytes())[:16]
+    )
+
+
+def _bootstrap(init: bytes, nsm: bytes) -> bytes:
+    """The bootstrap cpio written independently from the listed layout (boot_A's entry table)."""
+
+    def entry(ino: int, mode: int, nlink: int, name: bytes, data: bytes) -> bytes:
+        fields = (ino, mode, 0, 0, nlink, 1492533000, len(data), 3, 1, 0, 0, len(name) + 1, 0)
+        head = b"070701" + b"".join(b"%08x" % f for f in fields) + name + b"\0"
+        head += bytes(-len(head) % 4)
+        return head + data + bytes(-len(data) % 4)
+
+    body = entry(721, 0o40755, 2, b"dev", b"") + entry(722, 0o100755, 1, b"init", init)
+    body += entry(723, 0o100755, 1, b"nsm.ko", nsm)
+    trailer = b"070701" + b"".join(b"%08x" % f for f in (724, 0, 0, 0, 1, 0, 0, 3, 1, 0, 0, 11, 0)) + b"TRAILER!!!\0"
+    body += trailer + bytes(-len(trailer) % 4)
+    return body + bytes(-len(body) % 512)
+
+
+def test_independent_bootstrap_encoder_agrees_with_boot_a() -> None:
+    boot = DATA / "boot_A"
+    assert (
+        _bootstrap((boot / "init").read_bytes(), (boot / "nsm.ko").read_bytes()) == (boot / "boot_A.cpio").read_bytes()
+    )
+
+
+def test_ramdisk_from_image_uses_the_archive_config_without_config_flag(image: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c.cpio"
+    status, result, err = run_cli("trustdial", "eif", "ramdisk", "--image", str(image), "--output", str(out))
+    assert status == 0, err
+    assert result["sha256"] == json.loads((CUST / "expected.json").read_text())["sha256"]
+
+
+def test_manifest_records_blob_and_image_digests(blobs: Path, image: Path, tmp_path: Path) -> None:
+    eif = tmp_path / "e.eif"
+    assert run_cli("trustdial", "eif", "image", "--blobs", str(blobs), "--image", str(image), "--output", str(eif),
+                   "--allow-unpinned-blobs")[0] == 0  # fmt: skip
+    manifest = tmp_path / "m.json"
+    status, _, err = run_cli(
+        "trustdial", "measurements", "create", "--eif", str(eif), "--source-revision", "abc",
+        "--blobs-dir", str(blobs), "--image-archive", str(image), "--output", str(manifest),
+    )  # fmt: skip
+    assert status == 0, err
+    doc = json.loads(manifest.read_text())
+    assert doc["blobs"]["init"] == {"sha256": hashlib.sha256((blobs / "init").read_bytes()).hexdigest()}
+    assert doc["blobs"]["kernel"] == {"sha256": hashlib.sha256((blobs / "bzImage").read_bytes()).hexdigest()}
+    import tarfile
+
+    with tarfile.open(image) as t:
+        config = t.extractfile("config.json").read()  # type: ignore[union-attr]
+    assert doc["image"]["digest"] == "sha256:" + hashlib.sha256(config).hexdigest()

@@ -9,6 +9,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from verifier.eif import EifError, measure_eif, measure_eif_stream, pcr3_for_role_arn, pcr4_for_instance_id
 
 from eif.conftest import DATA, run_cli
@@ -191,3 +193,35 @@ def test_cli_rejection_exit_status_and_code(tmp_path: Path) -> None:
 def test_cli_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     status, out, _ = run_cli("trustdial-verify", "eif", str(tmp_path / "absent.eif"))
     assert status == 2 and out["code"] == "FILE_NOT_FOUND"
+
+
+@settings(max_examples=150)
+@given(data=st.data())
+def test_any_corruption_gives_an_eif_error_or_a_valid_reading(data: st.DataObject) -> None:
+    original = (KAT2 if data.draw(st.booleans()) else KAT1).read_bytes()
+    blob = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(blob) - 1))
+        blob[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(blob)))
+    candidate = bytes(blob[:cut])
+    if data.draw(st.booleans()):
+        candidate = fix_crc(candidate) if len(candidate) >= 548 else candidate
+    try:
+        m = measure_eif_stream(io.BytesIO(candidate), total_size=len(candidate))
+    except EifError as err:
+        assert err.code.startswith("EIF_") and err.reason
+    else:
+        assert len(m.pcr0) == 96
+
+
+def test_duplicate_metadata_section_is_rejected() -> None:
+    data = KAT1.read_bytes()
+    offsets = section_header_offsets(data)
+    metadata = data[offsets[2] : offsets[3]]
+    count = struct.unpack(">H", data[26:28])[0]
+    table_offsets = [*offsets, len(data)] + [0] * (31 - count)
+    sizes = list(struct.unpack(">32Q", data[284:540])[:count]) + [len(metadata) - 12] + [0] * (31 - count)
+    header = data[:26] + struct.pack(">H", count + 1) + struct.pack(">32Q", *table_offsets)
+    header += struct.pack(">32Q", *sizes) + data[540:548]
+    _reject(fix_crc(header + data[548:] + metadata), "EIF_SECTION_DUPLICATE")

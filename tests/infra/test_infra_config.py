@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from infra_test_values import CURRENT_PCRS, NEXT_PCRS
+from infra_testkit import CURRENT_PCRS, NEXT_PCRS
 
 from infra.cdk.config import DeploymentConfig, load_config
 from infra.cdk.errors import InfraConfigError
@@ -157,3 +157,46 @@ def test_odd_enclave_cpu_count_is_refused() -> None:
     with pytest.raises(InfraConfigError) as caught:
         DeploymentConfig(enclave_cpu_count=3)
     assert caught.value.code == "BAD_CONFIG"
+
+
+IMPORTED = {
+    "vpc_id": "vpc-0123456789abcdef0",
+    "vpc_cidr": "172.31.0.0/16",
+    "private_subnet_ids": ("subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"),
+    "vpc_availability_zones": ("eu-west-1a", "eu-west-1b"),
+}
+
+
+def test_imported_vpc_from_ids_is_accepted() -> None:
+    assert DeploymentConfig(**IMPORTED).vpc_id == IMPORTED["vpc_id"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"vpc_id": "vpc-XYZ"},
+        {"private_subnet_ids": ("subnet-0aaaaaaaaaaaaaaa1",), "vpc_availability_zones": ("eu-west-1a",)},
+        {"vpc_availability_zones": ("eu-west-1a", "eu-west-1a")},
+        {"private_subnet_ids": ("subnet-0aaaaaaaaaaaaaaa1", "sg-0bbbbbbbbbbbbbbb2")},
+        {"vpc_cidr": "8.8.0.0/16"},
+        {"vpc_cidr": "10.0.0.0/28"},
+        {"vpc_cidr": "not a cidr"},
+    ],
+)
+def test_inconsistent_imported_vpc_is_refused(change: dict[str, object]) -> None:
+    with pytest.raises(InfraConfigError) as caught:
+        DeploymentConfig(**{**IMPORTED, **change})  # type: ignore[arg-type]
+    assert caught.value.code == "BAD_CONFIG"
+
+
+def test_subnets_without_vpc_id_are_refused() -> None:
+    with pytest.raises(InfraConfigError) as caught:
+        DeploymentConfig(private_subnet_ids=IMPORTED["private_subnet_ids"])  # type: ignore[arg-type]
+    assert caught.value.code == "BAD_CONFIG"
+
+
+def test_imported_vpc_lists_from_a_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**IMPORTED, "private_subnet_ids": list(IMPORTED["private_subnet_ids"])}))
+    config = load_config({"config": str(path)})
+    assert config.private_subnet_ids == IMPORTED["private_subnet_ids"]

@@ -75,38 +75,72 @@ def test_missing_eif_aborts(tmp_path: Path) -> None:
     assert "does not exist" in done.stderr
 
 
-def test_manifest_key_and_version_are_read_from_the_current_pointer(tmp_path: Path) -> None:
-    digest = hashlib.sha384(b"manifest").hexdigest()
-    pointer = json.dumps(
-        {
-            "manifest": f"s3://bucket/manifests/{digest}.json?versionId=3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
-            "sha384": digest,
-        }
+BUCKET = SETTINGS.measurements_bucket
+MANIFEST_SHA = hashlib.sha384(b"manifest").hexdigest()
+SIGNED_KEY = f"manifests/{MANIFEST_SHA}.json.cose"
+# The pointer as issue 3's publisher writes it (docs/measurements.md): compact JSON, sorted keys.
+POINTER = json.dumps(
+    {
+        "eif": f"s3://{BUCKET}/eifs/{hashlib.sha384(b'eif').hexdigest()}.eif?versionId=eifVersion",
+        "manifest": f"s3://{BUCKET}/manifests/{MANIFEST_SHA}.json?versionId=plainVersion",
+        "manifest_sha384": MANIFEST_SHA,
+        "signed_manifest": f"s3://{BUCKET}/{SIGNED_KEY}?versionId=3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+    },
+    sort_keys=True,
+    separators=(",", ":"),
+)
+SIGNED_PATTERN = r"manifests/[0-9a-f]{96}\.json\.cose"
+
+
+def test_signed_manifest_key_and_version_are_read_from_the_current_pointer(tmp_path: Path) -> None:
+    done = run_check(
+        tmp_path,
+        f"uri=$(json_field signed_manifest <<<'{POINTER}'); "
+        f'published_key "$uri" {BUCKET} \'{SIGNED_PATTERN}\'; published_version "$uri"',
     )
-    done = run_check(tmp_path, f"manifest_key_from_current '{pointer}'; manifest_version_from_current '{pointer}'")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [f"manifests/{digest}.json", "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"]
+    assert done.stdout.split() == [SIGNED_KEY, "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"]
 
 
-def test_unpublished_pointer_aborts(tmp_path: Path) -> None:
-    done = run_check(tmp_path, "manifest_key_from_current unpublished")
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"s3://other-bucket/{SIGNED_KEY}",  # another bucket
+        f"s3://{BUCKET}/manifests/latest.json.cose",  # not content-addressed
+        f"s3://{BUCKET}/eifs/{MANIFEST_SHA}.json.cose",  # wrong prefix
+        f"s3://{BUCKET}/{SIGNED_KEY}/../evil",
+    ],
+)
+def test_pointer_to_an_unpublished_object_aborts(tmp_path: Path, uri: str) -> None:
+    done = run_check(tmp_path, f"published_key '{uri}' {BUCKET} '{SIGNED_PATTERN}'")
     assert done.returncode == 1
-    assert "nothing published yet" in done.stderr
+    assert "FATAL" in done.stderr
 
 
-def test_manifest_eif_sha384_is_read_from_the_manifest(tmp_path: Path) -> None:
+def test_eif_sha384_is_read_from_the_verifier_report(tmp_path: Path) -> None:
     digest = hashlib.sha384(b"eif").hexdigest()
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"schema": "trustdial.measurements/v1", "eif": {"sha384": digest}}))
-    done = run_check(tmp_path, f'manifest_field "{manifest}" eif.sha384')
+    report = json.dumps(
+        {"valid": True, "manifest_sha384": MANIFEST_SHA, "eif_checked": False, "manifest": {"eif": {"sha384": digest}}}
+    )
+    done = run_check(tmp_path, f"require_valid_report '{report}'; json_field manifest.eif.sha384 <<<'{report}'")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == digest
 
 
-def test_manifest_without_eif_sha384_aborts(tmp_path: Path) -> None:
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"eif": {"sha256": "ab"}}))
-    done = run_check(tmp_path, f'manifest_field "{manifest}" eif.sha384')
+def test_rejected_verifier_report_aborts(tmp_path: Path) -> None:
+    report = json.dumps({"valid": False, "code": "MANIFEST_BAD_SIGNATURE", "reason": "wrong key"})
+    done = run_check(tmp_path, f"require_valid_report '{report}'; echo continued")
+    assert done.returncode == 1
+    assert "continued" not in done.stdout
+
+
+def test_missing_json_field_aborts(tmp_path: Path) -> None:
+    done = run_check(tmp_path, 'json_field manifest.eif.sha384 <<<\'{"manifest": {"eif": {}}}\'')
+    assert done.returncode == 1
+
+
+def test_unpublished_pointer_is_not_json_and_aborts(tmp_path: Path) -> None:
+    done = run_check(tmp_path, "json_field signed_manifest <<<unpublished")
     assert done.returncode == 1
 
 
@@ -146,8 +180,9 @@ def test_user_data_is_strict_bash() -> None:
 def test_user_data_verifies_signature_and_eif_before_starting_anything() -> None:
     main_order = [line for line in SCRIPT.splitlines() if line and not line.startswith((" ", "#", "}"))]
     assert main_order.index("fetch_and_verify_eif") < main_order.index("configure_enclave_services")
-    assert "trustdial-verify measurements" in SCRIPT
+    assert '"$TRUSTDIAL_BIN/trustdial-verify" measurements' in SCRIPT
     assert 'require_sha384 "$EIF_PATH" "$eif_sha"' in SCRIPT
+    assert '--eif "$EIF_PATH" --json' in SCRIPT  # digest, PCRs and arch checked by the verifier too
     assert "--debug-mode" not in SCRIPT
 
 
@@ -169,3 +204,8 @@ def test_prover_user_data_is_strict_bash_running_the_worker() -> None:
     assert "trustdial prover worker --queue-url https://sqs.eu-west-1.amazonaws.com/111122223333/jobs" in script
     assert "--bucket proofs-bucket --concurrency 2" in script
     assert "TimeoutStopSec=2700" in script
+
+
+def test_user_data_fits_the_ec2_limit_with_room_for_long_names() -> None:
+    # EC2 refuses user data above 16 KB; ARNs and bucket names resolved at deploy time add well under 1 KB.
+    assert len(SCRIPT.encode()) < 12 * 1024

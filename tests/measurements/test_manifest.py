@@ -187,3 +187,16 @@ def test_cli_create_sign_verify_and_reject(tmp_path: Path) -> None:
     assert tampered.read_bytes() != signed.read_bytes()
     status, out, _ = run_cli("trustdial-verify", "measurements", str(tampered), "--public-key", str(public))
     assert status == 1 and out["code"] == "MANIFEST_BAD_SIGNATURE"
+
+
+def test_cli_checks_an_eif_against_the_signed_manifest(tmp_path: Path) -> None:
+    signed, _, public = _signed(tmp_path)
+    path = tmp_path / "m.cose"
+    path.write_bytes(signed)
+    status, out, _ = run_cli("trustdial-verify", "measurements", str(path), "--public-key", str(public),
+                             "--eif", str(KAT1))  # fmt: skip
+    assert status == 0 and out["eif_checked"] is True
+    other = KAT1.parent / "kat2.signed.eif"
+    status, out, _ = run_cli("trustdial-verify", "measurements", str(path), "--public-key", str(public),
+                             "--eif", str(other))  # fmt: skip
+    assert status == 1 and out["code"] == "MANIFEST_EIF_MISMATCH"

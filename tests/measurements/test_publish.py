@@ -160,3 +160,42 @@ def test_kms_signature_not_over_the_sent_digest_is_refused(aws: dict[str, Any]) 
 def test_kms_unknown_key_is_an_error_from_the_service(aws: dict[str, Any]) -> None:
     with pytest.raises(ClientError):
         KmsSigner("00000000-0000-0000-0000-000000000000", aws["kms"]).public_key()
+
+
+def test_kms_digest_signing_produces_a_manifest_that_verifies(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    from measurements.kms_digest_server import KEY_ID, kms_digest_server
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}.items():
+        monkeypatch.setenv(name, value)
+    with kms_digest_server() as (endpoint, key, requests):
+        kms = boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1")
+        signed = sign_manifest(kat1_manifest(), KmsSigner(KEY_ID, kms))
+    manifest = load_signed_manifest(signed, key.public_key())
+    assert manifest.raw == kat1_manifest()
+    sign = [r for r in requests if r["target"].endswith("Sign")]
+    assert len(sign) == 1
+    assert sign[0]["MessageType"] == "DIGEST" and sign[0]["SigningAlgorithm"] == "ECDSA_SHA_384"
+
+
+def test_cli_signs_with_kms_and_the_verifier_accepts(tmp_path: Path) -> None:
+    import os
+
+    from measurements.kms_digest_server import KEY_ID, kms_digest_server
+
+    manifest = tmp_path / "m.json"
+    manifest.write_bytes(kat1_manifest())
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}
+    with kms_digest_server() as (endpoint, key, _):
+        status, out, err = run_cli("trustdial", "measurements", "sign", "--manifest", str(manifest), "--key",
+                                   f"kms:{KEY_ID}", "--endpoint-url", endpoint, "--region", "us-east-1",
+                                   "--output", str(tmp_path / "m.cose"), env=env)  # fmt: skip
+    assert status == 0, err
+    assert out["key_id"] == KEY_ID
+    public = tmp_path / "kms.pub.pem"
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    status, out, _ = run_cli("trustdial-verify", "measurements", str(tmp_path / "m.cose"), "--public-key", str(public))
+    assert status == 0 and out["valid"] is True

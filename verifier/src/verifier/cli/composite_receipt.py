@@ -26,8 +26,6 @@ from verifier.measurements import load_public_key, load_signed_manifest
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("composite receipts (hybrid pipelines)")
-    group.add_argument("--measurements", type=Path, help="signed measurement manifest (.cose)")
-    group.add_argument("--manifest-key", type=Path, help="PEM P-384 public key of the manifest signer")
     group.add_argument("--policy", type=Path, help="pipeline.toml the receipt must follow (else: the manifest's pin)")
     group.add_argument("--zk-artifacts", type=Path, help="published zk artifacts, one sub-directory per zk segment")
     group.add_argument("--allow-dev-srs", action="store_true", help="DANGER: accept proofs under a development SRS")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from verifier.cli.report import run_check
+from verifier.eif import measure_eif
 from verifier.errors import InputError
-from verifier.measurements import load_public_key, load_signed_manifest
+from verifier.measurements import check_eif_matches, load_public_key, load_signed_manifest
 
 
 def register(subparsers: Any) -> None:
@@ -20,19 +22,24 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("file", type=Path, help="signed manifest (.cose)")
     parser.add_argument("--public-key", required=True, type=Path, help="PEM or DER P-384 public key")
+    parser.add_argument("--eif", type=Path, help="also require this EIF to match the manifest (digest, PCRs, arch)")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     def check() -> dict[str, Any]:
-        for path in (args.file, args.public_key):
+        for path in (args.file, args.public_key, *([args.eif] if args.eif else [])):
             if not path.is_file():
                 raise InputError("FILE_NOT_FOUND", f"no such file: {path}")
         key = load_public_key(args.public_key.read_bytes())
         manifest = load_signed_manifest(args.file.read_bytes(), key)
-        import hashlib
-
-        return {"manifest_sha384": hashlib.sha384(manifest.raw).hexdigest(), "manifest": manifest.document}
+        if args.eif:
+            check_eif_matches(manifest, measure_eif(args.eif))
+        return {
+            "manifest_sha384": hashlib.sha384(manifest.raw).hexdigest(),
+            "eif_checked": bool(args.eif),
+            "manifest": manifest.document,
+        }
 
     return run_check(check, as_json=args.json)

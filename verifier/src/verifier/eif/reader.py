@@ -17,6 +17,7 @@ import json
 import os
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -122,9 +123,24 @@ def _feed(walk: _Walk, data: bytes | memoryview, *, crc: bool = True) -> None:
         h.update(data)
 
 
-def _stream_section(stream: IO[bytes], walk: _Walk, size: int, targets: list[Any], name: str) -> None:
+def _stream_section(
+    stream: IO[bytes], walk: _Walk, size: int, targets: list[Any], name: str, pool: ThreadPoolExecutor
+) -> None:
+    """Hash one section's data. For large sections the work is split over two threads (hashlib and
+    zlib release the GIL on large buffers): this thread feeds ``targets[0]`` and the file SHA-384,
+    a helper thread the CRC, the file SHA-256 and the other targets, chunk by chunk."""
     buffer = bytearray(min(CHUNK_SIZE, max(size, 1)))
     view = memoryview(buffer)
+    main = [targets[0], *walk.file_hashes[1:]]
+    side = [*walk.file_hashes[:1], *targets[1:]]
+    crc_on_side = len(targets) == 1  # balance: the CRC goes with whichever thread hashes less
+
+    def side_work(chunk: memoryview, crc: int) -> int:
+        for h in side:
+            h.update(chunk)
+        return zlib.crc32(chunk, crc) if crc_on_side else crc
+
+    parallel = size >= 2 * CHUNK_SIZE
     left = size
     while left:
         want = min(left, len(buffer))
@@ -132,9 +148,11 @@ def _stream_section(stream: IO[bytes], walk: _Walk, size: int, targets: list[Any
         if not got:
             raise EifError("EIF_TRUNCATED", f"file ends inside the {name} section: {left} of {size} bytes missing")
         chunk = view[:got]
-        _feed(walk, chunk)
-        for h in targets:
+        pending = pool.submit(side_work, chunk, walk.crc) if parallel else None
+        for h in main:
             h.update(chunk)
+        crc = pending.result() if pending is not None else side_work(chunk, walk.crc)
+        walk.crc = crc if crc_on_side else zlib.crc32(chunk, crc)
         left -= got
 
 
@@ -156,6 +174,11 @@ def measure_eif_stream(
     ``total_size`` (when known) lets a section claiming more bytes than the file holds be
     refused before anything is read; without it the walk refuses at the point the data ends.
     """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eif-hash") as pool:
+        return _measure(stream, total_size, file_digests, pool)
+
+
+def _measure(stream: IO[bytes], total_size: int | None, file_digests: bool, pool: ThreadPoolExecutor) -> EifMeasurement:
     header = stream.read(HEADER_SIZE)
     if len(header) < HEADER_SIZE:
         if header[:4] != MAGIC[: len(header[:4])]:
@@ -209,6 +232,8 @@ def measure_eif_stream(
                 f"but the file ends at {total_size}",
             )
         if kind in HELD_SECTIONS:
+            if any(SectionType(s.type) is kind for s in sections):
+                raise EifError("EIF_SECTION_DUPLICATE", f"a second {kind.label} section at offset {offset}")
             if size > MAX_HELD_SECTION:
                 raise EifError(
                     "EIF_SECTION_TOO_LARGE", f"{kind.label} section claims {size} bytes, limit {MAX_HELD_SECTION}"
@@ -226,7 +251,7 @@ def measure_eif_stream(
                 walk.ramdisks += 1
             else:
                 targets = [walk.image]
-            _stream_section(stream, walk, size, targets, kind.label)
+            _stream_section(stream, walk, size, targets, kind.label, pool)
         sections.append(SectionInfo(index, int(kind), kind.label, offset, size))
         offset = data_start + size
         if kind in (SectionType.KERNEL, SectionType.CMDLINE) and walk.ramdisks:

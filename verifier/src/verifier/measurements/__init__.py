@@ -4,6 +4,7 @@
 manifest schema, and returns a :class:`Manifest`; every failure raises :class:`ManifestError`.
 """
 
+from verifier.measurements.eif_match import check_eif_matches
 from verifier.measurements.errors import ManifestError
 from verifier.measurements.manifest import SCHEMA_ID, Manifest, parse_manifest
 from verifier.measurements.signed import (
@@ -19,6 +20,7 @@ __all__ = [
     "SCHEMA_ID",
     "Manifest",
     "ManifestError",
+    "check_eif_matches",
     "load_public_key",
     "load_signed_manifest",
     "parse_manifest",
