@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 from verifier.cli import main as verify_main
 
-from hybrid.hybrid_setup import Published, publish, verify
+from hybrid.hybrid_setup import Published, input_file, publish, start_gateway, trustdial, verify
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,18 @@ def private_run(private: Published) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def private_second_run(private: Published) -> tuple[Path, Path]:
-    return private.run("second", seed=2)
+    """A second request, through `trustdial gateway` + `trustdial serve` over real sockets."""
+    live = start_gateway(private)
+    try:
+        receipt = private.root / "second.json"
+        trustdial(
+            "pipeline", "run", private.pipeline, "--split", private.split,
+            "--input", input_file(private.root / "second.in.json", 2),
+            "--gateway", live.url, "--measurements", private.manifest, "--output", receipt,
+        )  # fmt: skip
+    finally:
+        live.stop()
+    return receipt, live.root_pem
 
 
 @pytest.fixture(scope="module")
@@ -311,18 +322,8 @@ def test_attack_swap_the_public_embedding_values_the_proof_was_not_about(
     assert code == "INPUT_INSTANCE_MISMATCH"
 
 
-def test_receipt_through_the_gateway_and_enclave_server_verifies(private: Published) -> None:
-    from hybrid.hybrid_setup import input_file, start_gateway, trustdial
-
-    live = start_gateway(private)
-    try:
-        receipt = private.root / "gateway.json"
-        trustdial(
-            "pipeline", "run", private.pipeline, "--split", private.split,
-            "--input", input_file(private.root / "gateway.in.json", 5),
-            "--gateway", live.url, "--measurements", private.manifest, "--output", receipt,
-        )  # fmt: skip
-    finally:
-        live.stop()
-    report = _verified(private, (receipt, live.root_pem))
+def test_receipt_through_the_gateway_and_enclave_server_verifies(
+    private: Published, private_second_run: tuple[Path, Path]
+) -> None:
+    report = _verified(private, private_second_run)
     assert [(s["segment"], s["mode"]) for s in report["steps"]] == [("body", "tee"), ("head", "zk")]

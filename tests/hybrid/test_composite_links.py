@@ -274,6 +274,21 @@ def test_tee_steps_signed_out_of_order_are_rejected() -> None:
     assert rejected(scenario) == "COMPOSITE_STEP_TIME_ORDER"
 
 
+def test_inference_older_than_the_maximum_age_is_rejected() -> None:
+    options = ChainOptions(at_ms=ATTESTED_AT_MS + 3_600_000, max_age_s=60)
+    assert rejected(build(), options=options) == "COMPOSITE_RECEIPT_STALE"
+
+
+def test_inference_signed_after_the_verification_time_is_rejected() -> None:
+    options = ChainOptions(at_ms=ATTESTED_AT_MS - 60_000, max_age_s=60)
+    assert rejected(build(), options=options) == "COMPOSITE_RECEIPT_FUTURE"
+
+
+def test_inference_within_the_maximum_age_passes() -> None:
+    options = ChainOptions(at_ms=ATTESTED_AT_MS + 30_000, max_age_s=60)
+    assert run(build(), options=options) == ["body:tee", "head:zk"]
+
+
 def test_segment_missing_from_the_manifest_is_rejected() -> None:
     scenario = build()
     segments = dict(scenario.manifest.segments)

@@ -126,10 +126,10 @@ def print_report(result: DemoResult) -> None:
     if result.full_zk is not None:
         z = result.full_zk
         print(
-            f"  proving the WHOLE model in zk instead (bench/hybrid.py, measured {z.get('measured_at', '?')}): "
-            f"prove {z['full_zk_s']:.1f} s at logrows {z.get('full_zk_logrows', '?')}, "
-            f"peak RSS {z.get('full_zk_peak_rss_mb', 0) / 1024:.1f} GB, "
-            f"vs hybrid {z['hybrid_s']:.2f} s: {z['speedup']:.0f}x"
+            f"  proving the WHOLE model in zk instead (bench/hybrid.py, {z.get('measured_at', '?')}, "
+            f"load {z.get('load_average_1m', '?')}): {z['full_zk_s']:.0f} s per inference at logrows "
+            f"{z.get('full_zk_logrows', '?')}, peak RSS {z.get('full_zk_peak_rss_mb', 0) / 1024:.1f} GB, "
+            f"+{z.get('full_zk_setup_s', 0):.0f} s key setup; hybrid {z['hybrid_s']:.1f} s: {z['speedup']:.0f}x"
         )
     else:
         print("  proving the whole model in zk instead: not measured yet (run: .venv/bin/python bench/hybrid.py)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import base64
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--zk-artifacts", type=Path, help="published zk artifacts, one sub-directory per zk segment")
     group.add_argument("--allow-dev-srs", action="store_true", help="DANGER: accept proofs under a development SRS")
     group.add_argument(
-        "--max-attestation-age", type=int, default=ChainOptions().max_attestation_age_s, metavar="SECONDS"
+        "--max-attestation-age",
+        type=int,
+        default=ChainOptions().max_attestation_age_s,
+        metavar="SECONDS",
+        help="how long after its key's attestation a TEE step may be signed",
     )
+    group.add_argument("--at", help="verification time: now (default) or UNIX seconds, for --max-age")
+    group.add_argument("--max-age", type=int, metavar="SECONDS", help="reject inferences older than this at --at")
 
 
 def _file(path: Path | None, flag: str) -> Path:
@@ -58,7 +65,9 @@ def check_composite(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
         manifest=facts_from_manifest(manifest),
         policy=policy,
         checkers={"tee": check_tee_evidence, "zk": check_zk_evidence},
-        options=ChainOptions(max_attestation_age_s=args.max_attestation_age),
+        options=ChainOptions(
+            max_attestation_age_s=args.max_attestation_age, at_ms=_at_ms(args.at), max_age_s=args.max_age
+        ),
         checker_options={
             "root": root,
             "allow_debug": args.allow_debug,
@@ -93,6 +102,15 @@ def check_composite(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
             for s in result.steps
         ],
     }
+
+
+def _at_ms(text: str | None) -> int:
+    if text is None or text == "now":
+        return int(time.time() * 1000)
+    try:
+        return int(float(text) * 1000)
+    except ValueError as err:
+        raise InputError("BAD_TIME", f"expected --at now or UNIX seconds, found {text!r}") from err
 
 
 def _pipeline_outputs(receipt: Any) -> set[str]:

@@ -83,7 +83,13 @@ class StepReport:
 
 @dataclass(frozen=True)
 class ChainOptions:
+    """``max_attestation_age_s``: how long after its key's attestation a TEE receipt may be signed.
+    ``at_ms`` + ``max_age_s``: the verification time and how old (by enclave clock) the inference
+    may be then; without ``max_age_s`` the receipt's age is not limited (auditing old evidence)."""
+
     max_attestation_age_s: int = DEFAULT_MAX_ATTESTATION_AGE_S
+    at_ms: int | None = None
+    max_age_s: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -286,6 +292,27 @@ def _check_identity(step: Step, evidence: VerifiedEvidence, measured: SegmentMea
         )
 
 
+CLOCK_SKEW_MS = 5_000
+
+
+def _check_freshness(step: Step, issued_at_ms: int, options: ChainOptions) -> None:
+    if options.max_age_s is None:
+        return
+    if options.at_ms is None:
+        raise CompositeError("COMPOSITE_RECEIPT_STALE", "a maximum age needs a verification time")
+    if issued_at_ms > options.at_ms + CLOCK_SKEW_MS:
+        raise CompositeError(
+            "COMPOSITE_RECEIPT_FUTURE",
+            f"step {step.index} was signed at {issued_at_ms} ms, after the verification time {options.at_ms} ms",
+        )
+    age_ms = options.at_ms - issued_at_ms
+    if age_ms > options.max_age_s * 1000:
+        raise CompositeError(
+            "COMPOSITE_RECEIPT_STALE",
+            f"step {step.index}: expected an inference at most {options.max_age_s} s old, found {age_ms / 1000:.1f} s",
+        )
+
+
 def _check_tee_binding(step: Step, evidence: VerifiedEvidence, options: ChainOptions) -> None:
     if evidence.nonce != step.step_nonce:
         raise CompositeError(
@@ -302,6 +329,7 @@ def _check_tee_binding(step: Step, evidence: VerifiedEvidence, options: ChainOpt
             f"step {step.index}: expected the receipt within {options.max_attestation_age_s} s after the "
             f"attestation of its key, found {age_ms / 1000:.3f} s",
         )
+    _check_freshness(step, evidence.issued_at_ms, options)
 
 
 def _check_stated_commitments(step: Step, evidence: VerifiedEvidence) -> None:
