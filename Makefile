@@ -44,6 +44,7 @@ EIF_DIR   ?= build/eif
 EIF       ?= $(EIF_DIR)/enclave.eif
 BLOBS     ?= /usr/share/nitro_enclaves/blobs
 EIF_FLAGS ?=
+MODEL     ?= models/model.onnx
 
 .PHONY: eif pcrs verify-build docker-available
 
@@ -54,7 +55,7 @@ docker-available:
 eif: docker-available install
 	mkdir -p $(EIF_DIR)
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) && docker buildx build --file Dockerfile.enclave \
-	  --build-arg SOURCE_DATE_EPOCH=$$SOURCE_DATE_EPOCH \
+	  --build-arg SOURCE_DATE_EPOCH=$$SOURCE_DATE_EPOCH --build-arg MODEL=$(MODEL) \
 	  --output type=docker,name=$(EIF_IMAGE),rewrite-timestamp=true .
 	docker save $(EIF_IMAGE) --output $(EIF_DIR)/image.tar
 	$(BIN)/trustdial eif image --blobs $(BLOBS) --image $(EIF_DIR)/image.tar --output $(EIF) $(EIF_FLAGS) --json \
