@@ -3,7 +3,7 @@
 the bootstrap's own ``fetch_and_verify_eif`` (sourced from the rendered user data) fetches it and checks it with
 the real ``trustdial-verify``.
 
-Two stand-ins, both stated here: the AWS CLI is replaced by a small script (below) that performs the three calls
+Two stand-ins, both stated here: the AWS CLI is replaced by a small script (below) that performs the two calls
 the bootstrap makes (``ssm get-parameter``, ``s3api get-object``) with boto3 against the moto server, because the
 AWS CLI is not a project dependency; and ``fetch_signing_public_key`` copies the test's public key instead of
 asking KMS, because moto's KMS cannot sign with ``MessageType=DIGEST`` (see docs/measurements.md).
