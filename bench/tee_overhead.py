@@ -4,7 +4,8 @@ end-to-end verified requests/s through gateway + enclave server on loopback.
 
 Modes: ``per-request`` (one signature per response) and ``batch`` (Merkle micro-batch of up to
 ``--batch`` responses, sealed early once its oldest response waited ``--budget-ms``, one
-signature per batch, every response keeps its own inclusion path). The last line is one JSON
+signature per batch, every response keeps its own inclusion path), each with the receipt work
+on the pipeline's own thread (as the server runs it) or ``-inline`` in the inference thread. The last line is one JSON
 object: ``plain_per_s``, ``attested_per_s``, ``ratio``, ``receipt_us`` for the best mode on the
 1M-parameter MLP, then ``modes`` (per mode), ``cnn``, ``keys`` and ``e2e``.
 
@@ -47,11 +48,15 @@ class AttestedRunner:
     """What the enclave does per response: run, then hand the tensors to the receipt pipeline
     (commitments, statement, Merkle micro-batch, one signature per batch on its own thread)."""
 
-    def __init__(self, session: ort.InferenceSession, batch: int, budget_s: float, key_type: str = "ed25519") -> None:
+    def __init__(
+        self, session: ort.InferenceSession, batch: int, budget_s: float, *, threaded: bool, key_type: str = "p256"
+    ) -> None:
         self.session = session
         self.input_name = session.get_inputs()[0].name
         self.output_names = [o.name for o in session.get_outputs()]
-        self.pipeline = ReceiptPipeline(ReceiptKey.generate(key_type), ATTESTATION, max_batch=batch, max_wait=budget_s)
+        self.pipeline = ReceiptPipeline(
+            ReceiptKey.generate(key_type), ATTESTATION, max_batch=batch, max_wait=budget_s, threaded=threaded
+        )
 
     def __call__(self, x: np.ndarray, nonce: bytes) -> None:
         values = self.session.run(None, {self.input_name: x})
@@ -72,6 +77,16 @@ def rate(fn: Callable[[], None], count: int, finish: Callable[[], None] | None =
     return count / (time.perf_counter() - start)
 
 
+def cpu_us(fn: Callable[[], None], count: int, finish: Callable[[], None] | None = None) -> float:
+    """Process CPU time (all threads) per call, in microseconds."""
+    start = time.process_time()
+    for _ in range(count):
+        fn()
+    if finish is not None:
+        finish()
+    return (time.process_time() - start) / count * 1e6
+
+
 def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argparse.Namespace) -> dict[str, Any]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
@@ -79,9 +94,12 @@ def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argpars
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     feed = {session.get_inputs()[0].name: x}
     nonce = os.urandom(32)
+    budget = args.budget_ms / 1000
     modes = {
-        "per-request": AttestedRunner(session, 1, args.budget_ms / 1000),
-        "batch": AttestedRunner(session, args.batch, args.budget_ms / 1000),
+        "per-request": AttestedRunner(session, 1, budget, threaded=True),
+        "per-request-inline": AttestedRunner(session, 1, budget, threaded=False),
+        "batch": AttestedRunner(session, args.batch, budget, threaded=True),
+        "batch-inline": AttestedRunner(session, args.batch, budget, threaded=False),
     }
     for _ in range(args.runs // 4):  # warm up
         session.run(None, feed)
@@ -96,25 +114,39 @@ def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argpars
         for mode, runner in modes.items():
             attested[mode].append(rate(lambda runner=runner: runner(x, nonce), args.runs, runner.pipeline.drain))
         progress(f"{name}: round {round_index + 1}/{args.rounds} plain {plain[-1]:.0f}/s")
-    # Receipt work alone (commitments + statement + amortized sealing), same inputs and outputs.
+    # Receipt work alone (commitments + statement + amortized sealing), same inputs and outputs:
+    # wall-clock per response, and CPU time per response (all threads; less sensitive to other
+    # processes on a shared machine) against the CPU time of one plain run.
     values = session.run(None, feed)
-    receipt_us = {}
+    receipt_us, receipt_cpu_us = {}, {}
+    plain_cpu_us = statistics.median(cpu_us(lambda: session.run(None, feed), args.runs) for _ in range(args.rounds))
     for mode, runner in modes.items():
         per_s = statistics.median(
             rate(lambda runner=runner: runner.respond(x, values, nonce), args.runs, runner.pipeline.drain)
             for _ in range(args.rounds)
         )
         receipt_us[mode] = 1e6 / per_s
+        receipt_cpu_us[mode] = statistics.median(
+            cpu_us(lambda runner=runner: runner.respond(x, values, nonce), args.runs, runner.pipeline.drain)
+            for _ in range(args.rounds)
+        )
     plain_per_s = statistics.median(plain)
     for runner in modes.values():
         runner.pipeline.close()
-    result = {"plain_per_s": round(plain_per_s, 1), "plain_us": round(1e6 / plain_per_s, 2), "modes": {}}
+    result = {
+        "plain_per_s": round(plain_per_s, 1),
+        "plain_us": round(1e6 / plain_per_s, 2),
+        "plain_cpu_us": round(plain_cpu_us, 2),
+        "modes": {},
+    }
     for mode in modes:
         per_s = statistics.median(attested[mode])
         result["modes"][mode] = {
             "attested_per_s": round(per_s, 1),
             "ratio": round(per_s / plain_per_s, 4),
             "receipt_us": round(receipt_us[mode], 2),
+            "receipt_cpu_us": round(receipt_cpu_us[mode], 2),
+            "cpu_ratio": round(plain_cpu_us / (plain_cpu_us + receipt_cpu_us[mode]), 4),
         }
     return result
 
@@ -238,6 +270,8 @@ def main() -> None:
         "budget_ms": args.budget_ms,
         "threads": args.threads,
         "modes": mlp["modes"],
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cores": os.cpu_count(),
         "mlp_plain_us": mlp["plain_us"],
         "cnn": cnn,
         "keys": keys,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -45,6 +47,9 @@ class InferRequest(BaseModel):
     inputs: dict[str, TensorJson]
     nonce: str | None = Field(default=None, description="hex, at most 64 bytes; echoed in the receipt")
     include_attestation: bool = Field(default=False, description="also return the key-binding attestation document")
+    poseidon_scale: int | None = Field(
+        default=None, description="hybrid pipelines: also sign ezkl's Poseidon hash of each output at this scale"
+    )
 
 
 class InferResponse(BaseModel):
@@ -140,7 +145,14 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAPI:
     limits = limits or GatewayLimits()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await link.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="trustdial gateway",
         version="1",
         description="Attested inference: every response carries a receipt signed inside the enclave.",
@@ -171,7 +183,7 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
         return {k: base64.b64encode(reply[k]).decode("ascii") for k in ("document", "binding")}
 
     async def binding_document() -> str:
-        reply = await link.call({"op": "attest", "nonce": b"\x00" * 8})
+        reply = await link.call({"op": "binding"})
         return base64.b64encode(reply["binding"]).decode("ascii")
 
     @app.post("/v1/infer", response_model=InferResponse, responses=errors, openapi_extra=_schema(InferRequest))
@@ -179,6 +191,8 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
         body = await _parse(request, limits, InferRequest)
         inputs = tensors_from_json({k: v.model_dump() for k, v in body.inputs.items()})
         message = {"op": "infer", "model": body.model, "inputs": tensors_to_cbor(inputs), "nonce": _nonce(body.nonce)}
+        if body.poseidon_scale is not None:
+            message["poseidon_scale"] = body.poseidon_scale
         reply = await link.call(message)
         result: dict[str, Any] = {
             "model": body.model,
@@ -209,9 +223,5 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
         if body.include_attestation:
             result["attestation"] = await binding_document()
         return result
-
-    @app.on_event("shutdown")
-    async def shutdown() -> None:
-        await link.close()
 
     return app

@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--nsm", choices=NSM_MODES, default="auto")
     parser.add_argument("--simulated-pcrs-from", type=Path, help="JSON {index: hex} PCRs for the simulated NSM")
     parser.add_argument("--simulated-root-out", type=Path, help="write the simulated NSM's root certificate (PEM)")
-    parser.add_argument("--receipt-key", choices=KEY_TYPES, default="ed25519")
+    parser.add_argument("--receipt-key", choices=KEY_TYPES, default="p256", help="see docs/receipts.md §7")
     parser.add_argument(
         "--batch-size", type=int, default=64, help="max receipts sealed by one signature (1 = per request)"
     )

@@ -41,9 +41,13 @@ async def dispatch(service: EnclaveService, message: dict[str, Any]) -> dict[str
         return {"models": service.models()}
     if op == "attest":
         return service.attest(message.get("nonce"))
+    if op == "binding":
+        return {"binding": service.binding_document}
     if op == "infer":
         inputs = tensors_from_cbor(message.get("inputs"))
-        outputs, receipt = await service.infer(message.get("model"), inputs, message.get("nonce"))
+        outputs, receipt = await service.infer(
+            message.get("model"), inputs, message.get("nonce"), message.get("poseidon_scale")
+        )
         return {"outputs": tensors_to_cbor(outputs), "receipt": receipt}
     if op == "generate":
         completion, receipt = await service.generate(
@@ -54,7 +58,7 @@ async def dispatch(service: EnclaveService, message: dict[str, Any]) -> dict[str
             message.get("nonce"),
         )
         return {"completion_ids": completion, "receipt": receipt}
-    raise RequestError("UNKNOWN_OP", f"expected op in models|attest|infer|generate, found {op!r}")
+    raise RequestError("UNKNOWN_OP", f"expected op in models|attest|binding|infer|generate, found {op!r}")
 
 
 class EnclaveServer:

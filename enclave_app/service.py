@@ -39,13 +39,28 @@ def _nonce(value: Any) -> bytes:
     return value
 
 
+def poseidon_params(outputs: dict[str, Any], scale: Any) -> dict[str, int | str]:
+    """``{"poseidon_scale": scale, "poseidon/<name>": hex}``: ezkl's Poseidon hash of each output
+    quantized at ``scale`` as float32 input, i.e. the hashed instance a ZK segment exposes."""
+    if type(scale) is not int or not 0 <= scale <= 30:
+        raise RequestError("BAD_PARAMS", "poseidon_scale must be an integer in 0..30")
+    from verifier.proof.quantization import tensor_poseidon
+
+    params: dict[str, int | str] = {"poseidon_scale": scale}
+    for name, array in outputs.items():
+        params[f"poseidon/{name}"] = tensor_poseidon(
+            np.asarray(array, dtype=np.float32).ravel().tolist(), scale, as_f32=True
+        )
+    return params
+
+
 class EnclaveService:
     def __init__(
         self,
         registry: ModelRegistry,
         nsm: Nsm,
         *,
-        key_type: str = "ed25519",
+        key_type: str = "p256",
         batch_size: int = 64,
         batch_wait: float = 0.002,
         clock: Callable[[], float] = time.time,
@@ -70,7 +85,11 @@ class EnclaveService:
         document = self.nsm.attest(nonce=fresh, public_key=self.public_key, user_data=BINDING_USER_DATA)
         return {"document": document, "binding": self.binding_document}
 
-    async def infer(self, model_name: Any, inputs: dict[str, Tensor], nonce: Any) -> tuple[dict[str, Tensor], bytes]:
+    async def infer(
+        self, model_name: Any, inputs: dict[str, Tensor], nonce: Any, poseidon_scale: Any = None
+    ) -> tuple[dict[str, Tensor], bytes]:
+        """Run one inference. With ``poseidon_scale`` (hybrid pipelines, private boundaries) the
+        receipt's params also sign ezkl's Poseidon hash of every output at that scale."""
         if not isinstance(model_name, str):
             raise RequestError("BAD_REQUEST", "model must be a string")
         model = self.registry.get(model_name)
@@ -78,7 +97,10 @@ class EnclaveService:
         feeds = {name: tensor.to_array() for name, tensor in inputs.items()}
         model.check_inputs(feeds)
         arrays = await asyncio.get_running_loop().run_in_executor(None, model.run, feeds)
-        pending = self.receipts.submit("infer", model.sha256, inputs, arrays, fresh)
+        params = None
+        if poseidon_scale is not None:
+            params = await asyncio.get_running_loop().run_in_executor(None, poseidon_params, arrays, poseidon_scale)
+        pending = self.receipts.submit("infer", model.sha256, inputs, arrays, fresh, params)
         assert pending is not None
         outputs = {name: Tensor.from_array(array) for name, array in arrays.items()}
         return outputs, await asyncio.wrap_future(pending)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import shutil
 from pathlib import Path
 
@@ -113,8 +112,3 @@ def compile_model(
     write_artifacts(out_dir, artifacts)
     progress("zk compile", f"wrote {out_dir / 'artifacts.json'} (srs {kind})")
     return artifacts
-
-
-def read_settings(out_dir: Path) -> dict[str, object]:
-    loaded: dict[str, object] = json.loads((out_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
-    return loaded

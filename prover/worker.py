@@ -121,6 +121,10 @@ class Worker:
                 self._stop.wait(1.0)
                 continue
             for message in reply.get("Messages", []):
+                if self._stop.is_set():
+                    # received during the last long poll after shutdown began: hand it straight back
+                    self._release(sqs, message["ReceiptHandle"], message.get("MessageId"))
+                    continue
                 self._handle(sqs, s3, message, slot)
 
     def _handle(self, sqs: Any, s3: Any, message: dict[str, Any], slot: int) -> None:

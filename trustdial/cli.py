@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prover.prover_command",
     "enclave_app.serve_command",
     "enclave_app.gateway_command",
+    "trustdial.pipeline.command",
 )
 
 

@@ -12,13 +12,29 @@ NSM_DEVICE = Path("/dev/nsm")
 NSM_MODES = ("auto", "device", "simulated")
 
 
+def _pcr_index(name: str) -> int:
+    return int(name.removeprefix("PCR"))
+
+
 def load_pcrs(path: Path) -> dict[int, bytes]:
-    """PCRs from a JSON object ``{"0": "hex", ...}`` (a measurement list, e.g. from ``make eif``)."""
+    """PCRs for the simulated NSM from an EIF (measured: PCR0/1/2 and PCR8 if signed) or from
+    JSON: ``{"0": hex}``, ``{"PCR0": hex}`` (nitro-cli measurements) or a manifest's ``pcrs``."""
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic == b".eif":
+        from verifier.eif import measure_eif
+
+        measured = measure_eif(path, file_digests=False).pcrs()
+        return {_pcr_index(name): bytes.fromhex(value) for name, value in measured.items() if value is not None}
     raw = json.loads(path.read_text())
     values = raw.get("pcrs", raw) if isinstance(raw, dict) else None
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a JSON object of PCR index -> hex value")
-    return {int(index): bytes.fromhex(value) for index, value in values.items()}
+        raise ValueError(f"{path}: expected an EIF or a JSON object of PCR index -> hex value")
+    return {
+        _pcr_index(index): bytes.fromhex(value)
+        for index, value in values.items()
+        if isinstance(value, str) and index.removeprefix("PCR").isdigit()
+    }
 
 
 def open_nsm(mode: str, *, device: Path = NSM_DEVICE, simulated_pcrs: Mapping[int, bytes] | None = None) -> Any:

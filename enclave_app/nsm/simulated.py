@@ -28,6 +28,7 @@ from enclave_app.nsm import simulated_pki
 PROTECTED_ES384 = cbor2.dumps({1: -35})
 PCR_COUNT = 16
 PCR_BYTES = 48
+PCR_LIMIT = 32
 LOCKED_PCRS = range(16)
 COSE_SIGN1_TAG = 18
 LEAF_RENEW_MARGIN = timedelta(minutes=5)
@@ -83,13 +84,14 @@ class SimulatedNsm:
         return self._pki
 
     def describe_pcr(self, index: int) -> tuple[bool, bytes]:
-        if index not in self._pcrs:
-            raise ValueError(f"PCR index {index} is not present (have {sorted(self._pcrs)})")
-        return index in LOCKED_PCRS, self._pcrs[index]
+        """(locked, value) for PCR 0-31; PCRs never set or extended read as 48 zero bytes."""
+        if not 0 <= index < PCR_LIMIT:
+            raise ValueError(f"expected a PCR index 0-{PCR_LIMIT - 1}, found {index}")
+        return index in LOCKED_PCRS, self._pcrs.get(index, bytes(PCR_BYTES))
 
     def extend_pcr(self, index: int, data: bytes) -> bytes:
         """PCR[index] = SHA-384(PCR[index] || data), for unlocked PCRs 16-31 like the real NSM."""
-        if index in LOCKED_PCRS or not 0 <= index < 32:
+        if index in LOCKED_PCRS or not 0 <= index < PCR_LIMIT:
             raise ValueError(f"PCR{index} is locked or out of range; only 16-31 can be extended")
         value = hashlib.sha384(self._pcrs.get(index, bytes(PCR_BYTES)) + data).digest()
         self._pcrs[index] = value

@@ -16,10 +16,12 @@ import numpy as np
 from verifier.receipts.model import FORMAT_VERSION, STATEMENT_TYPE
 from verifier.tensors import COMMITMENT_KIND_SHA256, DTYPE_SIZES, MAGIC, Tensor, TensorError, tensor_header
 
+_SMALL_HEADS = {(major, value): bytes([major << 5 | value]) for major in range(8) for value in range(24)}
+
 
 def _head(major: int, value: int) -> bytes:
     if value < 24:
-        return bytes([major << 5 | value])
+        return _SMALL_HEADS[major, value]
     if value < 1 << 8:
         return bytes([major << 5 | 24, value])
     if value < 1 << 16:
@@ -72,10 +74,24 @@ class ArrayCommitter:
         return layout
 
     def commit(self, values: Mapping[str, Any]) -> bytes:
+        if len(values) == 1:  # the common case, kept short: one cached header, one data update
+            ((name, value),) = values.items()
+            single = None if isinstance(value, Tensor) else self._layouts.get((name, value.dtype, value.shape))
+            if single is not None and not single[0][1]:
+                digest = hashlib.sha256(single[0][0])
+                try:
+                    digest.update(value)
+                except (BufferError, ValueError):  # not C-contiguous
+                    digest.update(_little_endian(value))
+                return digest.digest()
         if not values:
             return hashlib.sha256(MAGIC + struct.pack(">I", 0)).digest()
         items = sorted(values.items(), key=_name_order) if len(values) > 1 else list(values.items())
-        key = tuple((name, value.dtype, value.shape) for name, value in items)
+        key = (
+            (items[0][0], _dtype_key(items[0][1]), items[0][1].shape)
+            if len(items) == 1
+            else tuple((name, _dtype_key(value), value.shape) for name, value in items)
+        )
         layout = self._layouts.get(key) or self._layout(key, items)
         digest = hashlib.sha256()
         for (header, convert), (_, value) in zip(layout, items, strict=True):
@@ -90,6 +106,11 @@ class ArrayCommitter:
                 except (BufferError, ValueError):  # not C-contiguous
                     digest.update(_little_endian(value))
         return digest.digest()
+
+
+def _dtype_key(value: Any) -> Any:
+    """Cache-key dtype: Tensors (validated on construction) never share layouts with arrays."""
+    return ("tensor", value.dtype) if isinstance(value, Tensor) else value.dtype
 
 
 def _dtype(value: Any) -> str:
@@ -162,14 +183,16 @@ _RECEIPT_HEAD = b"\xa5" + cbor_text("v") + cbor_uint(FORMAT_VERSION) + cbor_text
 _SEAL_KEY = cbor_text("seal")
 _INDEX_KEY = cbor_text("index")
 _STATEMENT_KEY = cbor_text("statement")
+_HASH_HEAD = b"\x58\x20"  # byte string of 32
 
 
 def encode_receipt(statement: bytes, seal: bytes, index: int, path: Sequence[bytes]) -> bytes:
     """``Receipt(statement, seal, index, path).encode()`` (keys: v, path, seal, index, statement)."""
-    parts = [_RECEIPT_HEAD, _head(4, len(path))]
-    parts += [b"\x58\x20" + p for p in path]
-    parts += [_SEAL_KEY, cbor_bytes(seal), _INDEX_KEY, cbor_uint(index), _STATEMENT_KEY, cbor_bytes(statement)]
-    return b"".join(parts)
+    hashes = _HASH_HEAD + _HASH_HEAD.join(path) if path else b""
+    return b"".join(
+        (_RECEIPT_HEAD, _head(4, len(path)), hashes, _SEAL_KEY, cbor_bytes(seal), _INDEX_KEY, cbor_uint(index),
+         _STATEMENT_KEY, cbor_bytes(statement))
+    )  # fmt: skip
 
 
 __all__ = ["ArrayCommitter", "StatementEncoder", "cbor_bytes", "cbor_uint", "encode_receipt"]

@@ -1,5 +1,5 @@
 """The receipt key: generated in the enclave at start, never leaves it; its public half is
-bound into an attestation document. Ed25519 by default (see docs/receipts.md §7)."""
+bound into an attestation document. ECDSA P-256 by default (see docs/receipts.md §7)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class ReceiptKey:
     private_key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
     @classmethod
-    def generate(cls, key_type: str = "ed25519") -> ReceiptKey:
+    def generate(cls, key_type: str = "p256") -> ReceiptKey:
         if key_type == "ed25519":
             return cls(key_type, ed25519.Ed25519PrivateKey.generate())
         if key_type == "p256":

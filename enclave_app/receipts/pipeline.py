@@ -1,4 +1,5 @@
-"""The receipt pipeline: responses in, receipts out, on a dedicated sealing thread.
+"""The receipt pipeline: responses in, receipts out, on a dedicated sealing thread
+(or, with ``threaded=False``, inline in the caller's thread).
 
 ``submit`` (called by the inference path, in response order) only assigns the sequence number
 and timestamp and queues the tensors; the sealing thread computes the commitments, encodes the
@@ -6,7 +7,9 @@ statement, and seals micro-batches: a batch is signed once it holds ``max_batch`
 or its oldest statement has waited ``max_wait`` seconds. Every receipt still carries its own
 inclusion path, so each response verifies on its own. ``max_batch=1`` is the per-request mode
 (one signature per response). Hashing large tensors releases the GIL, so on a multi-core
-enclave the receipt work overlaps with onnxruntime.
+enclave the receipt work overlaps with onnxruntime. Inline mode does the same work in the
+submitting thread and checks the latency budget only when the next response arrives or on
+:meth:`ReceiptPipeline.drain`; the server uses the threaded mode.
 """
 
 from __future__ import annotations
@@ -15,20 +18,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any
+from hashlib import sha256
+from typing import Any, NamedTuple
 
 from verifier.errors import VerificationError
-from verifier.receipts.merkle import leaf_hash
+from verifier.receipts.merkle import LEAF_PREFIX
 from verifier.receipts.model import BatchRoot
 
 from enclave_app.receipts.fast_encoding import ArrayCommitter, StatementEncoder, encode_receipt
 from enclave_app.receipts.key import ReceiptKey
-from enclave_app.receipts.sealer import inclusion_path, tree_levels
+from enclave_app.receipts.sealer import all_inclusion_paths, tree_levels
 
 
-@dataclass
-class _Job:
+class _Job(NamedTuple):
     op: str
     model: bytes
     inputs: Mapping[str, Any]
@@ -50,6 +52,7 @@ class ReceiptPipeline:
         max_batch: int = 64,
         max_wait: float = 0.002,
         clock: Callable[[], float] = time.time,
+        threaded: bool = True,
     ) -> None:
         if max_batch < 1 or max_wait < 0:
             raise ValueError("max_batch must be >= 1 and max_wait >= 0")
@@ -67,8 +70,12 @@ class ReceiptPipeline:
         self._outstanding = 0
         self.receipts_issued = 0
         self.batches_sealed = 0
-        self._thread = threading.Thread(target=self._run, name="receipt-sealer", daemon=True)
-        self._thread.start()
+        self._statements: list[bytes] = []  # the open batch; touched only by the sealing thread
+        self._jobs: list[_Job] = []
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="receipt-sealer", daemon=True)
+            self._thread.start()
 
     def submit(
         self,
@@ -87,16 +94,24 @@ class ReceiptPipeline:
             if self._closed:
                 raise RuntimeError("the receipt pipeline is closed")
             self._seq += 1
-            job = _Job(op, model, inputs, outputs, nonce, params, self._seq, int(self._clock() * 1000),
-                       time.monotonic(), future)  # fmt: skip
-            self._queue.append(job)
+            now_ms = int(self._clock() * 1000)
+            job = _Job(op, model, inputs, outputs, nonce, params, self._seq, now_ms, time.monotonic(), future)
             self._outstanding += 1
-            if len(self._queue) == 1:
-                self._cond.notify()
+            if self._thread is not None:
+                self._queue.append(job)
+                if len(self._queue) == 1:
+                    self._cond.notify()
+                return future
+        self._take(job)  # inline mode: the caller's thread does the receipt work
+        if self._jobs and time.monotonic() - self._jobs[0].queued >= self.max_wait:
+            self._seal_open_batch()
         return future
 
     def drain(self) -> None:
-        """Block until every submitted response has its receipt."""
+        """Block until every submitted response has its receipt (inline mode: seal the open batch)."""
+        if self._thread is None:
+            self._seal_open_batch()
+            return
         with self._cond:
             while self._outstanding:
                 self._cond.wait()
@@ -105,16 +120,17 @@ class ReceiptPipeline:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join()
+        if self._thread is None:
+            self._seal_open_batch()
+        else:
+            self._thread.join()
 
     def _run(self) -> None:
-        statements: list[bytes] = []
-        jobs: list[_Job] = []
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
-                    if jobs:
-                        remaining = jobs[0].queued + self.max_wait - time.monotonic()
+                    if self._jobs:
+                        remaining = self._jobs[0].queued + self.max_wait - time.monotonic()
                         if remaining <= 0:
                             break
                         self._cond.wait(remaining)
@@ -123,32 +139,34 @@ class ReceiptPipeline:
                 incoming, self._queue = self._queue, []
                 closing = self._closed
             for job in incoming:
-                try:
-                    statements.append(self._statement(job))
-                except VerificationError as err:  # an unencodable tensor: fail this response only
-                    self._fail(job, err)
-                    continue
-                jobs.append(job)
-                if len(jobs) >= self.max_batch:
-                    self._seal(statements, jobs)
-                    statements, jobs = [], []
-            if jobs and (closing or time.monotonic() - jobs[0].queued >= self.max_wait):
-                self._seal(statements, jobs)
-                statements, jobs = [], []
-            if closing and not jobs:
+                self._take(job)
+            if self._jobs and (closing or time.monotonic() - self._jobs[0].queued >= self.max_wait):
+                self._seal_open_batch()
+            if closing and not self._jobs:
                 return
 
+    def _take(self, job: _Job) -> None:
+        """Add one response's statement to the open batch; seal the batch when it is full."""
+        try:
+            statement = self._statement(job)
+        except VerificationError as err:  # an unencodable tensor: fail this response only
+            self._fail(job, err)
+            return
+        self._statements.append(statement)
+        self._jobs.append(job)
+        if len(self._jobs) >= self.max_batch:
+            self._seal_open_batch()
+
+    def _seal_open_batch(self) -> None:
+        if self._jobs:
+            statements, jobs = self._statements, self._jobs
+            self._statements, self._jobs = [], []
+            self._seal(statements, jobs)
+
     def _statement(self, job: _Job) -> bytes:
-        return self._encoder.encode(
-            job.op,
-            job.model,
-            self._committer.commit(job.inputs),
-            self._committer.commit(job.outputs),
-            job.nonce,
-            job.timestamp_ms,
-            job.seq,
-            job.params,
-        )
+        op, model, inputs, outputs, nonce, params, seq, timestamp_ms, _, _ = job
+        commit = self._committer.commit
+        return self._encoder.encode(op, model, commit(inputs), commit(outputs), nonce, timestamp_ms, seq, params)
 
     def _fail(self, job: _Job, err: Exception) -> None:
         if job.future is not None:
@@ -158,11 +176,12 @@ class ReceiptPipeline:
             self._cond.notify_all()
 
     def _seal(self, statements: list[bytes], jobs: list[_Job]) -> None:
-        levels = tree_levels([leaf_hash(s) for s in statements])
+        levels = tree_levels([sha256(LEAF_PREFIX + s).digest() for s in statements])
         root = BatchRoot(root=levels[-1][0], size=len(statements), attestation=self.attestation_digest)
         seal = self.key.seal(root.encode())
-        for index, (statement, job) in enumerate(zip(statements, jobs, strict=True)):
-            receipt = encode_receipt(statement, seal, index, inclusion_path(levels, index))
+        paths = all_inclusion_paths(levels)
+        for index, (statement, job, path) in enumerate(zip(statements, jobs, paths, strict=True)):
+            receipt = encode_receipt(statement, seal, index, path)
             if job.future is not None:
                 job.future.set_result(receipt)
         with self._cond:

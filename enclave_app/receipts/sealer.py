@@ -38,6 +38,18 @@ def inclusion_path(levels: list[list[bytes]], index: int) -> tuple[bytes, ...]:
     return tuple(path)
 
 
+def all_inclusion_paths(levels: list[list[bytes]]) -> list[list[bytes]]:
+    """The inclusion path of every leaf, built level by level (same result as :func:`inclusion_path`)."""
+    paths: list[list[bytes]] = [[] for _ in levels[0]]
+    for depth, level in enumerate(levels[:-1]):
+        size = len(level)
+        for leaf, path in enumerate(paths):
+            sibling = (leaf >> depth) ^ 1
+            if sibling < size:
+                path.append(level[sibling])
+    return paths
+
+
 @dataclass
 class Sealer:
     key: ReceiptKey

@@ -418,3 +418,23 @@ def test_fuzz_finding_timestamp_overflow_is_a_typed_rejection() -> None:
     raw = (DATA_DIR / "fuzz-findings" / "timestamp_year_overflow.bin").read_bytes()
     with pytest.raises(AttestationError):
         read_unverified_timestamp(raw)
+
+
+class _VerdictReturningPolicy:
+    """A custom policy written the wrong way: it returns a verdict instead of raising."""
+
+    def verify(self, document: object, at: object) -> bool:
+        return False
+
+
+def test_policy_returning_a_value_is_a_rejection(nsm: SimulatedNsm) -> None:
+    with pytest.raises(AttestationError) as caught:
+        verify_attestation(nsm.attest(), _VerdictReturningPolicy(), root=nsm.root_certificate, at=SIM_TIME)  # type: ignore[arg-type]
+    assert caught.value.code == "POLICY_RESULT"
+
+
+def test_policy_returning_a_value_inside_all_of_is_a_rejection(nsm: SimulatedNsm) -> None:
+    policy = AllOf([pcr_policy(nsm), _VerdictReturningPolicy()])  # type: ignore[list-item]
+    with pytest.raises(AttestationError) as caught:
+        verify_attestation(nsm.attest(), policy, root=nsm.root_certificate, at=SIM_TIME)
+    assert caught.value.code == "POLICY_RESULT"

@@ -172,3 +172,8 @@ def test_garbage_document_is_rejected_not_crashed(capsys: pytest.CaptureFixture[
 def test_text_output_names_the_verdict(capsys: pytest.CaptureFixture[str], marlin_file: Path) -> None:
     assert main(["attestation", str(marlin_file), "--at", "doc", *pcr_args(MARLIN)]) == 0
     assert capsys.readouterr().out.startswith("VALID")
+
+
+def test_max_age_with_doc_time_is_a_usage_error(capsys: pytest.CaptureFixture[str], marlin_file: Path) -> None:
+    status, report = run_json(capsys, [str(marlin_file), "--at", "doc", "--max-age", "60", *pcr_args(MARLIN)])
+    assert (status, report["code"]) == (2, "MAX_AGE_WITH_DOC_TIME")

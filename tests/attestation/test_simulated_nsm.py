@@ -149,3 +149,12 @@ def test_leaf_is_renewed_when_clock_passes_its_expiry() -> None:
     raw = nsm.attest()
     assert nsm.pki.leaf.certificate != first
     assert verify_attestation(raw, PcrsEqual({0: nsm.describe_pcr(0)[1]}), root=nsm.root_certificate, at=now[0])
+
+
+def test_unset_high_pcr_reads_as_unlocked_zeros(nsm: SimulatedNsm) -> None:
+    assert nsm.describe_pcr(20) == (False, bytes(48))
+
+
+def test_pcr_index_out_of_range_refused(nsm: SimulatedNsm) -> None:
+    with pytest.raises(ValueError):
+        nsm.describe_pcr(32)

@@ -48,7 +48,7 @@ class LiveService:
         return ExpectedEnclave(**fields)  # type: ignore[arg-type]
 
 
-def _start(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def start_process(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -58,11 +58,12 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return process, json.loads(line)
 
 
-def start_service(model_files: ModelFiles, workdir: Path, *extra: str) -> LiveService:
-    pcrs_file = workdir / "pcrs.json"
-    pcrs_file.write_text(json.dumps({str(i): v.hex() for i, v in PCRS.items()}))
+def start_service(model_files: ModelFiles, workdir: Path, *extra: str, pcrs_from: Path | None = None) -> LiveService:
+    pcrs_file = pcrs_from or workdir / "pcrs.json"
+    if pcrs_from is None:
+        pcrs_file.write_text(json.dumps({str(i): v.hex() for i, v in PCRS.items()}))
     root_file = workdir / "sim-root.pem"
-    server, ready = _start(
+    server, ready = start_process(
         [
             str(BIN / "trustdial"), "serve",
             "--model", str(model_files.mlp), "--model", str(model_files.cnn), "--model", str(model_files.lm),
@@ -72,7 +73,7 @@ def start_service(model_files: ModelFiles, workdir: Path, *extra: str) -> LiveSe
         ]
     )  # fmt: skip
     try:
-        gateway, gw_ready = _start(
+        gateway, gw_ready = start_process(
             [
                 str(BIN / "trustdial"), "gateway", "--enclave", ready["address"], "--listen", "127.0.0.1:0",
                 "--max-body", str(256 * 1024), "--body-timeout", "2",

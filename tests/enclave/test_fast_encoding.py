@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 from verifier.receipts.model import Commitment, Receipt, Statement
-from verifier.tensors import COMMITMENT_KIND_SHA256, Tensor, commit_tensors
+from verifier.tensors import COMMITMENT_KIND_SHA256, Tensor, TensorError, commit_tensors
 
 from enclave_app.receipts.fast_encoding import ArrayCommitter, StatementEncoder, encode_receipt
 
@@ -63,3 +63,15 @@ def test_statement_encoder_equals_statement_encode(
 @given(st.binary(max_size=300), st.binary(max_size=300), uints, st.lists(digests, max_size=30))
 def test_receipt_encoder_equals_receipt_encode(statement: bytes, seal: bytes, index: int, path: list[bytes]) -> None:
     assert encode_receipt(statement, seal, index, path) == Receipt(statement, seal, index, tuple(path)).encode()
+
+
+def test_invalid_bool_array_is_refused_even_after_a_tensor_with_the_same_layout() -> None:
+    committer = ArrayCommitter()
+    committer.commit({"b": Tensor("bool", (2,), b"\x00\x01")})
+    invalid = np.array([0, 2], np.uint8).view(np.bool_)
+    try:
+        committer.commit({"b": invalid})
+    except TensorError as err:
+        assert err.code == "TENSOR_BOOL"
+    else:
+        raise AssertionError("a bool array holding 2 was committed")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from verifier.receipts.errors import ReceiptError
 from verifier.receipts.merkle import leaf_hash, root_from_path
 
-from enclave_app.receipts.sealer import inclusion_path, tree_levels
+from enclave_app.receipts.sealer import all_inclusion_paths, inclusion_path, tree_levels
 
 
 def _mth(leaves: list[bytes]) -> bytes:
@@ -84,3 +84,9 @@ def test_an_index_outside_the_batch_is_refused() -> None:
     with pytest.raises(ReceiptError) as err:
         root_from_path(leaf_hash(b"a"), 4, 4, [b"\x00" * 32] * 2)
     assert err.value.code == "RECEIPT_INCLUSION"
+
+
+@given(batches)
+def test_all_paths_at_once_equal_rfc9162_paths(leaves: list[bytes]) -> None:
+    levels = tree_levels([leaf_hash(x) for x in leaves])
+    assert all_inclusion_paths(levels) == [_path(i, leaves) for i in range(len(leaves))]

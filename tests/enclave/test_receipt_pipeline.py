@@ -69,3 +69,20 @@ def test_a_lone_response_is_sealed_within_the_latency_budget() -> None:
     assert future is not None
     assert future.result(timeout=30)
     pipeline.close()
+
+
+def test_inline_mode_issues_the_same_verifiable_receipts() -> None:
+    key = ReceiptKey.generate()
+    pipeline = ReceiptPipeline(key, ATTESTATION, max_batch=4, max_wait=10.0, threaded=False)
+    futures = [
+        pipeline.submit("infer", MODEL, {"x": np.full(3, i, np.float32)}, {"y": np.array([i], np.int64)}, b"")
+        for i in range(6)
+    ]
+    pipeline.drain()
+    assert pipeline.batches_sealed == 2
+    seqs = [
+        open_receipt(f.result(timeout=0), public_key=key.public_key_der(), attestation_digest=ATTESTATION).statement.seq
+        for f in futures
+        if f is not None
+    ]
+    assert seqs == list(range(1, 7))

@@ -9,6 +9,8 @@ from dataclasses import replace
 import cbor2
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 from pycose.keys import EC2Key, OKPKey
 from pycose.keys.curves import P256, Ed25519
 from pycose.messages import Sign1Message
@@ -51,7 +53,7 @@ def _expect(**changes: object) -> ReceiptExpectation:
 class Enclave:
     """A receipt key bound by a simulated NSM document, as the service does at start."""
 
-    def __init__(self, key_type: str = "ed25519") -> None:
+    def __init__(self, key_type: str = "p256") -> None:
         self.nsm = SimulatedNsm(pcrs=PCRS)
         self.key = ReceiptKey.generate(key_type)
         self.document = self.nsm.attest(public_key=self.key.public_key_der(), user_data=BINDING_USER_DATA)
@@ -102,11 +104,19 @@ def test_a_batch_shares_one_signature(enclave: Enclave) -> None:
 
 
 def test_receipt_signed_by_another_key_is_rejected(enclave: Enclave) -> None:
-    other = Sealer(ReceiptKey.generate(), enclave.digest)
+    other = Sealer(ReceiptKey.generate(enclave.key.key_type), enclave.digest)
     other.add(_statement(1, enclave.digest).encode())
     with pytest.raises(ReceiptError) as err:
         enclave.open(other.seal()[0].encode())
     assert err.value.code == "RECEIPT_SIGNATURE"
+
+
+def test_receipt_sealed_with_another_algorithm_is_rejected(enclave: Enclave) -> None:
+    other = Sealer(ReceiptKey.generate("ed25519"), enclave.digest)
+    other.add(_statement(1, enclave.digest).encode())
+    with pytest.raises(ReceiptError) as err:
+        enclave.open(other.seal()[0].encode())
+    assert err.value.code == "RECEIPT_ALG"
 
 
 def test_statement_swapped_inside_a_receipt_is_rejected(enclave: Enclave) -> None:
@@ -225,3 +235,24 @@ def test_document_without_the_binding_marker_is_rejected(enclave: Enclave) -> No
 def test_receipt_round_trips_through_cbor(enclave: Enclave) -> None:
     receipt = enclave.receipts(3)[2]
     assert decode_receipt(receipt.encode()) == receipt
+
+
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_are_rejected_as_receipt_errors(raw: bytes) -> None:
+    enclave = _SHARED
+    with pytest.raises(ReceiptError):
+        enclave.open(raw)
+
+
+_SHARED = Enclave()
+
+
+def test_every_single_bit_flip_of_a_genuine_receipt_is_rejected() -> None:
+    raw = _SHARED.receipts(3)[1].encode()
+    _SHARED.open(raw)
+    for position in range(len(raw)):
+        for bit in (0x01, 0x80):
+            flipped = bytearray(raw)
+            flipped[position] ^= bit
+            with pytest.raises(ReceiptError):
+                _SHARED.open(bytes(flipped))

@@ -16,11 +16,9 @@ from prover.circuit_settings import CircuitOptions
 from prover.compile import compile_model
 from prover.example_models import save_mlp
 from prover.prove import prove
-from prover.srs_files import generate_dev_srs
 
-# A small decomposition keeps every test circuit at logrows <= 11; the dev SRS (k=12) covers them all.
+# A small decomposition keeps every test circuit at logrows <= 11 (cheap keys, SRS and proofs).
 TEST_DECOMPOSITION = (256, 4)
-SRS_K = 12
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +27,12 @@ def zk_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def dev_srs(zk_root: Path) -> Path:
-    return generate_dev_srs(zk_root / f"dev-kzg{SRS_K}.srs", SRS_K)
+def dev_srs(public_circuit: Circuit) -> Path:
+    """A dev SRS of exactly the public circuit's logrows (a larger SRS works but ezkl's downsizing costs seconds)."""
+    return public_circuit.directory / "kzg.srs"
 
 
-def _compile(zk_root: Path, dev_srs: Path, name: str, seed: int, visibility: str) -> Circuit:
+def _compile(zk_root: Path, name: str, seed: int, visibility: str) -> Circuit:
     model = save_mlp(zk_root / f"{name}.onnx", SIZES, seed=seed)
     rng = np.random.default_rng(100 + seed)
     calibration = zk_root / f"{name}-calibration.json"
@@ -42,24 +41,24 @@ def _compile(zk_root: Path, dev_srs: Path, name: str, seed: int, visibility: str
         *TEST_DECOMPOSITION
     )
     directory = zk_root / name
-    compile_model(model, calibration, directory, srs=dev_srs, dev_srs=True, options=options)
+    compile_model(model, calibration, directory, dev_srs=True, options=options)  # exact-size dev SRS
     return Circuit(directory=directory, model=model)
 
 
 @pytest.fixture(scope="session")
-def public_circuit(zk_root: Path, dev_srs: Path) -> Circuit:
-    return _compile(zk_root, dev_srs, "public", seed=1, visibility="public")
+def public_circuit(zk_root: Path) -> Circuit:
+    return _compile(zk_root, "public", seed=1, visibility="public")
 
 
 @pytest.fixture(scope="session")
-def other_circuit(zk_root: Path, dev_srs: Path) -> Circuit:
+def other_circuit(zk_root: Path) -> Circuit:
     """Same architecture and settings shape, different weights: a different vk."""
-    return _compile(zk_root, dev_srs, "other", seed=2, visibility="public")
+    return _compile(zk_root, "other", seed=2, visibility="public")
 
 
 @pytest.fixture(scope="session")
-def hashed_circuit(zk_root: Path, dev_srs: Path) -> Circuit:
-    return _compile(zk_root, dev_srs, "hashed", seed=1, visibility="hashed")
+def hashed_circuit(zk_root: Path) -> Circuit:
+    return _compile(zk_root, "hashed", seed=1, visibility="hashed")
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,7 @@ def test_tune_finds_fewer_logrows_than_default_within_tolerance(tmp_path) -> Non
     assert best.max_abs_error <= 1e-2
 
 
-def test_compile_command_writes_artifacts_json(public_circuit, dev_srs, tmp_path) -> None:
+def test_compile_command_writes_artifacts_json(public_circuit, tmp_path) -> None:
     out = tmp_path / "cli"
     calibration = public_circuit.directory / "calibration.json"
     done = subprocess.run(
@@ -124,8 +124,6 @@ def test_compile_command_writes_artifacts_json(public_circuit, dev_srs, tmp_path
             "--output",
             str(out),
             "--dev-srs",
-            "--srs",
-            str(dev_srs),
             "--decomp-base",
             "256",
             "--decomp-legs",

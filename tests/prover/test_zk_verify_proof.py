@@ -130,17 +130,21 @@ def test_artifacts_disagreeing_with_settings_are_rejected(capsys, public_circuit
 
 def test_pinned_vk_digest_from_a_manifest_must_match(capsys, public_circuit, other_circuit, public_proof_a) -> None:
     other_vk = json.loads((other_circuit.directory / "artifacts.json").read_text())["files"]["vk"]["sha256"]
+    settings = sha256_file(public_circuit.directory / "settings.json")
     status, report = run_verify(
-        capsys, public_proof_a, "--artifacts", public_circuit.directory, "--expect", f"vk={other_vk}", "--allow-dev-srs"
-    )
+        capsys, public_proof_a, "--artifacts", public_circuit.directory, "--expect", f"vk={other_vk}",
+        "--expect", f"settings={settings}", "--allow-dev-srs",
+    )  # fmt: skip
     assert (status, report["code"]) == (1, "PINNED_HASH_MISMATCH")
 
 
 def test_pinned_vk_digest_that_matches_is_accepted(capsys, public_circuit, public_proof_a) -> None:
     vk = sha256_file(public_circuit.directory / "vk.key")
+    settings = sha256_file(public_circuit.directory / "settings.json")
     status, report = run_verify(
-        capsys, public_proof_a, "--artifacts", public_circuit.directory, "--expect", f"vk={vk}", "--allow-dev-srs"
-    )
+        capsys, public_proof_a, "--artifacts", public_circuit.directory, "--expect", f"vk={vk}",
+        "--expect", f"settings={settings}", "--allow-dev-srs",
+    )  # fmt: skip
     assert status == 0, report
 
 

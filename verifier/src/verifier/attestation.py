@@ -34,6 +34,7 @@ from verifier.attestation_policy import (
     PublicKeyEquals,
     UnsafeNoPolicy,
     UserDataEquals,
+    apply_policy,
 )
 from verifier.certificate_chain import IntermediateCache, verify_chain
 from verifier.cose_sign1 import parse_cose_sign1, verify_es384
@@ -114,7 +115,7 @@ def verify_attestation(
         raw=raw,
         payload=message.payload,
     )
-    policy.verify(verified, when)
+    apply_policy(policy, verified, when)
     return verified
 
 

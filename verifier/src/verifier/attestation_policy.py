@@ -10,7 +10,7 @@ and what it found. Containers refuse to be empty: ``AllOf([])``, ``AnyOf([])`` a
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -32,17 +32,40 @@ class AttestationPolicy(Protocol):
         ...
 
 
+def apply_policy(policy: AttestationPolicy, document: AttestationDocument, at: datetime) -> None:
+    """Run ``policy``; anything but a normal ``None`` return (e.g. a custom policy returning ``False``)
+    is a rejection, so a policy written to return a verdict can never pass by accident."""
+    outcome: object = policy.verify(document, at)  # type: ignore[func-returns-value]
+    if outcome is not None:
+        raise PolicyError(
+            "POLICY_RESULT",
+            f"expected {type(policy).__name__}.verify to return None or raise PolicyError, found {outcome!r:.80}",
+        )
+
+
+def _policies(container: str, policies: Iterable[AttestationPolicy]) -> tuple[AttestationPolicy, ...]:
+    """Snapshot the children once: a generator or a list mutated later must not change what is checked."""
+    snapshot = tuple(policies)
+    for child in snapshot:
+        if not callable(getattr(child, "verify", None)):
+            raise InputError("POLICY_TYPE", f"expected attestation policies in {container}, found {child!r:.80}")
+    return snapshot
+
+
 @dataclass(frozen=True)
 class AllOf:
     """Every child policy must pass. Empty = refused (``POLICY_EMPTY``)."""
 
     policies: Sequence[AttestationPolicy]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policies", _policies("AllOf", self.policies))
+
     def verify(self, document: AttestationDocument, at: datetime) -> None:
         if not self.policies:
             raise PolicyError("POLICY_EMPTY", "expected at least one policy in AllOf, found none: refusing to accept")
         for policy in self.policies:
-            policy.verify(document, at)
+            apply_policy(policy, document, at)
 
 
 @dataclass(frozen=True)
@@ -51,13 +74,16 @@ class AnyOf:
 
     policies: Sequence[AttestationPolicy]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policies", _policies("AnyOf", self.policies))
+
     def verify(self, document: AttestationDocument, at: datetime) -> None:
         if not self.policies:
             raise PolicyError("POLICY_EMPTY", "expected at least one policy in AnyOf, found none: refusing to accept")
         failures: list[str] = []
         for policy in self.policies:
             try:
-                policy.verify(document, at)
+                apply_policy(policy, document, at)
             except PolicyError as err:
                 failures.append(f"{err.code}: {err.reason}")
                 continue

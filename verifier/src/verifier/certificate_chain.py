@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -25,6 +26,7 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 
 from verifier.attestation_errors import CertificateChainError
 
+_ECDSA_SHA384 = ec.ECDSA(hashes.SHA384())
 _ExtensionT = TypeVar("_ExtensionT", bound=x509.ExtensionType)
 
 _PARSE_ERRORS = (
@@ -44,6 +46,7 @@ class ValidatedPath:
 
     certificates: tuple[x509.Certificate, ...]
     leaf_issuer_key: ec.EllipticCurvePublicKey
+    leaf_issuer_subject: bytes
     not_before: datetime
     not_after: datetime
 
@@ -89,7 +92,7 @@ def verify_chain(
     if cabundle[0] != root_der:
         raise CertificateChainError(
             "CHAIN_ROOT_MISMATCH",
-            f"expected cabundle[0] to be the trusted root {_name(root.subject)} "
+            f"expected cabundle[0] to be the trusted root {_name(lambda: root.subject)} "
             f"(SHA-256 {hashlib.sha256(root_der).hexdigest()}), found a certificate with SHA-256 "
             f"{hashlib.sha256(cabundle[0]).hexdigest()}",
         )
@@ -100,30 +103,30 @@ def verify_chain(
         if cache is not None:
             cache.store(key, path)
     leaf = _parse(leaf_der)
-    issuer = path.certificates[-1]
     label = "leaf certificate"
-    _check_link(issuer, leaf, label)
-    _check_signature(issuer, path.leaf_issuer_key, leaf, label)
-    _check_time(leaf, at, label)
-    return _check_leaf(leaf)
+    _check_link(path.certificates[-1], path.leaf_issuer_subject, path.leaf_issuer_key, leaf, label)
+    _check_time(leaf.certificate, at, label)
+    return _check_leaf(leaf.certificate)
 
 
 def _validate_intermediates(root: x509.Certificate, intermediates: tuple[bytes, ...], at: datetime) -> ValidatedPath:
     _check_time(root, at, "trusted root")
     certificates = [root]
+    subject = _tbs_names(_tbs(root))[1]
     for position, der in enumerate(intermediates, start=1):
         label = f"cabundle[{position}]"
-        certificate = _parse(der)
+        parsed = _parse(der)
         issuer = certificates[-1]
-        _check_link(issuer, certificate, label)
-        _check_signature(issuer, _p384_key(issuer, f"the issuer of {label}"), certificate, label)
-        _check_time(certificate, at, label)
-        certificates.append(certificate)
+        _check_link(issuer, subject, _p384_key(issuer, f"the issuer of {label}"), parsed, label)
+        _check_time(parsed.certificate, at, label)
+        certificates.append(parsed.certificate)
+        subject = parsed.subject
     _check_ca_constraints(certificates)
     last = len(certificates) - 1
     return ValidatedPath(
         tuple(certificates),
         _p384_key(certificates[-1], "trusted root" if last == 0 else f"cabundle[{last}]"),
+        subject,
         max(c.not_valid_before_utc for c in certificates),
         min(c.not_valid_after_utc for c in certificates),
     )
@@ -134,12 +137,21 @@ def _der(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(Encoding.DER)
 
 
-def _parse(der: bytes) -> x509.Certificate:
+@dataclass(frozen=True)
+class _ParsedCertificate:
+    """A certificate with the DER of its to-be-signed part and of its issuer and subject names."""
+
+    certificate: x509.Certificate
+    tbs: bytes
+    issuer: bytes
+    subject: bytes
+
+
+def _parse(der: bytes) -> _ParsedCertificate:
     try:
         certificate = x509.load_der_x509_certificate(der)
         # Fields are parsed lazily: touch every one used later so malformed ones fail here, typed.
-        # (public_key() and tbs_certificate_bytes are touched where used, with the same error handling.)
-        certificate.issuer  # noqa: B018
+        # (public_key() is touched where used, with the same error handling.)
         certificate.extensions  # noqa: B018
         certificate.not_valid_before_utc  # noqa: B018
         certificate.not_valid_after_utc  # noqa: B018
@@ -149,14 +161,67 @@ def _parse(der: bytes) -> x509.Certificate:
             raise ValueError(f"serial number must be positive (RFC 5280), found {certificate.serial_number}")
     except _PARSE_ERRORS as err:
         raise CertificateChainError("CERT_MALFORMED", f"expected a DER X.509 v3 certificate: {err}") from None
-    return certificate
+    tbs = _tbs(certificate)
+    issuer, subject = _tbs_names(tbs)
+    return _ParsedCertificate(certificate, tbs, issuer, subject)
 
 
-def _check_link(issuer: x509.Certificate, certificate: x509.Certificate, label: str) -> None:
-    if certificate.issuer != issuer.subject:
+def _tbs(certificate: x509.Certificate) -> bytes:
+    try:
+        return certificate.tbs_certificate_bytes
+    except _PARSE_ERRORS as err:
+        raise CertificateChainError("CERT_MALFORMED", f"expected a DER X.509 v3 certificate: {err}") from None
+
+
+def _tbs_names(tbs: bytes) -> tuple[bytes, bytes]:
+    """The DER of the issuer and subject Names inside a TBSCertificate (RFC 5280 §4.1).
+
+    Names are chained by exact DER equality: stricter than RFC 5280's normalised comparison, and
+    what the NSM's chains use (and much cheaper than building Name objects for every document).
+    """
+    offset = _der_header(tbs, 0)[0]  # into the TBSCertificate SEQUENCE
+    fields: list[bytes] = []
+    while len(fields) < 6:
+        _, end = _der_header(tbs, offset)
+        fields.append(tbs[offset:end])
+        offset = end
+    if fields[0][:1] != b"\xa0":  # version is mandatory for v3 certificates
+        raise CertificateChainError("CERT_MALFORMED", "expected an explicit X.509 v3 version field")
+    # fields: version, serialNumber, signature, issuer, validity, subject
+    return fields[3], fields[5]
+
+
+def _der_header(data: bytes, offset: int) -> tuple[int, int]:
+    """Return (content offset, end offset) of the DER TLV at ``offset``."""
+    if offset + 2 > len(data):
+        raise CertificateChainError("CERT_MALFORMED", "expected a DER element, found the end of the certificate")
+    first = data[offset + 1]
+    if first < 0x80:
+        content, length = offset + 2, first
+    else:
+        size = first & 0x7F
+        if not 1 <= size <= 4 or offset + 2 + size > len(data):
+            raise CertificateChainError("CERT_MALFORMED", "expected a definite DER length in the certificate")
+        content, length = offset + 2 + size, int.from_bytes(data[offset + 2 : offset + 2 + size], "big")
+    if content + length > len(data):
+        raise CertificateChainError("CERT_MALFORMED", "expected a DER element within the certificate")
+    return content, content + length
+
+
+def _check_link(
+    issuer: x509.Certificate,
+    issuer_subject: bytes,
+    issuer_key: ec.EllipticCurvePublicKey,
+    parsed: _ParsedCertificate,
+    label: str,
+) -> None:
+    """Name chaining, signature algorithm and signature of one certificate by its issuer."""
+    certificate = parsed.certificate
+    if parsed.issuer != issuer_subject:
         raise CertificateChainError(
             "CHAIN_NAME",
-            f"expected {label} to be issued by {_name(issuer.subject)}, found issuer {_name(certificate.issuer)}",
+            f"expected {label} to be issued by {_name(lambda: issuer.subject)}, "
+            f"found issuer {_name(lambda: certificate.issuer)}",
         )
     if certificate.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA384:
         raise CertificateChainError(
@@ -164,6 +229,12 @@ def _check_link(issuer: x509.Certificate, certificate: x509.Certificate, label: 
             f"expected {label} signed with ecdsa-with-SHA384, "
             f"found {certificate.signature_algorithm_oid.dotted_string}",
         )
+    try:
+        issuer_key.verify(certificate.signature, parsed.tbs, _ECDSA_SHA384)
+    except InvalidSignature:
+        raise CertificateChainError(
+            "CHAIN_SIGNATURE", f"expected {label} to carry a valid signature by {_name(lambda: issuer.subject)}"
+        ) from None
 
 
 def _p384_key(certificate: x509.Certificate, label: str) -> ec.EllipticCurvePublicKey:
@@ -174,21 +245,6 @@ def _p384_key(certificate: x509.Certificate, label: str) -> ec.EllipticCurvePubl
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         raise CertificateChainError("CHAIN_ALGORITHM", f"expected a P-384 public key in {label}, found {key!r}")
     return key
-
-
-def _check_signature(
-    issuer: x509.Certificate, key: ec.EllipticCurvePublicKey, certificate: x509.Certificate, label: str
-) -> None:
-    try:
-        tbs = certificate.tbs_certificate_bytes
-    except _PARSE_ERRORS as err:
-        raise CertificateChainError("CERT_MALFORMED", f"expected a DER X.509 v3 certificate: {err}") from None
-    try:
-        key.verify(certificate.signature, tbs, ec.ECDSA(hashes.SHA384()))
-    except InvalidSignature:
-        raise CertificateChainError(
-            "CHAIN_SIGNATURE", f"expected {label} to carry a valid signature by {_name(issuer.subject)}"
-        ) from None
 
 
 def _check_time(certificate: x509.Certificate, at: datetime, label: str) -> None:
@@ -253,9 +309,9 @@ def _no_unknown_critical(certificate: x509.Certificate, label: str) -> None:
             )
 
 
-def _name(name: x509.Name) -> str:
-    """RFC 4514 text for messages; never lets an odd attribute turn a rejection into a crash."""
+def _name(read: Callable[[], x509.Name]) -> str:
+    """RFC 4514 text for messages; a malformed name never turns a rejection into a crash."""
     try:
-        return name.rfc4514_string()
-    except ValueError:
-        return repr(name)
+        return read().rfc4514_string()
+    except _PARSE_ERRORS:
+        return "(unparseable name)"

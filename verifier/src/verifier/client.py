@@ -155,7 +155,9 @@ class Client:
                 "SERVICE_ERROR", f"{method} {path}: HTTP {response.status_code}, body is not JSON"
             ) from err
         if response.status_code != 200:
-            error = body.get("error", {}) if isinstance(body, dict) else {}
+            error = body.get("error") if isinstance(body, dict) else None
+            if not isinstance(error, dict):
+                error = {}
             raise ClientError(
                 str(error.get("code", "SERVICE_ERROR")), f"HTTP {response.status_code}: {error.get('message')}"
             )

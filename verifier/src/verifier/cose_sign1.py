@@ -23,6 +23,7 @@ HEADER_ALG = 1
 ALG_ES384 = -35
 ES384_SIGNATURE_BYTES = 96
 SIGNATURE1_CONTEXT = "Signature1"
+_ECDSA_SHA384 = ec.ECDSA(hashes.SHA384())
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,7 @@ def verify_es384(message: CoseSign1, public_key: ec.EllipticCurvePublicKey) -> N
     r = int.from_bytes(message.signature[:half], "big")
     s = int.from_bytes(message.signature[half:], "big")
     try:
-        public_key.verify(
-            encode_dss_signature(r, s), sig_structure(message.protected, message.payload), ec.ECDSA(hashes.SHA384())
-        )
+        public_key.verify(encode_dss_signature(r, s), sig_structure(message.protected, message.payload), _ECDSA_SHA384)
     except InvalidSignature:
         raise SignatureError(
             "COSE_SIGNATURE", "expected an ES384 signature by the leaf certificate's key over the payload as received"

@@ -47,6 +47,8 @@ DTYPE_SIZES: Mapping[str, int] = {
 
 MAX_NDIM = 32
 MAX_NAME_BYTES = 256
+#: Dimensions are encoded as u64.
+MAX_DIM = 1 << 64
 
 
 class TensorError(VerificationError):
@@ -68,8 +70,10 @@ class Tensor:
         if len(self.shape) > MAX_NDIM:
             raise TensorError("TENSOR_SHAPE", f"expected at most {MAX_NDIM} dimensions, found {len(self.shape)}")
         for dim in self.shape:
-            if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
-                raise TensorError("TENSOR_SHAPE", f"expected non-negative integer dimensions, found {self.shape!r}")
+            if not isinstance(dim, int) or isinstance(dim, bool) or not 0 <= dim < MAX_DIM:
+                raise TensorError(
+                    "TENSOR_SHAPE", f"expected integer dimensions in 0..2**64-1 (u64), found {self.shape!r:.200}"
+                )
         expected = math.prod(self.shape) * size
         if len(self.data) != expected:
             raise TensorError(

@@ -59,7 +59,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--user-data", metavar="HEX", help="expected user_data")
     parser.add_argument("--public-key", metavar="HEX", help="expected public_key")
     parser.add_argument(
-        "--max-age", type=float, metavar="SECONDS", help="reject documents older than this at the verification time"
+        "--max-age",
+        type=float,
+        metavar="SECONDS",
+        help="reject documents older than this at the verification time (not with --at doc)",
     )
     parser.add_argument(
         "--allow-debug", action="store_true", help="accept debug-mode enclaves (PCR0 all zero): NOT for production"
@@ -97,6 +100,12 @@ def build_policy(args: argparse.Namespace) -> AttestationPolicy:
             "enclave would be accepted, so nothing was verified",
         )
     if args.max_age is not None:
+        if args.at == "doc":
+            raise InputError(
+                "MAX_AGE_WITH_DOC_TIME",
+                "--max-age measures age at the verification time, which --at doc sets to the document's own "
+                "timestamp (age 0): give --at now or an explicit time to judge freshness",
+            )
         policies.append(MaxAge(args.max_age))
     return AllOf(policies)
 
@@ -105,7 +114,7 @@ def parse_pcrs(values: list[str]) -> dict[int, bytes]:
     pcrs: dict[int, bytes] = {}
     for value in values:
         index_text, separator, digest_hex = value.partition("=")
-        if not separator or not index_text.strip().isdigit():
+        if not separator or not (index_text.strip().isascii() and index_text.strip().isdigit()):
             raise InputError("BAD_PCR", f"expected --pcr INDEX=HEX, found {value!r}")
         index = int(index_text)
         if index in pcrs:

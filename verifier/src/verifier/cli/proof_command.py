@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="ROLE=SHA256",
-        help="pin a file digest from a measurement manifest (roles: vk, settings, srs, model, compiled_circuit)",
+        help="pin a file digest from a measurement manifest (roles: vk, settings, srs, model, compiled_circuit); "
+        "pins must include both vk and settings",
     )
     parser.add_argument(
         "--allow-dev-srs",

@@ -4,7 +4,8 @@ RESPONSE.json is the gateway's ``/v1/infer`` or ``/v1/generate`` response (it ca
 receipt, the outputs and, if requested with ``include_attestation``, the key-binding
 attestation document; otherwise pass ``--attestation``). REQUEST.json is the body that was
 sent (inputs or prompt, parameters and nonce). Expected PCRs (``--pcr`` or ``--pcrs``) and
-the model's sha256 are mandatory.
+the model's sha256 are mandatory; a signed measurement manifest (``--manifest`` with
+``--manifest-key``) can supply both.
 """
 
 from __future__ import annotations
@@ -21,32 +22,47 @@ from typing import Any
 from cryptography import x509
 
 from verifier.attestation import PcrsEqual
+from verifier.cli import composite_receipt
 from verifier.cli.report import run_check
+from verifier.composite.receipt import is_composite
 from verifier.errors import InputError
+from verifier.measurements.manifest import Manifest
+from verifier.measurements.signed import load_public_key, load_signed_manifest
 from verifier.receipts.attested import verify_receipt
 from verifier.receipts.verify import ReceiptExpectation
 from verifier.tensors import Tensor
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("receipt", help="verify a TEE inference receipt against its attestation")
-    parser.add_argument("response", type=Path, help="gateway response JSON (receipt, outputs, attestation)")
-    parser.add_argument("--request", type=Path, required=True, help="the request JSON that was sent")
+    parser = subparsers.add_parser(
+        "receipt", help="verify a TEE inference receipt against its attestation, or a composite (hybrid) receipt"
+    )
+    parser.add_argument("response", type=Path, help="gateway response JSON, or a composite receipt JSON")
+    parser.add_argument("--request", type=Path, help="the request JSON that was sent (single TEE receipts)")
     parser.add_argument("--attestation", type=Path, help="key-binding attestation document (raw COSE)")
     parser.add_argument("--pcr", action="append", default=[], metavar="INDEX=HEX", help="expected PCR (repeatable)")
     parser.add_argument("--pcrs", type=Path, help='JSON {"0": "hex", ...} of expected PCRs')
+    parser.add_argument(
+        "--measurements",
+        "--manifest",
+        dest="measurements",
+        type=Path,
+        help="signed measurement manifest (.cose): PCRs, model and zk hashes, policy pin",
+    )
+    parser.add_argument("--manifest-key", type=Path, help="PEM or DER P-384 public key of the manifest signer")
     parser.add_argument("--model-sha256", action="append", default=[], metavar="HEX", help="accepted model sha256")
     parser.add_argument("--min-seq", type=int, default=0, help="reject sequence numbers below this")
     parser.add_argument("--root", type=Path, help="PEM root certificate instead of the pinned AWS Nitro root")
     parser.add_argument("--allow-debug", action="store_true", help="DANGER: accept debug-mode enclaves")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    composite_receipt.add_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        value = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise InputError("BAD_JSON", f"{path}: not valid JSON: {err}") from err
     if not isinstance(value, dict):
         raise InputError("BAD_JSON", f"{path}: expected a JSON object")
@@ -69,19 +85,40 @@ def _b64(value: Any, what: str) -> bytes:
         raise InputError("BAD_EVIDENCE", f"{what}: not valid base64") from err
 
 
-def _pcrs(args: argparse.Namespace) -> dict[int, bytes]:
+def _manifest(args: argparse.Namespace) -> Manifest | None:
+    if args.measurements is None:
+        return None
+    if args.manifest_key is None:
+        raise InputError("NO_MANIFEST_KEY", "a manifest is only trusted with --manifest-key (its signer's public key)")
+    return load_signed_manifest(args.measurements.read_bytes(), load_public_key(args.manifest_key.read_bytes()))
+
+
+def _pcrs(args: argparse.Namespace, manifest: Manifest | None) -> dict[int, bytes]:
     pcrs: dict[int, bytes] = {}
+    if manifest is not None:
+        for name, value in manifest.pcrs.items():
+            if value is not None:
+                pcrs[int(name.removeprefix("PCR"))] = _hex(value, name)
     if args.pcrs is not None:
         for index, value in _read_json(args.pcrs).items():
+            if not (index.isascii() and index.isdigit()):
+                raise InputError("BAD_PCR", f"{args.pcrs}: expected PCR indices as decimal digits, found {index!r}")
             pcrs[int(index)] = _hex(str(value), f"PCR{index}")
     for item in args.pcr:
         index, sep, value = item.partition("=")
-        if not sep or not index.isdigit():
+        if not sep or not (index.isascii() and index.isdigit()):
             raise InputError("BAD_PCR", f"expected INDEX=HEX, found {item!r}")
         pcrs[int(index)] = _hex(value, f"PCR{index}")
     if not pcrs:
         raise InputError("NO_EXPECTED_PCRS", "refusing to verify without expected PCRs (--pcr or --pcrs)")
     return pcrs
+
+
+def _root(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError as err:
+        raise InputError("BAD_ROOT", f"expected a PEM certificate in {path}: {err}") from None
 
 
 def _tensors(value: Any, what: str) -> dict[str, Tensor]:
@@ -98,8 +135,8 @@ def _tensors(value: Any, what: str) -> dict[str, Tensor]:
 
 
 def _ids(values: Any, what: str) -> Tensor:
-    if not isinstance(values, list) or not all(type(v) is int for v in values):
-        raise InputError("BAD_EVIDENCE", f"expected {what} as a list of integers")
+    if not isinstance(values, list) or not all(type(v) is int and -(1 << 63) <= v < 1 << 63 for v in values):
+        raise InputError("BAD_EVIDENCE", f"expected {what} as a list of int64 integers")
     return Tensor("int64", (len(values),), struct.pack(f"<{len(values)}q", *values))
 
 
@@ -130,10 +167,20 @@ def expectation_from(
 
 
 def check(args: argparse.Namespace) -> dict[str, Any]:
-    pcrs = _pcrs(args)
+    if not args.response.is_file():
+        raise InputError("FILE_NOT_FOUND", f"no such file: {args.response}")
+    data = args.response.read_bytes()
+    if is_composite_bytes(data):
+        return composite_receipt.check_composite(args, data)
+    if args.request is None:
+        raise InputError("MISSING_ARGUMENT", "a single TEE receipt needs --request REQUEST.json")
+    manifest = _manifest(args)
+    pcrs = _pcrs(args, manifest)
     models = frozenset(_hex(m, "--model-sha256") for m in args.model_sha256)
+    if not models and manifest is not None:
+        models = frozenset(_hex(m["sha256"], f"model {name}") for name, m in manifest.models.items())
     if not models:
-        raise InputError("NO_EXPECTED_MODEL", "refusing to verify without --model-sha256")
+        raise InputError("NO_EXPECTED_MODEL", "refusing to verify without --model-sha256 or manifest models")
     response = _read_json(args.response)
     request = _read_json(args.request)
     if args.attestation is not None:
@@ -142,7 +189,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         attestation = _b64(response["attestation"], "attestation")
     else:
         raise InputError("NO_ATTESTATION", "the response has no attestation document; pass --attestation FILE")
-    root = x509.load_pem_x509_certificate(args.root.read_bytes()) if args.root is not None else None
+    root = _root(args.root) if args.root is not None else None
     verified = verify_receipt(
         _b64(response.get("receipt"), "receipt"),
         attestation=attestation,
@@ -160,6 +207,13 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": verified.batch_root.size,
         "attestation_sha256": statement.attestation.hex(),
     }
+
+
+def is_composite_bytes(data: bytes) -> bool:
+    try:
+        return is_composite(json.loads(data))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -102,7 +102,10 @@ def verify_signature_section(data: bytes, pcr0: str) -> EifSignature:
     if alg not in COSE_ALGORITHMS:
         raise _bad(f"COSE algorithm {alg} is not one of ES256 (-7), ES384 (-35), ES512 (-36)")
     hash_cls, curve_cls, size = COSE_ALGORITHMS[alg]
-    public_key = certificate.public_key()
+    try:
+        public_key = certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as err:
+        raise _bad(f"signing_certificate carries a public key that cannot be read: {err}") from err
     if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, curve_cls):
         raise EifError(
             "EIF_SIGNATURE_INVALID", f"certificate key does not match COSE algorithm {alg} (expected {curve_cls.name})"

@@ -121,7 +121,19 @@ def verify_proof(
     )
 
 
+#: A pin must cover both: the vk decides the circuit, settings.json what its public instances mean
+#: (input/output split, scales), so a pinned vk with a swapped settings.json reports other tensors.
+PINNED_TOGETHER = ("vk", "settings")
+
+
 def _check_pins(artifacts: Artifacts, expected: Mapping[str, str]) -> None:
+    missing = [role for role in PINNED_TOGETHER if role not in expected]
+    if expected and missing:
+        raise InputError(
+            "INCOMPLETE_PINS",
+            f"expected pins for both {' and '.join(PINNED_TOGETHER)} (the vk fixes the circuit, settings.json the "
+            f"meaning of its instances), found no pin for {', '.join(missing)}",
+        )
     for role, digest in expected.items():
         if role not in FILE_ROLES:
             raise InputError("UNKNOWN_PIN", f"expected a pin for one of {FILE_ROLES}, got {role!r}")

@@ -1,0 +1,139 @@
+"""Builds a published hybrid pipeline through the command line, as an operator would: the
+reference model and pipeline.toml, split + zk compile (dev SRS), a development image and signed
+manifest, and one run producing a composite receipt. Shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BIN = Path(sys.executable).parent
+
+
+def trustdial(*args: str | Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([str(BIN / "trustdial"), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def verify(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "trustdial-verify"), "receipt", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+
+
+def input_file(path: Path, seed: int) -> Path:
+    values = np.random.default_rng(seed).random((1, 784), dtype=np.float32)
+    data = base64.b64encode(values.astype("<f4").tobytes()).decode()
+    path.write_text(json.dumps({"input": {"dtype": "float32", "shape": [1, 784], "data": data}}))
+    return path
+
+
+@dataclass(frozen=True)
+class Published:
+    root: Path
+    pipeline: Path
+    split: Path
+    publication: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.publication / "manifest.cose"
+
+    @property
+    def manifest_key(self) -> Path:
+        return self.publication / "manifest-signing-dev.pub.pem"
+
+    @property
+    def zk_artifacts(self) -> Path:
+        return self.split / "zk"
+
+    def run(self, name: str, seed: int) -> tuple[Path, Path]:
+        """One inference; returns (composite receipt, simulated NSM root PEM)."""
+        receipt, root_pem = self.root / f"{name}.json", self.root / f"{name}.root.pem"
+        given = input_file(self.root / f"{name}.in.json", seed)
+        trustdial(
+            "pipeline", "run", self.pipeline, "--split", self.split, "--input", given,
+            "--local", "--measurements", self.manifest, "--output", receipt, "--root-out", root_pem,
+        )  # fmt: skip
+        return receipt, root_pem
+
+    def verify_args(self, receipt: Path, root_pem: Path) -> list[str | Path]:
+        return [
+            receipt, "--measurements", self.manifest, "--manifest-key", self.manifest_key, "--policy", self.pipeline,
+            "--zk-artifacts", self.zk_artifacts, "--root", root_pem, "--allow-dev-srs", "--json",
+        ]  # fmt: skip
+
+
+def publish(root: Path, boundary: str) -> Published:
+    trustdial("pipeline", "reference", "--output", root / "ref", "--boundary", boundary)
+    pipeline = root / "ref" / "pipeline.toml"
+    split = root / "split"
+    trustdial(
+        "pipeline", "split", pipeline, "--output", split, "--samples", "2",
+        "--compile-zk", "--dev-srs", "--decomp", "1024,3",
+    )  # fmt: skip
+    trustdial("pipeline", "publish-dev", pipeline, "--split", split, "--output", root / "pub")
+    return Published(root=root, pipeline=pipeline, split=split, publication=root / "pub")
+
+
+@dataclass
+class LiveGateway:
+    url: str
+    root_pem: Path
+    processes: list[subprocess.Popen[str]]
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def _start(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.wait(timeout=30)
+        raise RuntimeError(f"{args[1]} did not start: {process.stderr.read() if process.stderr else ''}")
+    return process, json.loads(line)
+
+
+def start_gateway(published: Published) -> LiveGateway:
+    """`trustdial serve` (the body segment, simulated NSM reporting the manifest's PCRs) and
+    `trustdial gateway` on 127.0.0.1, as the enclave host would run them."""
+    from verifier.measurements import parse_manifest, signed_payload
+
+    manifest = parse_manifest(signed_payload(published.manifest.read_bytes()))
+    index = {"PCR0": 0, "PCR1": 1, "PCR2": 2, "PCR8": 8}
+    pcrs = published.root / "gateway-pcrs.json"
+    pcrs.write_text(json.dumps({str(index[k]): v for k, v in manifest.pcrs.items() if v}))
+    root_pem = published.root / "gateway-root.pem"
+    server, ready = _start(
+        [
+            str(BIN / "trustdial"), "serve", "--model", f"body={published.split / 'segments' / 'body.onnx'}",
+            "--listen", "tcp:127.0.0.1:0", "--nsm", "simulated", "--simulated-pcrs-from", str(pcrs),
+            "--simulated-root-out", str(root_pem),
+        ]
+    )  # fmt: skip
+    try:
+        gateway, gateway_ready = _start(
+            [str(BIN / "trustdial"), "gateway", "--enclave", ready["address"], "--listen", "127.0.0.1:0"]
+        )
+    except BaseException:
+        server.terminate()
+        raise
+    return LiveGateway(url=gateway_ready["url"], root_pem=root_pem, processes=[server, gateway])

@@ -1,0 +1,328 @@
+"""Hybrid pipelines end to end, both boundary visibilities: the operator's commands produce a
+composite receipt from a real (simulated-NSM) enclave step and a real ezkl proof, the third
+party's `trustdial-verify receipt` accepts it, and every attack on the real evidence is
+rejected with its own code."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from verifier.cli import main as verify_main
+
+from hybrid.hybrid_setup import Published, publish, verify
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def private(tmp_path_factory: pytest.TempPathFactory) -> Published:
+    return publish(tmp_path_factory.mktemp("private"), "private")
+
+
+@pytest.fixture(scope="module")
+def public(tmp_path_factory: pytest.TempPathFactory) -> Published:
+    return publish(tmp_path_factory.mktemp("public"), "public")
+
+
+@pytest.fixture(scope="module")
+def private_run(private: Published) -> tuple[Path, Path]:
+    return private.run("first", seed=1)
+
+
+@pytest.fixture(scope="module")
+def private_second_run(private: Published) -> tuple[Path, Path]:
+    return private.run("second", seed=2)
+
+
+@pytest.fixture(scope="module")
+def public_run(public: Published) -> tuple[Path, Path]:
+    return public.run("first", seed=1)
+
+
+def _verified(published: Published, run: tuple[Path, Path]) -> dict[str, Any]:
+    done = verify(*published.verify_args(*run))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def test_private_boundary_receipt_verifies(private: Published, private_run: tuple[Path, Path]) -> None:
+    report = _verified(private, private_run)
+    assert [(s["segment"], s["mode"]) for s in report["steps"]] == [("body", "tee"), ("head", "zk")]
+
+
+def test_public_boundary_receipt_verifies(public: Published, public_run: tuple[Path, Path]) -> None:
+    report = _verified(public, public_run)
+    assert [(s["segment"], s["mode"]) for s in report["steps"]] == [("body", "tee"), ("head", "zk")]
+
+
+def test_private_boundary_receipt_carries_no_embedding_values(private_run: tuple[Path, Path]) -> None:
+    record = json.loads(private_run[0].read_text())["tensors"]["embedding"]
+    assert record["tensor"] is None
+    assert set(record["commitment"]) == {"sha256", "poseidon"}
+
+
+def test_public_boundary_receipt_carries_the_embedding_values(public_run: tuple[Path, Path]) -> None:
+    record = json.loads(public_run[0].read_text())["tensors"]["embedding"]
+    assert record["tensor"]["shape"] == [1, 256]
+
+
+def test_verified_decision_matches_the_full_model_within_quantization(
+    private: Published, private_run: tuple[Path, Path]
+) -> None:
+    report = _verified(private, private_run)
+    given = json.loads((private.root / "first.in.json").read_text())["input"]
+    import base64
+
+    x = np.frombuffer(base64.b64decode(given["data"]), dtype="<f4").reshape(1, 784)
+    full = ort.InferenceSession(str(private.pipeline.parent / "reference.onnx"), providers=["CPUExecutionProvider"])
+    (expected,) = full.run(None, {"input": x})
+    np.testing.assert_allclose(report["outputs"]["decision"], expected.ravel(), atol=0.02)
+
+
+# --- attacks on real evidence ----------------------------------------------------------------
+
+
+def _reject(capsys: pytest.CaptureFixture[str], args: list[str | Path]) -> str:
+    status = verify_main(["receipt", *map(str, args)])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status in (1, 2), out
+    assert out["valid"] is False
+    return str(out["code"])
+
+
+def _tampered(published: Published, run: tuple[Path, Path], edit: Callable[[dict[str, Any]], None]) -> Path:
+    document = json.loads(run[0].read_text())
+    edit(document)
+    path = run[0].with_name(f"tampered-{id(edit)}.json")
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _args(published: Published, receipt: Path, root: Path, **changes: Path | None) -> list[str | Path]:
+    args = published.verify_args(receipt, root)
+    for flag, value in changes.items():
+        position = args.index(f"--{flag.replace('_', '-')}")
+        if value is None:
+            del args[position : position + 2]
+        else:
+            args[position + 1] = value
+    return args
+
+
+def test_attack_swap_the_body_output(
+    capsys: pytest.CaptureFixture[str], private: Published, private_run: tuple[Path, Path]
+) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        d["tensors"]["embedding"]["commitment"]["poseidon"] = "01" + "00" * 31
+
+    assert (
+        _reject(capsys, _args(private, _tampered(private, private_run, edit), private_run[1]))
+        == "COMPOSITE_OUTPUT_LINK_MISMATCH"
+    )
+
+
+def test_attack_proof_for_another_input(
+    capsys: pytest.CaptureFixture[str],
+    private: Published,
+    private_run: tuple[Path, Path],
+    private_second_run: tuple[Path, Path],
+) -> None:
+    second = json.loads(private_second_run[0].read_text())
+    other = second["steps"][1]
+
+    def edit(d: dict[str, Any]) -> None:
+        # A consistent forger: the head's proof, stated commitments and released decision all come
+        # from another request; only the link to this request's enclave-signed embedding breaks.
+        d["steps"][1]["evidence"] = other["evidence"]
+        d["steps"][1]["inputs"] = other["inputs"]
+        d["steps"][1]["outputs"] = other["outputs"]
+        d["tensors"]["decision"] = second["tensors"]["decision"]
+
+    assert (
+        _reject(capsys, _args(private, _tampered(private, private_run, edit), private_run[1]))
+        == "COMPOSITE_INPUT_LINK_MISMATCH"
+    )
+
+
+def test_attack_replay_a_tee_receipt_from_another_request(
+    capsys: pytest.CaptureFixture[str],
+    private: Published,
+    private_run: tuple[Path, Path],
+    private_second_run: tuple[Path, Path],
+) -> None:
+    other = json.loads(private_second_run[0].read_text())["steps"][0]
+
+    def edit(d: dict[str, Any]) -> None:
+        d["steps"][0]["evidence"] = other["evidence"]
+
+    # The replayed receipt's enclave chains to the same simulator root only in its own run.
+    code = _reject(capsys, _args(private, _tampered(private, private_run, edit), private_second_run[1]))
+    assert code == "COMPOSITE_TEE_REPLAY"
+
+
+def test_attack_reorder_steps(
+    capsys: pytest.CaptureFixture[str], private: Published, private_run: tuple[Path, Path]
+) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        d["steps"].reverse()
+
+    assert (
+        _reject(capsys, _args(private, _tampered(private, private_run, edit), private_run[1])) == "COMPOSITE_STEP_ORDER"
+    )
+
+
+def test_attack_drop_the_zk_step(
+    capsys: pytest.CaptureFixture[str], private: Published, private_run: tuple[Path, Path]
+) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        del d["steps"][1]
+
+    assert (
+        _reject(capsys, _args(private, _tampered(private, private_run, edit), private_run[1]))
+        == "COMPOSITE_STEP_MISSING"
+    )
+
+
+def test_attack_downgrade_zk_to_tee(
+    capsys: pytest.CaptureFixture[str], private: Published, private_run: tuple[Path, Path]
+) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        d["steps"][1]["mode"] = "tee"
+        d["steps"][1]["evidence"] = copy.deepcopy(d["steps"][0]["evidence"])
+
+    assert (
+        _reject(capsys, _args(private, _tampered(private, private_run, edit), private_run[1]))
+        == "COMPOSITE_MODE_DOWNGRADE"
+    )
+
+
+def test_attack_change_the_policy(
+    capsys: pytest.CaptureFixture[str], private: Published, private_run: tuple[Path, Path]
+) -> None:
+    weaker = private.root / "weaker.toml"
+    weaker.write_text(private.pipeline.read_text().replace('mode = "zk"', 'mode = "tee"'))
+    assert _reject(capsys, _args(private, private_run[0], private_run[1], policy=weaker)) == "COMPOSITE_POLICY_MISMATCH"
+
+
+def test_attack_manifest_from_another_build(
+    capsys: pytest.CaptureFixture[str], private: Published, public: Published, private_run: tuple[Path, Path]
+) -> None:
+    args = _args(
+        private, private_run[0], private_run[1], measurements=public.manifest, manifest_key=public.manifest_key
+    )
+    assert _reject(capsys, args) == "COMPOSITE_MANIFEST_MISMATCH"
+
+
+def test_attack_stale_attestation(
+    capsys: pytest.CaptureFixture[str], private: Published, private_run: tuple[Path, Path]
+) -> None:
+    args = [*_args(private, private_run[0], private_run[1]), "--max-attestation-age", "0"]
+    assert _reject(capsys, args) == "COMPOSITE_ATTESTATION_STALE"
+
+
+def test_attack_vk_from_another_model(
+    capsys: pytest.CaptureFixture[str], private: Published, public: Published, private_run: tuple[Path, Path]
+) -> None:
+    args = _args(private, private_run[0], private_run[1], zk_artifacts=public.zk_artifacts)
+    assert _reject(capsys, args) == "PINNED_HASH_MISMATCH"
+
+
+def test_attack_flip_a_byte_of_the_tee_receipt(
+    capsys: pytest.CaptureFixture[str], private: Published, private_run: tuple[Path, Path]
+) -> None:
+    import base64
+
+    def edit(d: dict[str, Any]) -> None:
+        raw = bytearray(base64.b64decode(d["steps"][0]["evidence"]["tee"]["receipt"]))
+        raw[-5] ^= 0x01
+        d["steps"][0]["evidence"]["tee"]["receipt"] = base64.b64encode(bytes(raw)).decode()
+
+    assert _reject(capsys, _args(private, _tampered(private, private_run, edit), private_run[1])).startswith("RECEIPT_")
+
+
+def test_attack_edit_a_proof_instance(
+    capsys: pytest.CaptureFixture[str], private: Published, private_run: tuple[Path, Path]
+) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        instances = d["steps"][1]["evidence"]["zk"]["proof"]["instances"][0]
+        instances[-1] = "02" + instances[-1][2:]
+
+    code = _reject(capsys, _args(private, _tampered(private, private_run, edit), private_run[1]))
+    assert code == "PROOF_INVALID"
+
+
+def test_attack_dev_srs_without_the_flag(
+    capsys: pytest.CaptureFixture[str], private: Published, private_run: tuple[Path, Path]
+) -> None:
+    args = [a for a in _args(private, private_run[0], private_run[1]) if a != "--allow-dev-srs"]
+    assert _reject(capsys, args) == "DEV_SRS_REFUSED"
+
+
+def test_attack_enclave_not_under_the_pinned_root(
+    capsys: pytest.CaptureFixture[str],
+    private: Published,
+    private_run: tuple[Path, Path],
+    private_second_run: tuple[Path, Path],
+) -> None:
+    # Another simulator's root: the binding document does not chain to it.
+    assert _reject(capsys, _args(private, private_run[0], private_second_run[1])) == "CHAIN_ROOT_MISMATCH"
+
+
+def test_attack_edit_the_public_decision(
+    capsys: pytest.CaptureFixture[str], public: Published, public_run: tuple[Path, Path]
+) -> None:
+    import base64
+
+    def edit(d: dict[str, Any]) -> None:
+        record = d["tensors"]["decision"]["tensor"]
+        raw = bytearray(base64.b64decode(record["data"]))
+        raw[0] ^= 0x40
+        record["data"] = base64.b64encode(bytes(raw)).decode()
+
+    code = _reject(capsys, _args(public, _tampered(public, public_run, edit), public_run[1]))
+    assert code == "COMPOSITE_TENSOR_COMMITMENT_MISMATCH"
+
+
+def test_attack_swap_the_public_embedding_values_the_proof_was_not_about(
+    capsys: pytest.CaptureFixture[str], public: Published, public_run: tuple[Path, Path]
+) -> None:
+    import base64
+
+    from verifier.tensors import Tensor, commit_tensors
+
+    def edit(d: dict[str, Any]) -> None:
+        record = d["tensors"]["embedding"]
+        raw = bytearray(base64.b64decode(record["tensor"]["data"]))
+        raw[0:4] = np.float32(3.0).tobytes()
+        record["tensor"]["data"] = base64.b64encode(bytes(raw)).decode()
+        digest = commit_tensors({"embedding": Tensor("float32", (1, 256), bytes(raw))}).hex()
+        record["commitment"]["sha256"] = digest
+
+    # The proof's public instances are recomputed from the receipt's bytes: they no longer match.
+    code = _reject(capsys, _args(public, _tampered(public, public_run, edit), public_run[1]))
+    assert code == "INPUT_INSTANCE_MISMATCH"
+
+
+def test_receipt_through_the_gateway_and_enclave_server_verifies(private: Published) -> None:
+    from hybrid.hybrid_setup import input_file, start_gateway, trustdial
+
+    live = start_gateway(private)
+    try:
+        receipt = private.root / "gateway.json"
+        trustdial(
+            "pipeline", "run", private.pipeline, "--split", private.split,
+            "--input", input_file(private.root / "gateway.in.json", 5),
+            "--gateway", live.url, "--measurements", private.manifest, "--output", receipt,
+        )  # fmt: skip
+    finally:
+        live.stop()
+    report = _verified(private, (receipt, live.root_pem))
+    assert [(s["segment"], s["mode"]) for s in report["steps"]] == [("body", "tee"), ("head", "zk")]

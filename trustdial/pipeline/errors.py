@@ -1,0 +1,9 @@
+"""Operator-side pipeline errors: stable codes, listed in docs/pipeline.md."""
+
+from __future__ import annotations
+
+from verifier.errors import InputError
+
+
+class PipelineError(InputError):
+    """A pipeline could not be split or run as specified (bad cut, missing tensor, mismatch)."""

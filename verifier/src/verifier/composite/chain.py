@@ -1,0 +1,384 @@
+"""The composite checks that sit above per-step evidence: policy binding, step order, trust
+modes (no downgrade), request binding of every step, model identities against the signed
+manifest, and the commitment links between steps.
+
+Inputs are the parsed receipt, the trusted policy and manifest facts, and for every step the
+facts its evidence *proved* (:class:`VerifiedEvidence`, produced only by the evidence checkers
+after signatures and proofs verified). Commitments that a receipt merely states are never
+trusted; they must equal what the evidence proved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from verifier.composite.errors import CompositeError, PolicyFileError
+from verifier.composite.policy import (
+    MODE_EVIDENCE,
+    VISIBILITY_PRIVATE,
+    VISIBILITY_PUBLIC,
+    PipelinePolicy,
+    canonical_policy,
+    mode_satisfies,
+    policy_from_mapping,
+    policy_sha256,
+)
+from verifier.composite.receipt import BoundaryTensor, Commitment, CompositeReceipt, Step
+from verifier.composite.tensor_commitment import tensor_sha256
+
+STEP_NONCE_DOMAIN = b"trustdial.composite-step/1\x00"
+DEFAULT_MAX_ATTESTATION_AGE_S = 3 * 3600
+
+
+@dataclass(frozen=True)
+class SegmentMeasurement:
+    """What the signed measurement manifest pins for one pipeline segment."""
+
+    model_sha256: str
+    vk_sha256: str | None = None
+    zk_pins: Mapping[str, str] = field(default_factory=dict)  # artifact role -> sha256 (vk, settings, srs, ...)
+
+
+@dataclass(frozen=True)
+class ManifestFacts:
+    """The parts of a verified measurement manifest the composite checks use."""
+
+    sha256: str
+    segments: Mapping[str, SegmentMeasurement]
+    policy_sha256s: frozenset[str] = frozenset()
+    pcrs: Mapping[str, str | None] = field(default_factory=dict)  # "PCR0" -> lowercase hex
+
+
+@dataclass(frozen=True)
+class VerifiedEvidence:
+    """What one piece of step evidence proved, after its signature or proof verified."""
+
+    kind: str  # "tee" | "zk"
+    inputs: Mapping[str, Commitment]
+    outputs: Mapping[str, Commitment]
+    model_sha256: str | None = None  # tee: the model file the enclave ran
+    vk_sha256: str | None = None  # zk: the verifying key the proof verified under
+    nonce: str | None = None  # tee: the request nonce the enclave signed
+    issued_at_ms: int | None = None  # tee: enclave timestamp of the receipt
+    attested_at_ms: int | None = None  # tee: timestamp of the attestation document binding the key
+    prover: str = ""  # who vouches: receipt key + enclave PCR0, or the vk
+    evidence_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class StepReport:
+    index: int
+    segment: str
+    mode: str
+    required_mode: str
+    reason: str
+    proven_by: tuple[str, ...]
+    seconds: float | None
+    evidence_bytes: int
+
+
+@dataclass(frozen=True)
+class ChainOptions:
+    max_attestation_age_s: int = DEFAULT_MAX_ATTESTATION_AGE_S
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def derive_step_nonce(request_nonce: str, policy_hash: str, index: int, segment: str) -> str:
+    """The nonce a step's TEE receipt must carry: binds it to this request, policy and position."""
+    material = (
+        STEP_NONCE_DOMAIN
+        + bytes.fromhex(request_nonce)
+        + bytes.fromhex(policy_hash)
+        + struct.pack(">I", index)
+        + segment.encode("utf-8")
+    )
+    return hashlib.sha256(material).hexdigest()
+
+
+def trusted_policy(receipt: CompositeReceipt, policy: PipelinePolicy | None, manifest: ManifestFacts) -> PipelinePolicy:
+    """Establish which policy binds this receipt; refuse any policy nobody pinned."""
+    try:
+        embedded = policy_from_mapping(receipt.policy)
+    except PolicyFileError as err:
+        raise CompositeError("COMPOSITE_POLICY_INVALID", f"the embedded policy is not valid: {err.reason}") from err
+    if policy_sha256(embedded) != receipt.policy_sha256:
+        raise CompositeError(
+            "COMPOSITE_POLICY_HASH_MISMATCH",
+            f"expected policy_sha256 {policy_sha256(embedded)} (hash of the embedded policy), "
+            f"found {receipt.policy_sha256}",
+        )
+    if policy is not None:
+        expected = policy_sha256(policy)
+        if expected != receipt.policy_sha256:
+            raise CompositeError(
+                "COMPOSITE_POLICY_MISMATCH",
+                f"expected the policy given to the verifier (sha256 {expected}), found {receipt.policy_sha256}",
+            )
+        return policy
+    if receipt.policy_sha256 not in manifest.policy_sha256s:
+        raise CompositeError(
+            "COMPOSITE_POLICY_UNPINNED",
+            f"no --policy given and the manifest pins {sorted(manifest.policy_sha256s) or 'no policies'}, "
+            f"not {receipt.policy_sha256}",
+        )
+    return embedded
+
+
+def check_structure(receipt: CompositeReceipt, policy: PipelinePolicy, manifest: ManifestFacts) -> None:
+    """Everything decidable before any evidence is verified: manifest, steps, modes, nonces, tensors."""
+    if receipt.manifest_sha256 != manifest.sha256:
+        raise CompositeError(
+            "COMPOSITE_MANIFEST_MISMATCH",
+            f"expected manifest sha256 {manifest.sha256}, the receipt was made under {receipt.manifest_sha256}",
+        )
+    if receipt.pipeline != policy.name:
+        raise CompositeError(
+            "COMPOSITE_PIPELINE_MISMATCH", f"expected pipeline {policy.name!r}, found {receipt.pipeline!r}"
+        )
+    _check_step_order(receipt.steps, policy)
+    for step in receipt.steps:
+        segment = policy.segment(step.segment)
+        if not mode_satisfies(step.mode, segment.mode):
+            raise CompositeError(
+                "COMPOSITE_MODE_DOWNGRADE",
+                f"step {step.index} ({step.segment}): policy demands {segment.mode}, the step ran as {step.mode}",
+            )
+        if set(step.evidence) != MODE_EVIDENCE[step.mode]:
+            raise CompositeError(
+                "COMPOSITE_EVIDENCE_MISSING",
+                f"step {step.index} ({step.segment}): mode {step.mode} needs evidence "
+                f"{sorted(MODE_EVIDENCE[step.mode])}, found {sorted(step.evidence)}",
+            )
+        expected_nonce = derive_step_nonce(receipt.request_nonce, receipt.policy_sha256, step.index, step.segment)
+        if step.step_nonce != expected_nonce:
+            raise CompositeError(
+                "COMPOSITE_STEP_NONCE_INVALID",
+                f"step {step.index}: expected step nonce {expected_nonce}, found {step.step_nonce}",
+            )
+        if set(step.inputs) != set(segment.inputs) or set(step.outputs) != set(segment.outputs):
+            raise CompositeError(
+                "COMPOSITE_STEP_TENSORS",
+                f"step {step.index} ({step.segment}): expected inputs {list(segment.inputs)} and outputs "
+                f"{list(segment.outputs)}, found {sorted(step.inputs)} and {sorted(step.outputs)}",
+            )
+        if step.segment not in manifest.segments:
+            raise CompositeError(
+                "COMPOSITE_SEGMENT_UNMEASURED", f"the manifest pins no model for segment {step.segment!r}"
+            )
+    _check_boundaries(receipt.tensors, policy)
+
+
+def check_links(
+    receipt: CompositeReceipt,
+    policy: PipelinePolicy,
+    manifest: ManifestFacts,
+    verified: Sequence[Mapping[str, VerifiedEvidence]],
+    options: ChainOptions,
+) -> list[StepReport]:
+    """Check the verified facts of every step against the manifest, the request and each other."""
+    if len(verified) != len(receipt.steps):
+        raise CompositeError("COMPOSITE_EVIDENCE_MISSING", "expected verified evidence for every step")
+    reports: list[StepReport] = []
+    last_issued = -1
+    for step, facts in zip(receipt.steps, verified, strict=True):
+        if set(facts) != set(step.evidence):
+            raise CompositeError(
+                "COMPOSITE_EVIDENCE_MISSING", f"step {step.index}: not every piece of evidence verified"
+            )
+        measured = manifest.segments[step.segment]
+        for evidence in facts.values():
+            _check_identity(step, evidence, measured)
+            if evidence.kind == "tee":
+                _check_tee_binding(step, evidence, options)
+                assert evidence.issued_at_ms is not None
+                if evidence.issued_at_ms < last_issued:
+                    raise CompositeError(
+                        "COMPOSITE_STEP_TIME_ORDER",
+                        f"step {step.index} was signed at {evidence.issued_at_ms} ms, before the previous "
+                        f"TEE step ({last_issued} ms)",
+                    )
+                last_issued = evidence.issued_at_ms
+        if len(facts) > 1:
+            _check_dual(step, facts)
+        for evidence in facts.values():
+            _check_stated_commitments(step, evidence)
+        segment = policy.segment(step.segment)
+        reports.append(
+            StepReport(
+                index=step.index,
+                segment=step.segment,
+                mode=step.mode,
+                required_mode=segment.mode,
+                reason=segment.reason,
+                proven_by=tuple(facts[k].prover for k in sorted(facts)),
+                seconds=_seconds(step.cost),
+                evidence_bytes=sum(e.evidence_bytes for e in facts.values()),
+            )
+        )
+    _check_tensor_links(receipt, policy, verified)
+    return reports
+
+
+def _check_step_order(steps: Sequence[Step], policy: PipelinePolicy) -> None:
+    expected = [s.name for s in policy.segments]
+    found = [s.segment for s in steps]
+    unknown = [name for name in found if name not in expected]
+    if unknown:
+        raise CompositeError("COMPOSITE_SEGMENT_UNKNOWN", f"steps name segments the policy does not have: {unknown}")
+    if len(set(found)) != len(found):
+        raise CompositeError("COMPOSITE_STEP_DUPLICATE", f"expected each segment once, found steps {found}")
+    missing = [name for name in expected if name not in found]
+    if missing:
+        raise CompositeError("COMPOSITE_STEP_MISSING", f"expected steps for {expected}, missing {missing}")
+    if found != expected:
+        raise CompositeError("COMPOSITE_STEP_ORDER", f"expected steps in policy order {expected}, found {found}")
+    for position, step in enumerate(steps):
+        if step.index != position:
+            raise CompositeError("COMPOSITE_STEP_INDEX", f"expected step index {position}, found {step.index}")
+
+
+def _check_boundaries(tensors: Mapping[str, BoundaryTensor], policy: PipelinePolicy) -> None:
+    if set(tensors) != set(policy.visibility):
+        raise CompositeError(
+            "COMPOSITE_TENSOR_SET",
+            f"expected boundary records for {sorted(policy.visibility)}, found {sorted(tensors)}",
+        )
+    for name, record in tensors.items():
+        wanted = policy.visibility[name]
+        if record.visibility != wanted:
+            raise CompositeError(
+                "COMPOSITE_VISIBILITY_MISMATCH",
+                f"tensor {name!r}: policy says {wanted}, receipt says {record.visibility}",
+            )
+        if wanted == VISIBILITY_PRIVATE and record.tensor is not None:
+            raise CompositeError(
+                "COMPOSITE_VISIBILITY_MISMATCH", f"tensor {name!r} is private but the receipt carries its values"
+            )
+        if wanted == VISIBILITY_PUBLIC:
+            if record.tensor is None or record.commitment.sha256 is None:
+                raise CompositeError(
+                    "COMPOSITE_VISIBILITY_MISMATCH", f"tensor {name!r} is public: expected its values and SHA-256"
+                )
+            actual = tensor_sha256(name, record.tensor)
+            if actual != record.commitment.sha256:
+                raise CompositeError(
+                    "COMPOSITE_TENSOR_COMMITMENT_MISMATCH",
+                    f"tensor {name!r}: values hash to {actual}, the receipt states {record.commitment.sha256}",
+                )
+
+
+def _check_identity(step: Step, evidence: VerifiedEvidence, measured: SegmentMeasurement) -> None:
+    if evidence.kind == "tee" and evidence.model_sha256 != measured.model_sha256:
+        raise CompositeError(
+            "COMPOSITE_MODEL_MISMATCH",
+            f"step {step.index} ({step.segment}): manifest pins model {measured.model_sha256}, "
+            f"the enclave ran {evidence.model_sha256}",
+        )
+    if evidence.kind == "zk" and (measured.vk_sha256 is None or evidence.vk_sha256 != measured.vk_sha256):
+        raise CompositeError(
+            "COMPOSITE_VK_MISMATCH",
+            f"step {step.index} ({step.segment}): manifest pins vk {measured.vk_sha256}, "
+            f"the proof verified under {evidence.vk_sha256}",
+        )
+
+
+def _check_tee_binding(step: Step, evidence: VerifiedEvidence, options: ChainOptions) -> None:
+    if evidence.nonce != step.step_nonce:
+        raise CompositeError(
+            "COMPOSITE_TEE_REPLAY",
+            f"step {step.index} ({step.segment}): the enclave signed nonce {evidence.nonce}, this request's step "
+            f"nonce is {step.step_nonce} (a receipt from another request or step)",
+        )
+    if evidence.issued_at_ms is None or evidence.attested_at_ms is None:
+        raise CompositeError("COMPOSITE_ATTESTATION_STALE", f"step {step.index}: TEE evidence carries no timestamps")
+    age_ms = evidence.issued_at_ms - evidence.attested_at_ms
+    if age_ms < 0 or age_ms > options.max_attestation_age_s * 1000:
+        raise CompositeError(
+            "COMPOSITE_ATTESTATION_STALE",
+            f"step {step.index}: expected the receipt within {options.max_attestation_age_s} s after the "
+            f"attestation of its key, found {age_ms / 1000:.3f} s",
+        )
+
+
+def _check_stated_commitments(step: Step, evidence: VerifiedEvidence) -> None:
+    for side, stated, proven in (("input", step.inputs, evidence.inputs), ("output", step.outputs, evidence.outputs)):
+        for name, commitment in stated.items():
+            if not _agree(commitment, proven.get(name)):
+                raise CompositeError(
+                    "COMPOSITE_STEP_COMMITMENT_MISMATCH",
+                    f"step {step.index} ({step.segment}) states {side} {name!r} = {commitment}, its {evidence.kind} "
+                    f"evidence proves {proven.get(name)}",
+                )
+
+
+def _check_dual(step: Step, facts: Mapping[str, VerifiedEvidence]) -> None:
+    """A ``tee+zk`` step: where both pieces of evidence commit to a tensor with the same kind, the
+    values must be equal. (Where they share no kind, e.g. the enclave signs the SHA-256 of a private
+    input and the proof exposes its Poseidon hash, each is bound to the boundary record by the link
+    checks, and the record's kinds are tied together by the producer's evidence.)"""
+    tee, zk = facts["tee"], facts["zk"]
+    for name in (*step.inputs, *step.outputs):
+        a = tee.inputs.get(name) or tee.outputs.get(name)
+        b = zk.inputs.get(name) or zk.outputs.get(name)
+        if a is None or b is None or _conflict(a, b):
+            raise CompositeError(
+                "COMPOSITE_DUAL_EVIDENCE_MISMATCH",
+                f"step {step.index} ({step.segment}): TEE evidence proves {name!r} = {a}, ZK evidence {b}",
+            )
+
+
+def _check_tensor_links(
+    receipt: CompositeReceipt, policy: PipelinePolicy, verified: Sequence[Mapping[str, VerifiedEvidence]]
+) -> None:
+    position = {step.segment: i for i, step in enumerate(receipt.steps)}
+    for name, record in receipt.tensors.items():
+        producer = policy.producer(name)
+        if producer is not None:
+            for evidence in verified[position[producer.name]].values():
+                if not _agree(record.commitment, evidence.outputs.get(name)):
+                    raise CompositeError(
+                        "COMPOSITE_OUTPUT_LINK_MISMATCH",
+                        f"tensor {name!r}: the receipt records {record.commitment}, step {producer.name!r} "
+                        f"({evidence.kind}) proves it produced {evidence.outputs.get(name)}",
+                    )
+        for segment in policy.segments:
+            if name not in segment.inputs:
+                continue
+            for evidence in verified[position[segment.name]].values():
+                if not _agree(record.commitment, evidence.inputs.get(name)):
+                    raise CompositeError(
+                        "COMPOSITE_INPUT_LINK_MISMATCH",
+                        f"tensor {name!r}: the receipt records {record.commitment}, step {segment.name!r} "
+                        f"({evidence.kind}) proves it consumed {evidence.inputs.get(name)}",
+                    )
+
+
+def _agree(a: Commitment, b: Commitment | None) -> bool:
+    """Two commitments name the same tensor: they share at least one kind, and every shared kind is equal."""
+    if b is None:
+        return False
+    shared = 0
+    for left, right in ((a.sha256, b.sha256), (a.poseidon, b.poseidon)):
+        if left is not None and right is not None:
+            if left != right:
+                return False
+            shared += 1
+    return shared > 0
+
+
+def _conflict(a: Commitment, b: Commitment) -> bool:
+    return any(x is not None and y is not None and x != y for x, y in ((a.sha256, b.sha256), (a.poseidon, b.poseidon)))
+
+
+def _seconds(cost: Mapping[str, Any]) -> float | None:
+    value = cost.get("seconds")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def policy_document(policy: PipelinePolicy) -> dict[str, Any]:
+    """The policy object a composite receipt embeds."""
+    return canonical_policy(policy)

@@ -1,0 +1,92 @@
+"""The ``tee`` evidence of a composite step: a TEE receipt (docs/receipts.md) and the attestation
+document binding its key, checked against the manifest's PCRs. Reports what the enclave signed:
+model, request nonce (the step nonce), timestamps, the SHA-256 commitments of the step's one
+input and one output tensor, and the Poseidon commitments it signed in ``params``
+(``poseidon/<tensor>`` at scale ``poseidon_scale``) for private boundaries."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography import x509
+
+from verifier.attestation import PcrsEqual, document_digest
+from verifier.composite.chain import VerifiedEvidence
+from verifier.composite.errors import CompositeError
+from verifier.composite.receipt import Commitment, Step
+from verifier.composite.verify import StepContext
+from verifier.receipts.attested import verify_binding_document
+from verifier.receipts.verify import open_receipt
+from verifier.tensors import COMMITMENT_KIND_SHA256
+
+POSEIDON_PARAM_PREFIX = "poseidon/"
+POSEIDON_SCALE_PARAM = "poseidon_scale"
+PCR_NAMES = {"PCR0": 0, "PCR1": 1, "PCR2": 2, "PCR8": 8}
+
+
+def _b64(evidence: Mapping[str, Any], key: str, step: Step) -> bytes:
+    value = evidence.get(key)
+    if not isinstance(value, str):
+        raise CompositeError("COMPOSITE_MALFORMED", f"step {step.index}: expected tee.{key} as base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise CompositeError("COMPOSITE_MALFORMED", f"step {step.index}: tee.{key} is not base64") from err
+
+
+def expected_pcrs(context: StepContext) -> dict[int, bytes]:
+    pcrs = {PCR_NAMES[name]: bytes.fromhex(value) for name, value in context.manifest.pcrs.items() if value}
+    if not {0, 1, 2} <= set(pcrs):
+        raise CompositeError("COMPOSITE_MANIFEST_PCRS", "the manifest must pin PCR0, PCR1 and PCR2")
+    return pcrs
+
+
+def check_tee_evidence(step: Step, evidence: Mapping[str, Any], context: StepContext) -> VerifiedEvidence:
+    if set(evidence) != {"receipt", "attestation"}:
+        raise CompositeError("COMPOSITE_MALFORMED", f"step {step.index}: tee evidence holds receipt and attestation")
+    if len(step.inputs) != 1 or len(step.outputs) != 1:
+        raise CompositeError(
+            "COMPOSITE_STEP_TENSORS", f"step {step.index}: a TEE step commits to exactly one input and one output"
+        )
+    receipt, attestation = _b64(evidence, "receipt", step), _b64(evidence, "attestation", step)
+    root = context.options.get("root")
+    assert root is None or isinstance(root, x509.Certificate)
+    document = verify_binding_document(
+        attestation,
+        PcrsEqual(expected_pcrs(context)),
+        root=root,
+        allow_debug=bool(context.options.get("allow_debug", False)),
+    )
+    assert document.public_key is not None
+    opened = open_receipt(receipt, public_key=document.public_key, attestation_digest=document_digest(document.raw))
+    statement = opened.statement
+    if statement.op != "infer":
+        raise CompositeError(
+            "COMPOSITE_MALFORMED", f"step {step.index}: expected an infer receipt, found {statement.op}"
+        )
+    for side, commitment in (("input", statement.input), ("output", statement.output)):
+        if commitment.kind != COMMITMENT_KIND_SHA256:
+            raise CompositeError(
+                "COMPOSITE_MALFORMED", f"step {step.index}: expected {side} kind {COMMITMENT_KIND_SHA256}"
+            )
+    poseidon = {
+        key.removeprefix(POSEIDON_PARAM_PREFIX): value
+        for key, value in statement.params.items()
+        if key.startswith(POSEIDON_PARAM_PREFIX) and isinstance(value, str)
+    }
+    ((input_name, _),) = step.inputs.items()
+    ((output_name, _),) = step.outputs.items()
+    return VerifiedEvidence(
+        kind="tee",
+        inputs={input_name: Commitment(sha256=statement.input.digest.hex(), poseidon=poseidon.get(input_name))},
+        outputs={output_name: Commitment(sha256=statement.output.digest.hex(), poseidon=poseidon.get(output_name))},
+        model_sha256=statement.model.hex(),
+        nonce=statement.nonce.hex(),
+        issued_at_ms=statement.timestamp_ms,
+        attested_at_ms=document.timestamp_ms,
+        prover=f"enclave {document.module_id} (PCR0 {document.pcrs[0].hex()[:16]}...), receipt seq {statement.seq}",
+        evidence_bytes=len(receipt) + len(attestation),
+    )

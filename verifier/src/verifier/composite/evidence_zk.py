@@ -1,0 +1,79 @@
+"""The ``zk`` evidence of a composite step: an ezkl proof, verified with the verifying key,
+settings and SRS of the segment's published artifacts (``<zk_artifacts>/<segment>/``) whose
+hashes the signed manifest pins. Public boundary tensors are bound by recomputing the proof's
+instances from the exact bytes in the receipt; private ones by the Poseidon instance."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from verifier.composite.chain import VerifiedEvidence
+from verifier.composite.errors import CompositeError
+from verifier.composite.receipt import Commitment, Step, TensorData
+from verifier.composite.tensor_commitment import tensor_sha256
+from verifier.composite.verify import StepContext
+from verifier.errors import InputError
+from verifier.proof import verify_proof
+from verifier.proof.tensors import tensor_from_bytes
+
+
+def _public(name: str, tensor: TensorData) -> Any:
+    try:
+        return tensor_from_bytes(tensor.dtype, tensor.shape, tensor.data)
+    except InputError as err:
+        raise CompositeError("COMPOSITE_MALFORMED", f"tensor {name!r}: {err.reason}") from err
+
+
+def check_zk_evidence(step: Step, evidence: Mapping[str, Any], context: StepContext) -> VerifiedEvidence:
+    if set(evidence) != {"proof"} or not isinstance(evidence["proof"], Mapping):
+        raise CompositeError("COMPOSITE_MALFORMED", f"step {step.index}: zk evidence holds one 'proof' object")
+    if len(step.inputs) != 1 or len(step.outputs) != 1:
+        raise CompositeError(
+            "COMPOSITE_STEP_TENSORS", f"step {step.index}: a ZK step proves exactly one input and one output"
+        )
+    root = context.options.get("zk_artifacts")
+    if not isinstance(root, Path):
+        raise InputError("ZK_ARTIFACTS_MISSING", "checking zk steps needs the published artifacts (--zk-artifacts DIR)")
+    ((input_name, _),) = step.inputs.items()
+    ((output_name, _),) = step.outputs.items()
+    public = context.public_tensors
+    inputs = _public(input_name, public[input_name]) if input_name in public else None
+    outputs = _public(output_name, public[output_name]) if output_name in public else None
+    proof_text = json.dumps(evidence["proof"])
+    with tempfile.TemporaryDirectory(prefix="trustdial-composite-") as scratch:
+        proof_path = Path(scratch) / "proof.json"
+        proof_path.write_text(proof_text)
+        report = verify_proof(
+            proof_path,
+            root / step.segment,
+            inputs=inputs,
+            outputs=outputs,
+            allow_dev_srs=bool(context.options.get("allow_dev_srs", False)),
+            expected_sha256=context.measurement.zk_pins,
+        )
+    if inputs is None and report.input_poseidon is None:
+        raise CompositeError("COMPOSITE_LINK_UNPROVEN", f"step {step.index}: private input but no hashed instance")
+    if outputs is None and report.output_poseidon is None:
+        raise CompositeError("COMPOSITE_LINK_UNPROVEN", f"step {step.index}: private output but no hashed instance")
+    return VerifiedEvidence(
+        kind="zk",
+        inputs={
+            input_name: Commitment(
+                sha256=tensor_sha256(input_name, public[input_name]) if inputs is not None else None,
+                poseidon=report.input_poseidon,
+            )
+        },
+        outputs={
+            output_name: Commitment(
+                sha256=tensor_sha256(output_name, public[output_name]) if outputs is not None else None,
+                poseidon=report.output_poseidon,
+            )
+        },
+        vk_sha256=report.vk_sha256,
+        prover=f"ezkl {report.ezkl_version} proof, vk {report.vk_sha256[:16]}..., SRS {report.srs_kind}",
+        evidence_bytes=len(proof_text),
+    )
