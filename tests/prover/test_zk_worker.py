@@ -235,3 +235,17 @@ def test_sigterm_mid_proof_without_grace_releases_the_job(fleet, tmp_path) -> No
         QueueUrl=fleet.queue_url, WaitTimeSeconds=1, AttributeNames=["ApproximateReceiveCount"]
     )
     assert [json.loads(m["Body"])["job_id"] for m in again["Messages"]] == [job.job_id]
+
+
+def test_concurrency_two_proves_jobs_in_parallel_slots(fleet, public_circuit, tmp_path) -> None:
+    jobs = submit_inputs(fleet, tmp_path, 4, prefix="parallel")
+    worker = start_worker(fleet, "--concurrency", "2")
+    try:
+        for job_id in jobs:
+            worker.wait_for(lambda e, j=job_id: e["event"] == "job_acknowledged" and e["job_id"] == j, timeout=180)
+    finally:
+        assert stop_worker(worker) == 0
+    assert {e["slot"] for e in worker.named("job_received")} == {0, 1}
+    for job, tensor in jobs.values():
+        verify_stored_proof(fleet, public_circuit, job, tensor, tmp_path)
+    assert queue_depth(fleet, fleet.queue_url) == 0

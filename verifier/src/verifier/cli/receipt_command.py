@@ -212,8 +212,8 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
 def is_composite_bytes(data: bytes) -> bool:
     try:
         return is_composite(json.loads(data))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return False
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return False  # not a composite receipt; the single-receipt path reports why it is unreadable
 
 
 def run(args: argparse.Namespace) -> int:
