@@ -1,8 +1,9 @@
-"""The enclave host's fetch-and-verify step, end to end: a real EIF is published with the real
-``trustdial measurements create/sign/publish`` commands to a moto server on 127.0.0.1, then the bootstrap's own
-``fetch_and_verify_eif`` (sourced from the rendered user data) fetches it with the real ``trustdial-verify``.
+"""The enclave host's fetch-and-verify step, end to end: a real EIF's manifest is created and signed with issue 3's
+``infra.measurements`` and published with ``trustdial measurements publish`` to a moto server on 127.0.0.1; then
+the bootstrap's own ``fetch_and_verify_eif`` (sourced from the rendered user data) fetches it and checks it with
+the real ``trustdial-verify``.
 
-Two stand-ins, both stated here: the AWS CLI is replaced by a small script (below) that performs the three calls
+Two stand-ins, both stated here: the AWS CLI is replaced by a small script (below) that performs the two calls
 the bootstrap makes (``ssm get-parameter``, ``s3api get-object``) with boto3 against the moto server, because the
 AWS CLI is not a project dependency; and ``fetch_signing_public_key`` copies the test's public key instead of
 asking KMS, because moto's KMS cannot sign with ``MessageType=DIGEST`` (see docs/measurements.md).
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from infra_testkit import REPO
 
 from infra.cdk.host_bootstrap import HostBootstrapSettings, extract_checks, render_host_user_data
+from infra.measurements import create_manifest, sign_manifest, signer_from_spec
 
 EIF = REPO / "tests" / "data" / "infra" / "kat1.rust.eif"
 EIF_SHA384 = "3815fe6dec491fe7e65ba3bdbd315b19ea8790caded615a6fcc8eba3743a35a703118732389e34a3c10ff8d9c90a0426"
@@ -107,18 +109,16 @@ def published(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> d
     (tools / "aws").write_text(AWS_STAND_IN.format(python=sys.executable))
     (tools / "aws").chmod(0o755)
     env = aws_environment(moto_endpoint, tools)
-    trustdial = str(BIN / "trustdial")
-    steps = [
-        [trustdial, "measurements", "create", "--eif", str(EIF), "--source-revision", "e2e-test",
-         "--output", str(tmp_path / "manifest.json")],
-        [trustdial, "measurements", "sign", "--manifest", str(tmp_path / "manifest.json"), "--key", str(private),
-         "--output", str(tmp_path / "manifest.json.cose")],
-        [trustdial, "measurements", "publish", "--signed", str(tmp_path / "manifest.json.cose"), "--eif", str(EIF),
-         "--bucket", BUCKET, "--deployment", DEPLOYMENT, "--endpoint-url", moto_endpoint, "--region", REGION],
+    # create and sign in process (issue 3's Python API); publish through the command line the image build runs
+    manifest = create_manifest(eif=EIF, source_revision="e2e-test", build_time="1970-01-01T00:00:00+00:00", blobs={})
+    signed = tmp_path / "manifest.json.cose"
+    signed.write_bytes(sign_manifest(manifest, signer_from_spec(str(private))))
+    publish_command = [
+        str(BIN / "trustdial"), "measurements", "publish", "--signed", str(signed), "--eif", str(EIF),
+        "--bucket", BUCKET, "--deployment", DEPLOYMENT, "--endpoint-url", moto_endpoint, "--region", REGION,
     ]  # fmt: skip
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=120, env=env)
-        assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run(publish_command, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
     return {"public": public, "tools": tools, "endpoint": moto_endpoint}
 
 
