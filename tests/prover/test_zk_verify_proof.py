@@ -20,6 +20,14 @@ def run_verify(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[i
     return status, json.loads(out[0])
 
 
+def pins(circuit: Circuit) -> list[str]:
+    """--expect pins for the honest build, hashed from its files (the trusted source a third party
+    gets out of band, e.g. a signed manifest), never read from the directory under test."""
+    vk = sha256_file(circuit.directory / "vk.key")
+    settings = sha256_file(circuit.directory / "settings.json")
+    return ["--expect", f"vk={vk}", "--expect", f"settings={settings}"]
+
+
 def copy_circuit(circuit: Circuit, target: Path) -> Path:
     return Path(shutil.copytree(circuit.directory, target, ignore=shutil.ignore_patterns("pk.key")))
 
@@ -33,7 +41,14 @@ def rewrite_artifacts(directory: Path, **changes: object) -> None:
 
 def test_valid_proof_with_its_input_is_accepted(capsys, public_circuit, public_proof_a, input_a) -> None:
     status, report = run_verify(
-        capsys, public_proof_a, "--artifacts", public_circuit.directory, "--input", input_a, "--allow-dev-srs"
+        capsys,
+        public_proof_a,
+        "--artifacts",
+        public_circuit.directory,
+        *pins(public_circuit),
+        "--input",
+        input_a,
+        "--allow-dev-srs",
     )
     assert status == 0, report
     assert report["valid"] is True and report["input_checked"] is True
@@ -43,7 +58,9 @@ def test_valid_proof_with_its_input_is_accepted(capsys, public_circuit, public_p
 def test_public_outputs_match_onnxruntime_within_quantization_error(
     capsys, public_circuit, public_proof_a, input_a
 ) -> None:
-    status, report = run_verify(capsys, public_proof_a, "--artifacts", public_circuit.directory, "--allow-dev-srs")
+    status, report = run_verify(
+        capsys, public_proof_a, "--artifacts", public_circuit.directory, *pins(public_circuit), "--allow-dev-srs"
+    )
     assert status == 0, report
     values = np.frombuffer(
         __import__("base64").b64decode(json.loads(input_a.read_text())["data_b64"]), dtype="<f4"
@@ -53,10 +70,19 @@ def test_public_outputs_match_onnxruntime_within_quantization_error(
 
 
 def test_released_outputs_bind_to_output_instances(capsys, public_circuit, public_proof_a, tmp_path) -> None:
-    _, report = run_verify(capsys, public_proof_a, "--artifacts", public_circuit.directory, "--allow-dev-srs")
+    _, report = run_verify(
+        capsys, public_proof_a, "--artifacts", public_circuit.directory, *pins(public_circuit), "--allow-dev-srs"
+    )
     released = write_tensor(tmp_path / "out.json", np.array([report["public_outputs"]], dtype=np.float64), "float64")
     status, second = run_verify(
-        capsys, public_proof_a, "--artifacts", public_circuit.directory, "--output", released, "--allow-dev-srs"
+        capsys,
+        public_proof_a,
+        "--artifacts",
+        public_circuit.directory,
+        *pins(public_circuit),
+        "--output",
+        released,
+        "--allow-dev-srs",
     )
     assert status == 0 and second["output_checked"] is True
 
@@ -67,29 +93,41 @@ def test_modified_instance_is_rejected(capsys, public_circuit, public_proof_a, t
     proof["instances"][0][-1] = format((int(last[:2], 16) + 1) % 256, "02x") + last[2:]
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(proof))
-    status, report = run_verify(capsys, tampered, "--artifacts", public_circuit.directory, "--allow-dev-srs")
+    status, report = run_verify(
+        capsys, tampered, "--artifacts", public_circuit.directory, *pins(public_circuit), "--allow-dev-srs"
+    )
     assert (status, report["code"]) == (1, "PROOF_INVALID")
 
 
 def test_proof_for_another_input_is_rejected(capsys, public_circuit, public_proof_b, input_a) -> None:
     status, report = run_verify(
-        capsys, public_proof_b, "--artifacts", public_circuit.directory, "--input", input_a, "--allow-dev-srs"
+        capsys,
+        public_proof_b,
+        "--artifacts",
+        public_circuit.directory,
+        *pins(public_circuit),
+        "--input",
+        input_a,
+        "--allow-dev-srs",
     )
     assert (status, report["code"]) == (1, "INPUT_INSTANCE_MISMATCH")
 
 
-def test_vk_from_another_model_is_rejected(capsys, public_circuit, other_circuit, public_proof_a, tmp_path) -> None:
+def test_vk_from_another_model_is_rejected_even_when_pinned(
+    capsys, public_circuit, other_circuit, public_proof_a, tmp_path
+) -> None:
     directory = copy_circuit(public_circuit, tmp_path / "swapped")
     shutil.copyfile(other_circuit.directory / "vk.key", directory / "vk.key")
     doc = json.loads((directory / "artifacts.json").read_text())
     doc["files"]["vk"]["sha256"] = sha256_file(directory / "vk.key")
     (directory / "artifacts.json").write_text(json.dumps(doc))
-    status, report = run_verify(capsys, public_proof_a, "--artifacts", directory, "--allow-dev-srs")
+    swapped_pins = pins(Circuit(directory=directory, model=public_circuit.model))  # pins the other model's vk
+    status, report = run_verify(capsys, public_proof_a, "--artifacts", directory, *swapped_pins, "--allow-dev-srs")
     assert (status, report["code"]) == (1, "PROOF_INVALID")
 
 
 def test_dev_srs_is_refused_without_flag(capsys, public_circuit, public_proof_a) -> None:
-    status, report = run_verify(capsys, public_proof_a, "--artifacts", public_circuit.directory)
+    status, report = run_verify(capsys, public_proof_a, "--artifacts", public_circuit.directory, *pins(public_circuit))
     assert (status, report["code"]) == (1, "DEV_SRS_REFUSED")
 
 
@@ -98,7 +136,9 @@ def test_dev_srs_claimed_as_ceremony_is_refused_even_with_flag(
 ) -> None:
     directory = copy_circuit(public_circuit, tmp_path / "claims-ceremony")
     rewrite_artifacts(directory, srs_kind="ceremony")
-    status, report = run_verify(capsys, public_proof_a, "--artifacts", directory, "--allow-dev-srs")
+    status, report = run_verify(
+        capsys, public_proof_a, "--artifacts", directory, *pins(public_circuit), "--allow-dev-srs"
+    )
     assert (status, report["code"]) == (1, "SRS_NOT_CEREMONY")
 
 
@@ -109,14 +149,18 @@ def test_file_not_matching_its_artifact_hash_is_rejected(
     directory = copy_circuit(public_circuit, tmp_path / "edited")
     with (directory / victim).open("ab") as handle:
         handle.write(b" ")
-    status, report = run_verify(capsys, public_proof_a, "--artifacts", directory, "--allow-dev-srs")
+    status, report = run_verify(
+        capsys, public_proof_a, "--artifacts", directory, *pins(public_circuit), "--allow-dev-srs"
+    )
     assert (status, report["code"]) == (1, "ARTIFACT_HASH_MISMATCH")
 
 
 def test_missing_vk_is_rejected(capsys, public_circuit, public_proof_a, tmp_path) -> None:
     directory = copy_circuit(public_circuit, tmp_path / "no-vk")
     (directory / "vk.key").unlink()
-    status, report = run_verify(capsys, public_proof_a, "--artifacts", directory, "--allow-dev-srs")
+    status, report = run_verify(
+        capsys, public_proof_a, "--artifacts", directory, *pins(public_circuit), "--allow-dev-srs"
+    )
     assert (status, report["code"]) == (1, "ARTIFACT_MISSING")
 
 
@@ -124,7 +168,9 @@ def test_artifacts_disagreeing_with_settings_are_rejected(capsys, public_circuit
     directory = copy_circuit(public_circuit, tmp_path / "wrong-scale")
     doc = json.loads((directory / "artifacts.json").read_text())
     rewrite_artifacts(directory, input_scale=doc["input_scale"] + 1)
-    status, report = run_verify(capsys, public_proof_a, "--artifacts", directory, "--allow-dev-srs")
+    status, report = run_verify(
+        capsys, public_proof_a, "--artifacts", directory, *pins(public_circuit), "--allow-dev-srs"
+    )
     assert (status, report["code"]) == (1, "SETTINGS_MISMATCH")
 
 
@@ -153,25 +199,38 @@ def test_dropped_instance_is_rejected_as_count_mismatch(capsys, public_circuit, 
     proof["instances"][0].pop()
     short = tmp_path / "short.json"
     short.write_text(json.dumps(proof))
-    status, report = run_verify(capsys, short, "--artifacts", public_circuit.directory, "--allow-dev-srs")
+    status, report = run_verify(
+        capsys, short, "--artifacts", public_circuit.directory, *pins(public_circuit), "--allow-dev-srs"
+    )
     assert (status, report["code"]) == (1, "INSTANCE_COUNT_MISMATCH")
 
 
 def test_non_json_proof_is_rejected_not_crashed(capsys, public_circuit, tmp_path) -> None:
     garbage = tmp_path / "garbage.json"
     garbage.write_bytes(b"\x00\xffnot json")
-    status, report = run_verify(capsys, garbage, "--artifacts", public_circuit.directory, "--allow-dev-srs")
+    status, report = run_verify(
+        capsys, garbage, "--artifacts", public_circuit.directory, *pins(public_circuit), "--allow-dev-srs"
+    )
     assert (status, report["code"]) == (1, "PROOF_MALFORMED")
 
 
-def test_missing_artifacts_directory_is_a_usage_error(capsys, public_proof_a, tmp_path) -> None:
-    status, report = run_verify(capsys, public_proof_a, "--artifacts", tmp_path / "nowhere", "--allow-dev-srs")
+def test_missing_artifacts_directory_is_a_usage_error(capsys, public_circuit, public_proof_a, tmp_path) -> None:
+    status, report = run_verify(
+        capsys, public_proof_a, "--artifacts", tmp_path / "nowhere", *pins(public_circuit), "--allow-dev-srs"
+    )
     assert (status, report["code"]) == (2, "ARTIFACTS_NOT_FOUND")
 
 
 def test_hashed_proof_binds_to_its_input_tensor(capsys, hashed_circuit, hashed_proof_a, input_a) -> None:
     status, report = run_verify(
-        capsys, hashed_proof_a, "--artifacts", hashed_circuit.directory, "--input", input_a, "--allow-dev-srs"
+        capsys,
+        hashed_proof_a,
+        "--artifacts",
+        hashed_circuit.directory,
+        *pins(hashed_circuit),
+        "--input",
+        input_a,
+        "--allow-dev-srs",
     )
     assert status == 0, report
     assert report["input_poseidon"] is not None and report["public_outputs"] is None
@@ -179,7 +238,14 @@ def test_hashed_proof_binds_to_its_input_tensor(capsys, hashed_circuit, hashed_p
 
 def test_hashed_proof_rejects_another_input_tensor(capsys, hashed_circuit, hashed_proof_a, input_b) -> None:
     status, report = run_verify(
-        capsys, hashed_proof_a, "--artifacts", hashed_circuit.directory, "--input", input_b, "--allow-dev-srs"
+        capsys,
+        hashed_proof_a,
+        "--artifacts",
+        hashed_circuit.directory,
+        *pins(hashed_circuit),
+        "--input",
+        input_b,
+        "--allow-dev-srs",
     )
     assert (status, report["code"]) == (1, "INPUT_HASH_MISMATCH")
 
@@ -187,7 +253,14 @@ def test_hashed_proof_rejects_another_input_tensor(capsys, hashed_circuit, hashe
 def test_hashed_proof_rejects_a_different_attested_poseidon(capsys, hashed_circuit, hashed_proof_a) -> None:
     wrong = "01" + "00" * 31
     status, report = run_verify(
-        capsys, hashed_proof_a, "--artifacts", hashed_circuit.directory, "--input-poseidon", wrong, "--allow-dev-srs"
+        capsys,
+        hashed_proof_a,
+        "--artifacts",
+        hashed_circuit.directory,
+        *pins(hashed_circuit),
+        "--input-poseidon",
+        wrong,
+        "--allow-dev-srs",
     )
     assert (status, report["code"]) == (1, "INPUT_HASH_MISMATCH")
 
@@ -200,7 +273,8 @@ def test_missing_zk_extra_is_a_usage_error_naming_the_extra(public_circuit, publ
         "import sys; sys.modules['ezkl'] = None\n"  # what an install without the 'zk' extra looks like
         "from verifier.cli import main\n"
         f"proof, artifacts = {str(public_proof_a)!r}, {str(public_circuit.directory)!r}\n"
-        "sys.exit(main(['proof', proof, '--artifacts', artifacts, '--json']))\n"
+        f"pins = {pins(public_circuit)!r}\n"
+        "sys.exit(main(['proof', proof, '--artifacts', artifacts, *pins, '--json']))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     report = json.loads(done.stdout.strip())

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from verifier.proof.artifacts import sha256_file
 from verifier.proof.tensors import load_tensor_file
 from verifier.proof.verify import verify_proof
 from zk_test_support import AWS_TEST_ENV, SIZES, write_tensor
@@ -140,8 +141,16 @@ def queue_depth(fleet: Fleet, url: str) -> int:
 def verify_stored_proof(fleet: Fleet, public_circuit, job: ProofJob, tensor: Path, tmp_path: Path) -> None:
     local = tmp_path / f"stored-{job.job_id}.json"
     fleet.s3.download_file(fleet.bucket, job.proof_key, str(local))
+    honest = {  # pins of the build the fleet was given, hashed from its files (not read from artifacts.json)
+        "vk": sha256_file(public_circuit.directory / "vk.key"),
+        "settings": sha256_file(public_circuit.directory / "settings.json"),
+    }
     report = verify_proof(
-        local, public_circuit.directory, inputs=load_tensor_file(tensor, side="input"), allow_dev_srs=True
+        local,
+        public_circuit.directory,
+        inputs=load_tensor_file(tensor, side="input"),
+        allow_dev_srs=True,
+        expected_sha256=honest,
     )
     assert report.input_checked
 

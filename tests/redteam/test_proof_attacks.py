@@ -133,7 +133,7 @@ def test_proof_nested_beyond_the_json_parsers_recursion_limit_is_malformed(
     proof = tmp_path / "proof.json"
     proof.write_text(DEEP_JSON)
     with pytest.raises(VerificationError) as caught:
-        verify_proof(proof, directory, allow_dev_srs=True)
+        verify_proof(proof, directory, allow_dev_srs=True, expected_sha256=_pins(directory, "vk", "settings"))
     assert caught.value.code == "PROOF_MALFORMED"
 
 
@@ -145,7 +145,7 @@ def test_artifacts_file_that_cannot_be_parsed_is_malformed(
     tampered = _copy(directory, tmp_path / "tampered")
     (tampered / "artifacts.json").write_bytes(content)
     with pytest.raises(VerificationError) as caught:
-        verify_proof(proof, tampered, allow_dev_srs=True)
+        verify_proof(proof, tampered, allow_dev_srs=True, expected_sha256=_pins(directory, "vk", "settings"))
     assert caught.value.code == "ARTIFACTS_MALFORMED"
 
 

@@ -127,11 +127,23 @@ def _bytes_equal(name: str, code: str, want: bytes, found: bytes | None) -> None
         raise PolicyError(code, f"expected {name} = {want.hex()}, found {found.hex()}")
 
 
+def _require_expectation(policy: str, name: str, expected: bytes) -> None:
+    """An empty expected value would only match a document whose field is empty too: a check the
+    caller meant as "bind to my value" silently becomes "bind to nothing", so it is refused."""
+    if not isinstance(expected, bytes | bytearray) or not expected:
+        raise InputError(
+            "EMPTY_EXPECTATION", f"{policy}: expected a non-empty {name} (bytes) to compare with, got {expected!r:.40}"
+        )
+
+
 @dataclass(frozen=True)
 class NonceEquals:
     """The document's nonce must equal the caller's challenge (``NONCE_MISMATCH``)."""
 
     nonce: bytes
+
+    def __post_init__(self) -> None:
+        _require_expectation("NonceEquals", "nonce", self.nonce)
 
     def verify(self, document: AttestationDocument, at: datetime) -> None:
         _bytes_equal("nonce", "NONCE_MISMATCH", self.nonce, document.nonce)
@@ -143,6 +155,9 @@ class UserDataEquals:
 
     user_data: bytes
 
+    def __post_init__(self) -> None:
+        _require_expectation("UserDataEquals", "user_data", self.user_data)
+
     def verify(self, document: AttestationDocument, at: datetime) -> None:
         _bytes_equal("user_data", "USER_DATA_MISMATCH", self.user_data, document.user_data)
 
@@ -152,6 +167,9 @@ class PublicKeyEquals:
     """The document's public_key must equal the given bytes (``PUBLIC_KEY_MISMATCH``)."""
 
     public_key: bytes
+
+    def __post_init__(self) -> None:
+        _require_expectation("PublicKeyEquals", "public_key", self.public_key)
 
     def verify(self, document: AttestationDocument, at: datetime) -> None:
         _bytes_equal("public_key", "PUBLIC_KEY_MISMATCH", self.public_key, document.public_key)

@@ -1,4 +1,5 @@
-"""``trustdial-verify proof PROOF.json --artifacts DIR``: check an ezkl proof offline."""
+"""``trustdial-verify proof PROOF.json --artifacts DIR (--expect … | --measurements …)``: check an
+ezkl proof offline against vk/settings digests pinned from outside the artifacts directory."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 from verifier.cli.report import run_check
 from verifier.errors import InputError
+from verifier.measurements import load_public_key, load_signed_manifest
+from verifier.proof.pins import pins_from_manifest
 from verifier.proof.tensors import load_tensor_file
 from verifier.proof.verify import verify_proof
 
@@ -19,7 +22,9 @@ def register(subparsers: Any) -> None:
         "proof",
         help="verify an ezkl proof against pinned artifacts (needs the 'zk' extra)",
         description="Verify an ezkl proof with the vk, settings and SRS whose SHA-256 match DIR/artifacts.json, "
-        "and bind its public instances to the given tensors. Exit 0 valid, 1 rejected, 2 usage or I/O error.",
+        "and whose vk and settings SHA-256 equal the pins given with --expect or read from a signed measurement "
+        "manifest (--measurements/--manifest-key/--segment); without pins it refuses (NO_PINS). Binds the public "
+        "instances to the given tensors. Exit 0 valid, 1 rejected, 2 usage or I/O error.",
     )
     parser.add_argument("proof", type=Path, metavar="PROOF.json")
     parser.add_argument("--artifacts", type=Path, required=True, metavar="DIR", help="directory with artifacts.json")
@@ -32,9 +37,14 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="ROLE=SHA256",
-        help="pin a file digest from a measurement manifest (roles: vk, settings, srs, model, compiled_circuit); "
+        help="pin a file digest from a trusted source (roles: vk, settings, srs, model, compiled_circuit); "
         "pins must include both vk and settings",
     )
+    parser.add_argument(
+        "--measurements", type=Path, metavar="MANIFEST.cose", help="signed measurement manifest holding the pins"
+    )
+    parser.add_argument("--manifest-key", type=Path, metavar="PEM", help="public key the manifest must be signed by")
+    parser.add_argument("--segment", metavar="NAME", help="the manifest's zk entry to pin against")
     parser.add_argument(
         "--allow-dev-srs",
         action="store_true",
@@ -46,7 +56,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     def check() -> Mapping[str, Any]:
-        pins = _parse_pins(args.expect)
+        pins = _pins(args)
         inputs = load_tensor_file(args.input, side="input") if args.input is not None else None
         outputs = load_tensor_file(args.output, side="output") if args.output is not None else None
         report = verify_proof(
@@ -64,6 +74,34 @@ def run(args: argparse.Namespace) -> int:
         return report.to_json()
 
     return run_check(check, as_json=args.json)
+
+
+def _pins(args: argparse.Namespace) -> dict[str, str]:
+    manifest_args = {
+        "--measurements": args.measurements,
+        "--manifest-key": args.manifest_key,
+        "--segment": args.segment,
+    }
+    given = [name for name, value in manifest_args.items() if value is not None]
+    if not given:
+        return _parse_pins(args.expect)
+    if args.expect:
+        raise InputError(
+            "CONFLICTING_PINS", "expected pins from --expect OR from a signed manifest, found both (use one source)"
+        )
+    if len(given) != len(manifest_args):
+        missing = ", ".join(name for name in manifest_args if name not in given)
+        raise InputError("INCOMPLETE_MANIFEST_ARGS", f"pinning from a manifest also needs {missing}")
+    key = load_public_key(_read(args.manifest_key, "--manifest-key"))
+    manifest = load_signed_manifest(_read(args.measurements, "--measurements"), key)
+    return pins_from_manifest(manifest, args.segment)
+
+
+def _read(path: Path, flag: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise InputError("FILE_NOT_FOUND", f"{flag}: cannot read {path}: {err}") from err
 
 
 def _parse_pins(items: list[str]) -> dict[str, str]:

@@ -38,6 +38,13 @@ def check_zk_evidence(step: Step, evidence: Mapping[str, Any], context: StepCont
     root = context.options.get("zk_artifacts")
     if not isinstance(root, Path):
         raise InputError("ZK_ARTIFACTS_MISSING", "checking zk steps needs the published artifacts (--zk-artifacts DIR)")
+    pins = context.measurement.zk_pins
+    if not pins:
+        raise CompositeError(
+            "COMPOSITE_VK_MISMATCH",
+            f"step {step.index} ({step.segment}): expected the manifest to pin a zk entry for this segment, "
+            "found none (an unpinned artifacts directory proves nothing)",
+        )
     ((input_name, _),) = step.inputs.items()
     ((output_name, _),) = step.outputs.items()
     public = context.public_tensors
@@ -53,7 +60,7 @@ def check_zk_evidence(step: Step, evidence: Mapping[str, Any], context: StepCont
             inputs=inputs,
             outputs=outputs,
             allow_dev_srs=bool(context.options.get("allow_dev_srs", False)),
-            expected_sha256=context.measurement.zk_pins,
+            expected_sha256=pins,
         )
     if inputs is None and report.input_poseidon is None:
         raise CompositeError("COMPOSITE_LINK_UNPROVEN", f"step {step.index}: private input but no hashed instance")

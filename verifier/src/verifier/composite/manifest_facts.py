@@ -12,14 +12,7 @@ import hashlib
 
 from verifier.composite.chain import ManifestFacts, SegmentMeasurement
 from verifier.measurements import Manifest
-
-# manifest zk field -> artifact role in the prover's artifacts.json
-ZK_ROLES = {
-    "vk_sha256": "vk",
-    "settings_sha256": "settings",
-    "srs_sha256": "srs",
-    "compiled_sha256": "compiled_circuit",
-}
+from verifier.proof.pins import MANIFEST_ZK_ROLES as ZK_ROLES
 
 
 def manifest_sha256(manifest: Manifest) -> str:

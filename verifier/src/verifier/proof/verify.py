@@ -1,6 +1,7 @@
 """One entry point: ``verify_proof`` checks an ezkl proof against pinned artifacts.
 
 Order of checks (each fails closed with a stable code):
+caller pins present (vk + settings from a source outside the directory, else NO_PINS) →
 artifacts.json shape → every file digest → caller pins → SRS trust → ezkl version → settings
 agree with artifacts.json → proof shape and instance count → ezkl KZG verification → binding of
 the public instances to the tensors (or Poseidon hashes) the caller supplied.
@@ -16,8 +17,9 @@ from typing import Any
 
 from verifier.errors import InputError, VerificationError
 from verifier.proof import ezkl_calls
-from verifier.proof.artifacts import FILE_ROLES, Artifacts, check_file_hashes, load_artifacts, sha256_file
+from verifier.proof.artifacts import Artifacts, check_file_hashes, load_artifacts, sha256_file
 from verifier.proof.instances import InstanceLayout, layout_from_settings
+from verifier.proof.pins import require_pins
 from verifier.proof.quantization import felts_to_floats, tensor_poseidon, tensor_to_felts
 from verifier.proof.srs import SRS_KIND_CEREMONY, SRS_KIND_DEV, ceremony_k, classify_srs
 from verifier.proof.tensors import Tensor
@@ -58,20 +60,24 @@ def verify_proof(
     input_poseidon: str | None = None,
     output_poseidon: str | None = None,
     allow_dev_srs: bool = False,
-    expected_sha256: Mapping[str, str] | None = None,
+    expected_sha256: Mapping[str, str] | None,
 ) -> ProofReport:
     """Verify ``proof`` (proof.json) with the vk, settings and SRS pinned in ``artifacts_dir``.
 
     ``inputs``/``outputs`` are the tensors the proof must be about: for public visibility their
     quantized values must equal the instances, for hashed visibility their Poseidon hash must.
     ``input_poseidon``/``output_poseidon`` compare a hashed instance with a hash obtained
-    elsewhere (e.g. attested by an enclave). ``expected_sha256`` maps file roles (vk, settings,
-    srs, model, compiled_circuit) to digests from a measurement manifest.
+    elsewhere (e.g. attested by an enclave). ``expected_sha256`` (required) maps file roles (vk,
+    settings, srs, model, compiled_circuit) to digests from a trusted source outside
+    ``artifacts_dir``, e.g. ``pins_from_manifest(manifest, segment)``; it must pin at least vk and
+    settings. ``None`` or ``{}`` is refused with ``InputError("NO_PINS")``: the directory's own
+    artifacts.json is never trusted on its own.
     """
+    pins = require_pins(expected_sha256)
     ezkl_calls.load_ezkl()
     artifacts = load_artifacts(artifacts_dir)
     paths = check_file_hashes(artifacts_dir, artifacts)
-    _check_pins(artifacts, expected_sha256 or {})
+    _check_pins(artifacts, pins)
     srs_kind = _check_srs(artifacts, allow_dev_srs=allow_dev_srs)
     installed = ezkl_calls.installed_ezkl_version()
     if artifacts.ezkl_version != installed:
@@ -121,22 +127,8 @@ def verify_proof(
     )
 
 
-#: A pin must cover both: the vk decides the circuit, settings.json what its public instances mean
-#: (input/output split, scales), so a pinned vk with a swapped settings.json reports other tensors.
-PINNED_TOGETHER = ("vk", "settings")
-
-
 def _check_pins(artifacts: Artifacts, expected: Mapping[str, str]) -> None:
-    missing = [role for role in PINNED_TOGETHER if role not in expected]
-    if expected and missing:
-        raise InputError(
-            "INCOMPLETE_PINS",
-            f"expected pins for both {' and '.join(PINNED_TOGETHER)} (the vk fixes the circuit, settings.json the "
-            f"meaning of its instances), found no pin for {', '.join(missing)}",
-        )
     for role, digest in expected.items():
-        if role not in FILE_ROLES:
-            raise InputError("UNKNOWN_PIN", f"expected a pin for one of {FILE_ROLES}, got {role!r}")
         entry = artifacts.files.get(role)
         if entry is None:
             raise VerificationError(
