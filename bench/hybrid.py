@@ -57,7 +57,7 @@ def measure_hybrid(work: Path, runs: int, tolerance: float) -> dict[str, Any]:
     split = split_pipeline(
         spec, work / "split", samples=2, zk=ZkOptions(dev_srs=True, tolerance=tolerance), progress=log
     )
-    (head,) = split.zk
+    (head_segment,) = split.zk
     setup_s = time.perf_counter() - started
     artifacts = load_split(work / "split")
     publication = publish_dev(spec.policy, artifacts, work / "pub")
@@ -91,9 +91,9 @@ def measure_hybrid(work: Path, runs: int, tolerance: float) -> dict[str, Any]:
         "hybrid_setup_s": setup_s,
         "hybrid_head_logrows": settings["run_args"]["logrows"],
         "hybrid_head_rows": settings["num_rows"],
-        "hybrid_head_decomposition": list(head.decomposition),
-        "hybrid_head_tuned": head.tuned,
-        "hybrid_head_tolerance": head.tolerance,
+        "hybrid_head_decomposition": list(head_segment.decomposition),
+        "hybrid_head_tuned": head_segment.tuned,
+        "hybrid_head_tolerance": head_segment.tolerance,
         "hybrid_receipt_bytes": receipt_bytes,
     }
 
