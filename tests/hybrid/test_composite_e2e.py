@@ -84,7 +84,7 @@ def test_private_boundary_receipt_carries_no_embedding_values(private_run: tuple
 
 def test_public_boundary_receipt_carries_the_embedding_values(public_run: tuple[Path, Path]) -> None:
     record = json.loads(public_run[0].read_text())["tensors"]["embedding"]
-    assert record["tensor"]["shape"] == [1, 256]
+    assert record["tensor"]["shape"] == [1, 32]
 
 
 def test_verified_decision_matches_the_full_model_within_quantization(
@@ -345,7 +345,7 @@ def test_attack_swap_the_public_embedding_values_the_proof_was_not_about(
         raw = bytearray(base64.b64decode(record["tensor"]["data"]))
         raw[0:4] = np.float32(3.0).tobytes()
         record["tensor"]["data"] = base64.b64encode(bytes(raw)).decode()
-        digest = commit_tensors({"embedding": Tensor("float32", (1, 256), bytes(raw))}).hex()
+        digest = commit_tensors({"embedding": Tensor("float32", (1, 32), bytes(raw))}).hex()
         record["commitment"]["sha256"] = digest
 
     # The proof's public instances are recomputed from the receipt's bytes: they no longer match.

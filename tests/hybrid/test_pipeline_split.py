@@ -39,7 +39,7 @@ def test_body_segment_maps_input_to_embedding_only(reference: Path, tmp_path: Pa
     session = ort.InferenceSession(str(tmp_path / result.segments[0].file), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input"]
     assert [o.name for o in session.get_outputs()] == ["embedding"]
-    assert session.get_outputs()[0].shape == [1, 256]
+    assert session.get_outputs()[0].shape == [1, 32]
 
 
 def test_segments_composed_equal_the_full_model(reference: Path, tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from trustdial.pipeline.reference_model import build_reference_model, sample_inp
 
 
 def test_parameter_count_is_the_sum_of_the_layer_shapes() -> None:
-    # 784x1024+1024, 1024x256+256, 256x16+16, 16x2+2
-    expected = 784 * 1024 + 1024 + 1024 * 256 + 256 + 256 * 16 + 16 + 16 * 2 + 2
-    assert build_reference_model().parameter_count == expected == 1_070_386
+    # 784x1309+1309, 1309x32+32, 32x16+16, 16x2+2
+    expected = 784 * 1309 + 1309 + 1309 * 32 + 32 + 32 * 16 + 16 + 16 * 2 + 2
+    assert build_reference_model().parameter_count == expected == 1_070_047
 
 
 def test_same_seed_gives_identical_bytes() -> None:

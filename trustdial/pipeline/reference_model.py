@@ -1,5 +1,13 @@
-"""The reference model of the hybrid demo: an MLP body (784→1024→256, ReLU) feeding a small
-decision head (256→16→2), about 1.07 M parameters, weights drawn from a fixed seed.
+"""The reference model of the hybrid demo: an MLP body (784→1309→32, ReLU) producing a compact
+32-value embedding, feeding a small decision head (32→16→2); about 1.07 M parameters, weights
+drawn from a fixed seed.
+
+Why this shape: the head is the step proven in zero knowledge, and with a private boundary the
+circuit Poseidon-hashes the whole embedding (about 41 circuit rows per value in ezkl 23), so the
+embedding width sets the head's circuit size (32 values: 1 314 rows, logrows 11; 256 values:
+10 498 rows, logrows 14). The body's hidden width (1309) keeps the parameter and multiply-
+accumulate counts of the earlier 784→1024→256 body (1.07 M), so proving the whole model in zk
+costs the same as before: the comparison with full zk is not flattered by a smaller model.
 
 Built with ``onnx.helper`` and numpy only. The tensor between body and head is named
 ``embedding`` so a pipeline spec can cut the model there; the output is ``decision``.
@@ -17,14 +25,15 @@ from onnx import TensorProto, helper, numpy_helper
 INPUT_NAME = "input"
 EMBEDDING_NAME = "embedding"
 OUTPUT_NAME = "decision"
+EMBEDDING_WIDTH = 32
 OPSET = 17
 DEFAULT_SEED = 20261126
 
 # (name, fan_in, fan_out, relu_after)
 LAYERS: tuple[tuple[str, int, int, bool], ...] = (
-    ("body_fc1", 784, 1024, True),
-    ("body_fc2", 1024, 256, True),
-    ("head_fc1", 256, 16, True),
+    ("body_fc1", 784, 1309, True),
+    ("body_fc2", 1309, EMBEDDING_WIDTH, True),
+    ("head_fc1", EMBEDDING_WIDTH, 16, True),
     ("head_fc2", 16, 2, False),
 )
 
