@@ -358,3 +358,12 @@ def test_receipt_through_the_gateway_and_enclave_server_verifies(
 ) -> None:
     report = _verified(private, private_second_run)
     assert [(s["segment"], s["mode"]) for s in report["steps"]] == [("body", "tee"), ("head", "zk")]
+
+
+def test_private_head_circuit_fits_2_to_the_11_rows(private: Published) -> None:
+    # The reference model's 32-value embedding keeps the Poseidon hash of the private boundary
+    # (41 rows per value in ezkl 23.0.5) small: a wider cut would push the head to logrows 12+.
+    (head,) = json.loads((private.split / "split.json").read_text())["zk"]
+    settings = json.loads((private.split / head["artifacts"] / "settings.json").read_text())
+    assert head["logrows"] == settings["run_args"]["logrows"] <= 11
+    assert settings["num_rows"] >= 41 * 32  # the hash of all 32 boundary values is in the circuit

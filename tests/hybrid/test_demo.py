@@ -41,3 +41,35 @@ def test_demo_runs_the_body_attested_and_the_head_proven(demo: tuple[int, dict[s
 def test_demo_shows_the_downgraded_copy_rejected(demo: tuple[int, dict[str, object]]) -> None:
     tampered = demo[1]["tampered"]
     assert isinstance(tampered, dict) and tampered["code"] == "COMPOSITE_MODE_DOWNGRADE"
+
+
+def _recorded(source: str) -> dict[str, object]:
+    return {
+        "full_zk_s": 180.0,
+        "full_zk_logrows": 20,
+        "full_zk_source": source,
+        "full_zk_measured_at": "2026-11-26T04:20:00Z",
+        "full_zk_load_average_1m": {"mean": 3.0, "max": 4.0},
+        "boundaries": {
+            "private": {"hybrid_s": 1.8, "head_logrows": 11},
+            "public": {"hybrid_s": 1.2, "head_logrows": 11},
+        },
+        "hybrid_s": 1.8,
+        "speedup": 100.0,
+    }
+
+
+def test_demo_shows_the_full_zk_ratio_for_both_boundaries() -> None:
+    from trustdial.pipeline.demo import full_zk_lines
+
+    text = "\n".join(full_zk_lines(_recorded("measured in this run")))
+    assert "private boundary: 1.80 s (head zk at logrows 11) -> 100x <- this pipeline" in text  # 180 / 1.8
+    assert "public boundary: 1.20 s (head zk at logrows 11) -> 150x" in text  # 180 / 1.2
+    assert "same run" in text
+
+
+def test_demo_says_when_the_full_zk_numbers_were_not_re_measured() -> None:
+    from trustdial.pipeline.demo import full_zk_lines
+
+    text = "\n".join(full_zk_lines(_recorded("recorded 2026-11-26T02:41:28Z")))
+    assert "NOT re-measured" in text and "same run" not in text
