@@ -16,7 +16,9 @@ trustdial/pipeline/reference_model.py). Per inference:
   named in ``speedup_pipeline``); ``speedup_public`` is the same ratio for the public boundary.
 * ``full_zk_s``: witness + prove of the whole model as one ezkl circuit (settings calibrated for
   resources, public input/output — cheaper than hashing the input — fixed params), in a child
-  process whose peak RSS is reported.
+  process whose peak RSS is reported. It keeps ezkl's default decomposition: the tuner's
+  candidates only shrink the range table, and at ~580k rows (logrows 20) that table is not what
+  bounds the circuit.
 
 One-time costs (compile, key setup; SRS generation is excluded: production ships a ceremony SRS,
 and the development SRS is cached under --srs-cache) are reported separately for both sides.
@@ -28,7 +30,7 @@ Last line: one JSON object with hybrid_s, full_zk_s, speedup (target >= 50), and
 ``--record`` also writes it to bench/results/hybrid.json (shown by ``make demo``).
 ``--reuse-full-zk FILE`` skips the full-zk proof and copies its ``full_zk_*`` numbers from a
 previously recorded JSON; the output then says so (``full_zk_source: "recorded <timestamp>"``).
-Run: .venv/bin/python bench/hybrid.py   (full zk at logrows 20: ~10 min, ~10 GB RAM; progress on stderr)
+Run: .venv/bin/python bench/hybrid.py   (full zk at logrows 20: ~15 min, ~10 GB RAM; progress on stderr)
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ def measure_full_zk(work: Path, srs_cache: Path) -> dict[str, Any]:
         sys.executable, "-m", "trustdial.pipeline.zk_cost", str(model), str(work / "full-zk"),
         "--srs-cache", str(srs_cache),
     ]  # fmt: skip
-    log("proving the whole model in one circuit (child process; ~10 min, ~10 GB)")
+    log("proving the whole model in one circuit (child process; ~15 min with key setup, ~10 GB)")
     load = LoadSampler(every_s=10.0)
     with load.running():
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True, timeout=6 * 3600)
