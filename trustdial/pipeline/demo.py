@@ -149,7 +149,8 @@ def full_zk_lines(z: dict[str, Any]) -> list[str]:
     lines = [
         f"  proving the WHOLE model in zk instead (bench/hybrid.py, {when}, {_load(z.get('full_zk_load_average_1m'))}):"
         f" {z['full_zk_s']:.0f} s per inference at logrows {z.get('full_zk_logrows', '?')},"
-        f" peak RSS {z.get('full_zk_peak_rss_mb', 0) / 1024:.1f} GB, +{z.get('full_zk_setup_s', 0):.0f} s key setup"
+        f" peak RSS {z.get('full_zk_peak_rss_mb', 0) / 1024:.1f} GB,"
+        f" +{z.get('full_zk_setup_s', 0):.0f} s one-time calibration and key setup"
     ]
     boundaries = z.get("boundaries")
     if isinstance(boundaries, dict):
