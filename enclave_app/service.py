@@ -100,6 +100,9 @@ class EnclaveService:
         params = None
         if poseidon_scale is not None:
             params = await asyncio.get_running_loop().run_in_executor(None, poseidon_params, arrays, poseidon_scale)
+        executed = await asyncio.get_running_loop().run_in_executor(None, model.receipt_params, feeds, arrays)
+        if executed:
+            params = {**(params or {}), **executed}
         pending = self.receipts.submit("infer", model.sha256, inputs, arrays, fresh, params)
         assert pending is not None
         outputs = {name: Tensor.from_array(array) for name, array in arrays.items()}
