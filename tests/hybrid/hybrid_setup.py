@@ -137,3 +137,28 @@ def start_gateway(published: Published) -> LiveGateway:
         server.terminate()
         raise
     return LiveGateway(url=gateway_ready["url"], root_pem=root_pem, processes=[server, gateway])
+
+
+def republish(published: Published, name: str, modes: dict[str, str]) -> Published:
+    """The same model and split under a policy that changes only segment modes (e.g. the head as
+    ``tee+zk``): a new pipeline.toml next to the model and a new dev image + signed manifest that
+    pin that policy; the compiled zk artifacts are reused."""
+    import tomllib
+
+    document = tomllib.loads(published.pipeline.read_text())
+    text = published.pipeline.read_text()
+    for segment in document["segments"]:
+        if segment["name"] in modes:
+            old = f'name = "{segment["name"]}"'
+            head, _, tail = text.partition(old)
+            tail = tail.replace(f'mode = "{segment["mode"]}"', f'mode = "{modes[segment["name"]]}"', 1)
+            text = head + old + tail
+    pipeline = published.pipeline.with_name(f"pipeline-{name}.toml")
+    pipeline.write_text(text)
+    assert tomllib.loads(text)["segments"] != document["segments"]
+    trustdial(
+        "pipeline", "publish-dev", pipeline, "--split", published.split, "--output", published.root / f"pub-{name}"
+    )
+    return Published(
+        root=published.root, pipeline=pipeline, split=published.split, publication=published.root / f"pub-{name}"
+    )

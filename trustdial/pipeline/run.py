@@ -32,7 +32,7 @@ from verifier.composite.policy import MODE_EVIDENCE, MODE_TEE_ZK, VISIBILITY_PRI
 from verifier.measurements import parse_manifest, signed_payload
 from verifier.proof.artifacts import load_artifacts
 from verifier.proof.instances import layout_from_settings
-from verifier.proof.quantization import felts_to_floats
+from verifier.proof.quantization import felts_to_floats, tensor_poseidon, tensor_to_felts
 from verifier.proof.tensors import Tensor as ProofTensor
 from verifier.proof.tensors import tensor_from_bytes
 from verifier.receipts.model import decode_receipt, decode_statement
@@ -332,6 +332,16 @@ def _run_zk(
         raise PipelineError(
             "PIPELINE_PROOF_MALFORMED", f"segment {segment!r}: unreadable proof instances: {err}"
         ) from err
+    sent = array.ravel().tolist()
+    if layout.input_visibility == "hashed":
+        matches = input_part == [tensor_poseidon(sent, layout.input_scale, as_f32=True)]
+    else:
+        matches = input_part == tensor_to_felts(sent, layout.input_scale, as_f32=True)
+    if not matches:
+        raise PipelineError(
+            "PIPELINE_PROOF_INPUT_MISMATCH",
+            f"segment {segment!r}: the proof's input instances are not the {input_name!r} this step sent",
+        )
     input_commitment = (
         {"poseidon": input_part[0]} if layout.input_visibility == "hashed" else {"sha256": _sha(input_name, array)}
     )
