@@ -219,3 +219,58 @@ def test_run_refuses_a_dual_step_whose_enclave_runs_float_onnxruntime(dual_priva
     finally:
         float_enclave.close()
     assert caught.value.code == "PIPELINE_DUAL_MISMATCH"
+
+
+def _text_args(run: DualRun) -> list[str]:
+    return [str(a) for a in run.verify_args() if a != "--json"]
+
+
+def test_text_report_has_a_row_per_piece_of_evidence_and_ends_with_the_verdict(
+    capsys: pytest.CaptureFixture[str], dual_private: DualRun
+) -> None:
+    status = verify_main(["receipt", *_text_args(dual_private)])
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 0
+    header = lines[0].split()
+    assert header[:5] == ["step", "segment", "mode", "required", "evidence"]
+    body, head_tee, head_zk = lines[2], lines[3], lines[4]
+    assert body.split()[:5] == ["0", "body", "tee", "tee", "tee"]
+    assert head_tee.split()[:5] == ["1", "head", "tee+zk", "tee+zk", "tee"]
+    assert head_zk.split()[0] == "zk" and "proof" in head_zk
+    assert lines[-1].startswith("VALID: composite receipt of pipeline 'reference-decision', 2 steps verified")
+
+
+def test_text_report_states_cost_and_evidence_size_per_step(
+    capsys: pytest.CaptureFixture[str], dual_private: DualRun
+) -> None:
+    verify_main(["receipt", *_text_args(dual_private)])
+    lines = capsys.readouterr().out.splitlines()
+    document = json.loads(dual_private.receipt.read_text())
+    zk_bytes = len(json.dumps(document["steps"][1]["evidence"]["zk"]["proof"]))
+    assert lines[4].rstrip().endswith(f"{zk_bytes / 1024:.1f} KiB")
+    seconds = document["steps"][1]["cost"]["seconds"]
+    assert f"{seconds:.2f} s" in lines[3] or f"{seconds * 1000:.1f} ms" in lines[3]
+
+
+def test_json_report_keeps_its_fields(capsys: pytest.CaptureFixture[str], dual_private: DualRun) -> None:
+    status, out = _verdict(capsys, dual_private.verify_args())
+    assert status == 0
+    assert set(out) == {
+        "valid", "kind", "pipeline", "policy_sha256", "manifest_sha256", "request_nonce", "outputs", "steps",
+    }  # fmt: skip
+    assert set(out["steps"][1]) == {
+        "index", "segment", "mode", "required_mode", "reason", "proven_by", "seconds", "evidence_bytes",
+    }  # fmt: skip
+
+
+def test_text_report_of_a_rejected_receipt_is_one_verdict_line(
+    capsys: pytest.CaptureFixture[str], dual_private: DualRun
+) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        del d["steps"][1]["evidence"]["zk"]
+
+    args = [str(a) for a in dual_private.verify_args(dual_private.tampered(edit)) if a != "--json"]
+    status = verify_main(["receipt", *args])
+    out = capsys.readouterr().out.splitlines()
+    assert status == 1
+    assert len(out) == 1 and out[0].startswith("REJECTED [COMPOSITE_DUAL_ZK_MISSING]")

@@ -71,6 +71,16 @@ class VerifiedEvidence:
 
 
 @dataclass(frozen=True)
+class EvidenceReport:
+    """One verified piece of a step's evidence, for people: what it proved and who vouches."""
+
+    kind: str
+    proven: str
+    by: str
+    evidence_bytes: int
+
+
+@dataclass(frozen=True)
 class StepReport:
     index: int
     segment: str
@@ -80,6 +90,7 @@ class StepReport:
     proven_by: tuple[str, ...]
     seconds: float | None
     evidence_bytes: int
+    evidence: tuple[EvidenceReport, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -226,6 +237,12 @@ def check_links(
                 proven_by=tuple(facts[k].prover for k in sorted(facts)),
                 seconds=_seconds(step.cost),
                 evidence_bytes=sum(e.evidence_bytes for e in facts.values()),
+                evidence=tuple(
+                    EvidenceReport(
+                        kind=k, proven=_proven(facts[k]), by=facts[k].prover, evidence_bytes=facts[k].evidence_bytes
+                    )
+                    for k in sorted(facts)
+                ),
             )
         )
     _check_tensor_links(receipt, policy, verified)
@@ -433,6 +450,24 @@ def _agree(a: Commitment, b: Commitment | None) -> bool:
                 return False
             shared += 1
     return shared > 0
+
+
+def _kinds(commitments: Mapping[str, Commitment]) -> str:
+    parts = []
+    for name, c in commitments.items():
+        kinds = [k for k, v in (("sha256", c.sha256), ("poseidon", c.poseidon)) if v is not None]
+        parts.append(f"{name} [{'+'.join(kinds)}]")
+    return ", ".join(parts)
+
+
+def _proven(evidence: VerifiedEvidence) -> str:
+    """What a verified piece of evidence established, in one line."""
+    flow = f"{_kinds(evidence.inputs)} -> {_kinds(evidence.outputs)}"
+    if evidence.kind == "tee":
+        return f"pinned enclave ran model {(evidence.model_sha256 or '?')[:12]} on {flow} (signed)"
+    if evidence.kind == "zk":
+        return f"pinned circuit (vk {(evidence.vk_sha256 or '?')[:12]}) maps {flow} (proof + instances)"
+    return f"{evidence.kind}: {flow}"
 
 
 def _seconds(cost: Mapping[str, Any]) -> float | None:
