@@ -112,8 +112,9 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return process, json.loads(line)
 
 
-def start_gateway(published: Published) -> LiveGateway:
-    """`trustdial serve` (the body segment, simulated NSM reporting the manifest's PCRs) and
+def start_gateway(published: Published, circuits: tuple[str, ...] = ()) -> LiveGateway:
+    """`trustdial serve` (the body segment, plus the ``circuits`` segments executed with their
+    compiled circuits for tee+zk steps; simulated NSM reporting the manifest's PCRs) and
     `trustdial gateway` on 127.0.0.1, as the enclave host would run them."""
     from verifier.measurements import parse_manifest, signed_payload
 
@@ -127,6 +128,8 @@ def start_gateway(published: Published) -> LiveGateway:
             str(BIN / "trustdial"), "serve", "--model", f"body={published.split / 'segments' / 'body.onnx'}",
             "--listen", "tcp:127.0.0.1:0", "--nsm", "simulated", "--simulated-pcrs-from", str(pcrs),
             "--simulated-root-out", str(root_pem),
+            *[f"--model={name}={published.split / 'segments' / f'{name}.onnx'}" for name in circuits],
+            *[f"--circuit={name}={published.zk_artifacts / name}" for name in circuits],
         ]
     )  # fmt: skip
     try:

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from verifier.cli import main as verify_main
 
-from hybrid.hybrid_setup import Published, input_file, republish
+from hybrid.hybrid_setup import Published, input_file, republish, start_gateway, trustdial
 from trustdial.pipeline.composite_writer import dump_composite, step_nonce
 from trustdial.pipeline.errors import PipelineError
-from trustdial.pipeline.run import LocalEnclave, enclave_for, load_split, read_input, run_pipeline
+from trustdial.pipeline.run import GatewayEnclave, LocalEnclave, enclave_for, load_split, read_input, run_pipeline
 from trustdial.pipeline.spec import load_spec
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ class DualRun:
     published: Published
     receipt: Path
     root: Path
-    enclave: LocalEnclave  # kept open: the same enclave an operator could ask for more receipts
+    enclave: LocalEnclave | GatewayEnclave  # kept open: the enclave an operator could ask for more receipts
 
     def verify_args(self, receipt: Path | None = None) -> list[str | Path]:
         return self.published.verify_args(receipt or self.receipt, self.root)
@@ -44,14 +44,36 @@ class DualRun:
         return path
 
 
-def _dual_run(published: Published, seed: int) -> Iterator[DualRun]:
-    dual = republish(published, "dual", {"head": "tee+zk"})
+@pytest.fixture(scope="module")
+def dual_private(private: Published) -> Iterator[DualRun]:
+    """Through `trustdial pipeline run --gateway`: `trustdial serve --circuit head=...` behind
+    `trustdial gateway`, over real sockets."""
+    dual = republish(private, "dual", {"head": "tee+zk"})
+    live = start_gateway(dual, circuits=("head",))
+    enclave = GatewayEnclave(live.url)
+    try:
+        receipt = dual.root / "dual.json"
+        trustdial(
+            "pipeline", "run", dual.pipeline, "--split", dual.split,
+            "--input", input_file(dual.root / "dual.in.json", 3),
+            "--gateway", live.url, "--measurements", dual.manifest, "--output", receipt,
+        )  # fmt: skip
+        yield DualRun(dual, receipt, live.root_pem, enclave)
+    finally:
+        enclave.close()
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def dual_public(public: Published) -> Iterator[DualRun]:
+    """In process with the local (simulated NSM) enclave, as `pipeline run --local` does."""
+    dual = republish(public, "dual", {"head": "tee+zk"})
     spec = load_spec(dual.pipeline)
     split = load_split(dual.split)
     signed = dual.manifest.read_bytes()
     enclave = enclave_for(split, spec.policy, signed)
     try:
-        given = read_input(input_file(dual.root / f"dual-{seed}.in.json", seed))
+        given = read_input(input_file(dual.root / "dual.in.json", 3))
         result = run_pipeline(spec, split, given, manifest_signed=signed, enclave=enclave)
         receipt, root = dual.root / "dual.json", dual.root / "dual.root.pem"
         receipt.write_bytes(dump_composite(result.receipt))
@@ -59,16 +81,6 @@ def _dual_run(published: Published, seed: int) -> Iterator[DualRun]:
         yield DualRun(dual, receipt, root, enclave)
     finally:
         enclave.close()
-
-
-@pytest.fixture(scope="module")
-def dual_private(private: Published) -> Iterator[DualRun]:
-    yield from _dual_run(private, seed=3)
-
-
-@pytest.fixture(scope="module")
-def dual_public(public: Published) -> Iterator[DualRun]:
-    yield from _dual_run(public, seed=3)
 
 
 @pytest.fixture(params=["private", "public"])
