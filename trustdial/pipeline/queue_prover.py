@@ -49,6 +49,8 @@ class QueueConfig:
 class QueueProver:
     """A :class:`trustdial.pipeline.run.StepProver` that proves through the job queue."""
 
+    label = "proving through the prover queue"
+
     def __init__(self, config: QueueConfig, progress: Callable[[str], None] = lambda _line: None) -> None:
         self.config = config
         self.progress = progress

@@ -22,7 +22,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,7 +38,7 @@ from verifier.proof.tensors import tensor_from_bytes
 from verifier.receipts.model import decode_receipt, decode_statement
 from verifier.tensors import Tensor, commit_tensors
 
-from enclave_app.circuit_model import load_circuit_model
+from enclave_app.circuit_model import CIRCUIT_PARAM, EXECUTOR, EXECUTOR_PARAM, load_circuit_model
 from enclave_app.models import ModelRegistry, load_model
 from enclave_app.nsm.simulated import SimulatedNsm
 from enclave_app.service import EnclaveService
@@ -177,11 +177,15 @@ def _tensor_json(value: np.ndarray) -> dict[str, Any]:
 class StepProver(Protocol):
     """Proves one zk segment on one input tensor and returns ezkl's proof JSON."""
 
+    label: str  # for progress lines, e.g. "proving inline"
+
     def prove(self, segment: str, directory: Path, tensor: ProofTensor) -> dict[str, Any]: ...
 
 
 class InlineProver:
     """Proves in this process with the prover (``prover.prove``)."""
+
+    label = "proving inline"
 
     def prove(self, segment: str, directory: Path, tensor: ProofTensor) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="trustdial-run-") as scratch:
@@ -198,6 +202,7 @@ class _Evidence:
     inputs: dict[str, dict[str, str]]
     outputs: dict[str, dict[str, str]]
     values: dict[str, np.ndarray]  # output values it makes available (empty for a private zk output)
+    params: Mapping[str, Any] = field(default_factory=dict)  # tee: the statement params the enclave signed
 
 
 def run_pipeline(
@@ -233,6 +238,8 @@ def run_pipeline(
             how = " (circuit semantics)" if segment.mode == MODE_TEE_ZK else ""
             progress(f"step {index} {segment.name}: tee (enclave{how}){' + Poseidon commitment' if scale else ''}")
             pieces["tee"] = _run_tee(enclave, segment.name, segment.inputs, values, policy, nonce, index, scale)
+            if segment.mode == MODE_TEE_ZK:
+                _check_executed_circuit(segment.name, pieces["tee"].params, split)
         if "zk" in kinds:
             pieces["zk"] = _run_zk(prover, segment.name, segment.inputs[0], segment.outputs[0], values, split, progress)
         if len(pieces) > 1:
@@ -304,7 +311,25 @@ def _run_tee(
         inputs={n: signed(n, values[n]) for n in input_names},
         outputs={n: signed(n, v) for n, v in outputs.items()},
         values=outputs,
+        params=params,
     )
+
+
+def _check_executed_circuit(segment: str, params: Mapping[str, Any], split: SplitArtifacts) -> None:
+    """Before spending a proof on a ``tee+zk`` step: the enclave must have executed this segment's
+    compiled circuit (it signs which), else its output cannot be the proof's."""
+    directory = split.zk_dirs.get(segment)
+    if directory is None:
+        raise PipelineError("PIPELINE_ZK_NOT_COMPILED", f"segment {segment!r} is tee+zk: run split with --compile-zk")
+    expected = load_artifacts(directory).sha256_of("compiled_circuit")
+    executor, circuit = params.get(EXECUTOR_PARAM), params.get(CIRCUIT_PARAM)
+    if executor != EXECUTOR or circuit != expected:
+        raise PipelineError(
+            "PIPELINE_DUAL_MISMATCH",
+            f"segment {segment!r} is tee+zk: expected the enclave to execute its circuit {expected[:16]}..., it signed "
+            f"executor {executor!r}, circuit {circuit!r}; serve it with `trustdial serve --circuit "
+            f"{segment}=ZKDIR` (automatic with --local)",
+        )
 
 
 def _run_zk(
@@ -321,7 +346,7 @@ def _run_zk(
         raise PipelineError("PIPELINE_ZK_NOT_COMPILED", f"segment {segment!r} is zk: run split with --compile-zk")
     array = np.ascontiguousarray(values[input_name], dtype="<f4")
     tensor = tensor_from_bytes("float32", tuple(array.shape), array.tobytes())
-    progress(f"step {segment}: zk ({type(prover).__name__})")
+    progress(f"step {segment}: zk ({prover.label})")
     document = prover.prove(segment, directory, tensor)
     settings = json.loads((directory / "settings.json").read_text())
     layout = layout_from_settings(settings)
