@@ -4,7 +4,9 @@ Reference model: ~1.07M parameters (MLP body 784-1024-256, head 256-16-2). Per i
 
 * ``hybrid_s``: one run of the pipeline producing a composite receipt: the body in the enclave
   service (simulated NSM, receipt + Poseidon commitment of the private boundary), the head proven
-  with ezkl (witness + prove) and the receipt assembled. Median of ``--runs`` runs.
+  with ezkl (witness + prove) and the receipt assembled. Median of ``--runs`` runs. The head is
+  compiled as ``trustdial pipeline split --compile-zk`` does by default: with the prover's tuner
+  (cheapest decomposition within ``--tolerance`` of onnxruntime on the calibration samples).
 * ``full_zk_s``: witness + prove of the whole model as one ezkl circuit (settings calibrated for
   resources, public input/output, fixed params), in a child process whose peak RSS is reported.
 
@@ -12,6 +14,9 @@ One-time costs (compile, key setup; SRS generation is excluded: production ships
 and the development SRS is cached under --srs-cache) are reported separately for both sides.
 Last line: one JSON object with hybrid_s, full_zk_s, speedup (target >= 50), and the details.
 ``--record`` also writes it to bench/results/hybrid.json (shown by ``make demo``).
+``--reuse-full-zk FILE`` skips the full-zk proof and copies its ``full_zk_*`` numbers from a
+previously recorded JSON; the output then says so (``full_zk_source: "recorded <timestamp>"``).
+By default both sides are measured in this run (``full_zk_source: "measured in this run"``).
 Run: .venv/bin/python bench/hybrid.py   (full zk at logrows 20: minutes, ~10 GB RAM; progress on stderr)
 """
 
@@ -31,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from prover.compile import DEFAULT_TOLERANCE
 from trustdial.pipeline.publish_dev import publish_dev
 from trustdial.pipeline.reference_pipeline import write_reference_pipeline
 from trustdial.pipeline.run import enclave_for, load_split, run_pipeline
@@ -44,16 +50,19 @@ def log(line: str) -> None:
     print(f"[bench hybrid] {line}", file=sys.stderr, flush=True)
 
 
-def measure_hybrid(work: Path, runs: int) -> dict[str, Any]:
+def measure_hybrid(work: Path, runs: int, tolerance: float) -> dict[str, Any]:
     pipeline = write_reference_pipeline(work / "model", "private")
     spec = load_spec(pipeline)
     started = time.perf_counter()
-    split_pipeline(spec, work / "split", samples=2, zk=ZkOptions(dev_srs=True, decomposition=(1024, 3)), progress=log)
+    split = split_pipeline(
+        spec, work / "split", samples=2, zk=ZkOptions(dev_srs=True, tolerance=tolerance), progress=log
+    )
+    (head_segment,) = split.zk
     setup_s = time.perf_counter() - started
-    split = load_split(work / "split")
-    publication = publish_dev(spec.policy, split, work / "pub")
+    artifacts = load_split(work / "split")
+    publication = publish_dev(spec.policy, artifacts, work / "pub")
     signed = publication.manifest.signed.read_bytes()
-    enclave = enclave_for(split, spec.policy, signed)
+    enclave = enclave_for(artifacts, spec.policy, signed)
     rng = np.random.default_rng(7)
     times: list[float] = []
     body: list[float] = []
@@ -62,7 +71,7 @@ def measure_hybrid(work: Path, runs: int) -> dict[str, Any]:
         for index in range(runs + 1):
             x = rng.random((1, 784), dtype=np.float32)
             started = time.perf_counter()
-            result = run_pipeline(spec, split, {"input": x}, manifest_signed=signed, enclave=enclave)
+            result = run_pipeline(spec, artifacts, {"input": x}, manifest_signed=signed, enclave=enclave)
             elapsed = time.perf_counter() - started
             if index == 0:
                 log(f"warm-up run {elapsed:.2f} s (not counted)")
@@ -81,6 +90,10 @@ def measure_hybrid(work: Path, runs: int) -> dict[str, Any]:
         "hybrid_head_zk_s": statistics.median(head),
         "hybrid_setup_s": setup_s,
         "hybrid_head_logrows": settings["run_args"]["logrows"],
+        "hybrid_head_rows": settings["num_rows"],
+        "hybrid_head_decomposition": list(head_segment.decomposition),
+        "hybrid_head_tuned": head_segment.tuned,
+        "hybrid_head_tolerance": head_segment.tolerance,
         "hybrid_receipt_bytes": receipt_bytes,
     }
 
@@ -108,23 +121,48 @@ def measure_full_zk(work: Path, srs_cache: Path) -> dict[str, Any]:
     }
 
 
+def recorded_full_zk(path: Path) -> dict[str, Any]:
+    """The ``full_zk_*`` numbers of a previously recorded run, and where they come from."""
+    recorded = json.loads(path.read_text())
+    full = {k: v for k, v in recorded.items() if k.startswith("full_zk_") and k != "full_zk_source"}
+    if "full_zk_s" not in full:
+        raise SystemExit(f"{path} holds no full_zk_s measurement to reuse")
+    when = recorded.get("full_zk_measured_at") or recorded.get("measured_at") or "at an unknown time"
+    load = recorded.get("full_zk_load_average_1m", recorded.get("load_average_1m"))
+    return {**full, "full_zk_source": f"recorded {when}", "full_zk_measured_at": when, "full_zk_load_average_1m": load}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--srs-cache", type=Path, default=Path.home() / ".cache" / "trustdial")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="tuner: max abs error vs ORT")
+    parser.add_argument(
+        "--reuse-full-zk",
+        type=Path,
+        metavar="FILE",
+        help="do NOT prove the whole model: reuse the full_zk_* numbers recorded in FILE (said so in the output)",
+    )
     parser.add_argument("--record", action="store_true", help="also write bench/results/hybrid.json")
     args = parser.parse_args()
+    reused = recorded_full_zk(args.reuse_full_zk) if args.reuse_full_zk is not None else None
     with tempfile.TemporaryDirectory(prefix="trustdial-bench-hybrid-") as scratch:
         work = Path(scratch)
-        hybrid = measure_hybrid(work, args.runs)
+        hybrid = measure_hybrid(work, args.runs, args.tolerance)
+        hybrid_load = round(os.getloadavg()[0], 2)
         print(f"hybrid receipt: {hybrid['hybrid_s']:.3f} s per inference (median of {args.runs})")
-        full = measure_full_zk(work, args.srs_cache)
-        print(f"full zk proof:  {full['full_zk_s']:.1f} s per inference at logrows {full['full_zk_logrows']}")
+        if reused is None:
+            full = measure_full_zk(work, args.srs_cache)
+            full["full_zk_source"] = "measured in this run"
+            print(f"full zk proof:  {full['full_zk_s']:.1f} s per inference at logrows {full['full_zk_logrows']}")
+        else:
+            full = reused
+            print(f"full zk proof:  {full['full_zk_s']:.1f} s per inference, {full['full_zk_source']} (NOT re-run)")
     summary = {
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in {**hybrid, **full}.items()},
         "speedup": round(full["full_zk_s"] / hybrid["hybrid_s"], 1),
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "load_average_1m": round(os.getloadavg()[0], 2),
+        "load_average_1m": hybrid_load if reused is not None else round(os.getloadavg()[0], 2),
     }
     if args.record:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

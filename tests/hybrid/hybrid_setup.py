@@ -75,9 +75,9 @@ def publish(root: Path, boundary: str) -> Published:
     trustdial("pipeline", "reference", "--output", root / "ref", "--boundary", boundary)
     pipeline = root / "ref" / "pipeline.toml"
     split = root / "split"
+    # zk segments are compiled with the prover's tuner (the default of --compile-zk)
     trustdial(
-        "pipeline", "split", pipeline, "--output", split, "--samples", "2",
-        "--compile-zk", "--dev-srs", "--decomp", "1024,3",
+        "pipeline", "split", pipeline, "--output", split, "--samples", "2", "--compile-zk", "--dev-srs",
     )  # fmt: skip
     trustdial("pipeline", "publish-dev", pipeline, "--split", split, "--output", root / "pub")
     return Published(root=root, pipeline=pipeline, split=split, publication=root / "pub")

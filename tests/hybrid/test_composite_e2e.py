@@ -5,7 +5,9 @@ rejected with its own code."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -94,6 +96,35 @@ def test_verified_decision_matches_the_full_model_within_quantization(
 
     x = np.frombuffer(base64.b64decode(given["data"]), dtype="<f4").reshape(1, 784)
     full = ort.InferenceSession(str(private.pipeline.parent / "reference.onnx"), providers=["CPUExecutionProvider"])
+    (expected,) = full.run(None, {"input": x})
+    np.testing.assert_allclose(report["outputs"]["decision"], expected.ravel(), atol=0.02)
+
+
+@pytest.mark.parametrize("boundary", ["private", "public"])
+def test_split_pins_the_tuned_zk_artifacts_it_wrote(boundary: str, request: pytest.FixtureRequest) -> None:
+    published: Published = request.getfixturevalue(boundary)
+    (head,) = json.loads((published.split / "split.json").read_text())["zk"]
+    directory = published.split / head["artifacts"]
+    settings = json.loads((directory / "settings.json").read_text())["run_args"]
+    assert head["tuned"] is True and head["tolerance"] == 1e-3
+    assert head["decomposition"] == [settings["decomp_base"], settings["decomp_legs"]]
+    on_disk = {
+        "vk_sha256": "vk.key",
+        "settings_sha256": "settings.json",
+        "compiled_sha256": "network.compiled",
+        "srs_sha256": "kzg.srs",
+    }
+    for field, name in on_disk.items():
+        assert head["manifest"][field] == hashlib.sha256((directory / name).read_bytes()).hexdigest(), field
+
+
+def test_public_boundary_decision_matches_the_full_model_within_quantization(
+    public: Published, public_run: tuple[Path, Path]
+) -> None:
+    report = _verified(public, public_run)
+    given = json.loads((public.root / "first.in.json").read_text())["input"]
+    x = np.frombuffer(base64.b64decode(given["data"]), dtype="<f4").reshape(1, 784)
+    full = ort.InferenceSession(str(public.pipeline.parent / "reference.onnx"), providers=["CPUExecutionProvider"])
     (expected,) = full.run(None, {"input": x})
     np.testing.assert_allclose(report["outputs"]["decision"], expected.ravel(), atol=0.02)
 

@@ -138,3 +138,20 @@ def test_split_writes_manifest_fragments_for_measurements_create(reference: Path
     models = json.loads((tmp_path / "manifest-models.json").read_text())
     assert models == {s.name: {"sha256": s.sha256} for s in result.segments}
     assert json.loads((tmp_path / "manifest-zk.json").read_text()) == {}
+
+
+@pytest.mark.slow
+def test_cli_split_refuses_to_compile_a_zk_segment_no_tuned_setting_keeps_within_tolerance(tmp_path: Path) -> None:
+    # Quantization at scale 13 costs ~7e-4 on the reference head for every decomposition, so a
+    # 1e-9 tolerance leaves the tuner no candidate: the split must fail closed and key nothing.
+    pipeline = write_reference_pipeline(tmp_path / "ref", "public")
+    out = tmp_path / "split"
+    command = [
+        str(BIN / "trustdial"), "pipeline", "split", str(pipeline), "--output", str(out), "--samples", "1",
+        "--compile-zk", "--dev-srs", "--tolerance", "1e-9", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert json.loads(done.stdout)["code"] == "TUNE_NO_CANDIDATE"
+    assert not (out / "zk" / "head" / "vk.key").exists()
+    assert not (out / "split.json").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from verifier.errors import InputError
 
+from prover.compile import DEFAULT_TOLERANCE
 from prover.errors import ProverError
 from trustdial.pipeline.composite_writer import dump_composite
 from trustdial.pipeline.publish_dev import publish_dev
@@ -44,7 +45,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     split.add_argument("--compile-zk", action="store_true", help="also compile the zk segments (prover)")
     split.add_argument("--srs", type=Path, help="ceremony SRS file for the zk segments")
     split.add_argument("--dev-srs", action="store_true", help="INSECURE: generate a development SRS")
-    split.add_argument("--decomp", help="ezkl decomposition BASE,LEGS for the zk segments (e.g. 1024,3)")
+    split.add_argument(
+        "--decomp", help="fixed ezkl decomposition BASE,LEGS for the zk segments (e.g. 1024,3); skips tuning"
+    )
+    split.add_argument(
+        "--no-tune", action="store_true", help="compile zk segments with ezkl's default settings (no tuning)"
+    )
+    split.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"max abs error of a tuned zk segment vs onnxruntime (default {DEFAULT_TOLERANCE:g})",
+    )
     split.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     split.set_defaults(run=_run_split)
 
@@ -85,7 +97,13 @@ def _run_split(args: argparse.Namespace) -> int:
         spec = load_spec(args.pipeline)
         zk = None
         if args.compile_zk:
-            zk = ZkOptions(srs=args.srs, dev_srs=args.dev_srs, decomposition=_decomposition(args.decomp))
+            zk = ZkOptions(
+                srs=args.srs,
+                dev_srs=args.dev_srs,
+                decomposition=_decomposition(args.decomp),
+                tune=not args.no_tune,
+                tolerance=args.tolerance,
+            )
         result = split_pipeline(
             spec, args.output, samples=args.samples, atol=args.atol, rtol=args.rtol, zk=zk, progress=progress
         )

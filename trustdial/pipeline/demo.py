@@ -125,11 +125,14 @@ def print_report(result: DemoResult) -> None:
     print()
     if result.full_zk is not None:
         z = result.full_zk
+        when = z.get("full_zk_measured_at", z.get("measured_at", "?"))
+        load = z.get("full_zk_load_average_1m", z.get("load_average_1m", "?"))
         print(
-            f"  proving the WHOLE model in zk instead (bench/hybrid.py, {z.get('measured_at', '?')}, "
-            f"load {z.get('load_average_1m', '?')}): {z['full_zk_s']:.0f} s per inference at logrows "
+            f"  proving the WHOLE model in zk instead (bench/hybrid.py, {when}, "
+            f"load {load}): {z['full_zk_s']:.0f} s per inference at logrows "
             f"{z.get('full_zk_logrows', '?')}, peak RSS {z.get('full_zk_peak_rss_mb', 0) / 1024:.1f} GB, "
-            f"+{z.get('full_zk_setup_s', 0):.0f} s key setup; hybrid {z['hybrid_s']:.1f} s: {z['speedup']:.0f}x"
+            f"+{z.get('full_zk_setup_s', 0):.0f} s key setup; hybrid {z['hybrid_s']:.1f} s "
+            f"(measured {z.get('measured_at', '?')}): {z['speedup']:.0f}x"
         )
     else:
         print("  proving the whole model in zk instead: not measured yet (run: .venv/bin/python bench/hybrid.py)")

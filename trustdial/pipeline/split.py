@@ -21,6 +21,7 @@ import onnxruntime as ort
 from google.protobuf.message import DecodeError
 from verifier.composite.policy import PipelinePolicy
 
+from prover.compile import DEFAULT_TOLERANCE
 from trustdial.pipeline.errors import PipelineError
 from trustdial.pipeline.spec import PipelineSpec
 from trustdial.pipeline.zk_compile import CALIBRATION_SAMPLES, ZkSegment, compile_zk_segments
@@ -73,11 +74,16 @@ class SplitResult:
 
 @dataclass(frozen=True)
 class ZkOptions:
-    """Compile the zk segments too (needs an SRS: a ceremony file, or an insecure dev one)."""
+    """Compile the zk segments too (needs an SRS: a ceremony file, or an insecure dev one).
+
+    By default the prover's tuner picks the cheapest decomposition that keeps the segment's
+    outputs within ``tolerance`` of onnxruntime on the calibration samples."""
 
     srs: Path | None = None
     dev_srs: bool = False
-    decomposition: tuple[int, int] | None = None
+    decomposition: tuple[int, int] | None = None  # fixed decomposition: skips the tuner
+    tune: bool = True
+    tolerance: float = DEFAULT_TOLERANCE  # max abs error of the tuned circuit vs onnxruntime
 
 
 def split_pipeline(
@@ -130,6 +136,8 @@ def split_pipeline(
             dev_srs=zk.dev_srs,
             decomposition=zk.decomposition,
             progress=progress,
+            tune=zk.tune,
+            tolerance=zk.tolerance,
         )
     result = SplitResult(
         policy_sha256=spec.policy_sha256,

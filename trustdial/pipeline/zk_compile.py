@@ -1,7 +1,11 @@
 """Compile the ``zk`` segments of a split pipeline with the prover (``prover.compile_model``):
 boundary visibility from the policy (private -> ezkl ``hashed``, public -> ``public``), and
 calibration on the tensors that really reach the segment (the upstream segments run on
-sample inputs), not on random data. Returns the entries the measurement manifest pins."""
+sample inputs), not on random data. Returns the entries the measurement manifest pins.
+
+By default the prover's tuner (``prover.tune``) picks the decomposition: it keeps the cheapest
+circuit whose quantized outputs stay within ``tolerance`` of onnxruntime on those calibration
+samples (and pass ezkl's mock prover). An explicit ``decomposition`` or ``tune=False`` skips it."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import onnxruntime as ort
 from verifier.composite.policy import MODE_TEE, PipelinePolicy
 
 from prover.circuit_settings import CircuitOptions
-from prover.compile import compile_model
+from prover.compile import DEFAULT_TOLERANCE, compile_model
 from trustdial.pipeline.errors import PipelineError
 
 Progress = Callable[[str], None]
@@ -31,6 +35,9 @@ class ZkSegment:
     output_scale: int
     logrows: int
     manifest: Mapping[str, str]  # vk_sha256, settings_sha256, srs_sha256, compiled_sha256, srs_kind
+    decomposition: tuple[int, int]  # (base, legs) in the compiled settings
+    tuned: bool  # chosen by the tuner within ``tolerance`` of onnxruntime
+    tolerance: float | None  # None when not tuned
 
 
 def upstream_samples(
@@ -62,6 +69,8 @@ def compile_zk_segments(
     dev_srs: bool,
     decomposition: tuple[int, int] | None,
     progress: Progress,
+    tune: bool = True,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> list[ZkSegment]:
     zk_segments = [s for s in policy.segments if s.mode != MODE_TEE]
     if not zk_segments:
@@ -84,11 +93,23 @@ def compile_zk_segments(
         )
         if decomposition is not None:
             options = options.with_decomposition(*decomposition)
+        tuning = tune and decomposition is None
         sides = f"input {options.input_visibility}, output {options.output_visibility}"
-        progress(f"compiling zk segment {segment.name} ({sides})")
+        how = f"tuning within {tolerance:g} of onnxruntime" if tuning else "fixed settings"
+        progress(f"compiling zk segment {segment.name} ({sides}; {how})")
         artifacts = compile_model(
-            segment_files[segment.name], calibration, directory, srs=srs, dev_srs=dev_srs, options=options
+            segment_files[segment.name],
+            calibration,
+            directory,
+            srs=srs,
+            dev_srs=dev_srs,
+            options=options,
+            tune_settings=tuning,
+            tolerance=tolerance,
         )
+        settings = json.loads((directory / "settings.json").read_text())
+        run_args = settings["run_args"]
+        used = (int(run_args["decomp_base"]), int(run_args["decomp_legs"]))
         compiled.append(
             ZkSegment(
                 name=segment.name,
@@ -103,6 +124,9 @@ def compile_zk_segments(
                     "compiled_sha256": artifacts.sha256_of("compiled_circuit"),
                     "srs_kind": artifacts.srs_kind,
                 },
+                decomposition=used,
+                tuned=tuning,
+                tolerance=tolerance if tuning else None,
             )
         )
     return compiled
