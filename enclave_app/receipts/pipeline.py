@@ -25,12 +25,11 @@ from hashlib import sha256
 from typing import Any, NamedTuple
 
 from verifier.errors import VerificationError
-from verifier.receipts.merkle import LEAF_PREFIX
 from verifier.receipts.model import BatchRoot
 
-from enclave_app.receipts.fast_encoding import ArrayCommitter, StatementEncoder, encode_receipt
+from enclave_app.receipts.fast_encoding import ArrayCommitter, StatementEncoder, encode_batch_receipts
 from enclave_app.receipts.key import ReceiptKey
-from enclave_app.receipts.sealer import all_inclusion_paths, tree_levels
+from enclave_app.receipts.sealer import tree_levels
 
 
 class _Job(NamedTuple):
@@ -57,6 +56,7 @@ class ReceiptPipeline:
         clock: Callable[[], float] = time.time,
         threaded: bool = True,
         poll: float = 0.0005,
+        on_receipt: Callable[[bytes], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_wait < 0 or poll <= 0:
             raise ValueError("max_batch must be >= 1, max_wait >= 0 and poll > 0")
@@ -77,7 +77,9 @@ class ReceiptPipeline:
         self._finished = 0  # responses whose receipt (or error) is out
         self.receipts_issued = 0
         self.batches_sealed = 0
+        self._on_receipt = on_receipt  # called with every receipt, in sequence order, on the sealing thread
         self._statements: list[bytes] = []  # the open batch; touched only by the sealing thread
+        self._leaves: list[bytes] = []
         self._jobs: list[_Job] = []
         self._thread: threading.Thread | None = None
         if threaded:
@@ -149,26 +151,26 @@ class ReceiptPipeline:
 
     def _take(self, job: _Job) -> None:
         """Add one response's statement to the open batch; seal the batch when it is full."""
+        op, model, inputs, outputs, nonce, params, seq, timestamp_ms, _, _ = job
+        commit = self._committer.commit
         try:
-            statement = self._statement(job)
+            statement = self._encoder.encode(
+                op, model, commit(inputs), commit(outputs), nonce, timestamp_ms, seq, params
+            )
         except VerificationError as err:  # an unencodable tensor: fail this response only
             self._fail(job, err)
             return
         self._statements.append(statement)
+        self._leaves.append(sha256(b"\x00" + statement).digest())  # LEAF_PREFIX
         self._jobs.append(job)
         if len(self._jobs) >= self.max_batch:
             self._seal_open_batch()
 
     def _seal_open_batch(self) -> None:
         if self._jobs:
-            statements, jobs = self._statements, self._jobs
-            self._statements, self._jobs = [], []
-            self._seal(statements, jobs)
-
-    def _statement(self, job: _Job) -> bytes:
-        op, model, inputs, outputs, nonce, params, seq, timestamp_ms, _, _ = job
-        commit = self._committer.commit
-        return self._encoder.encode(op, model, commit(inputs), commit(outputs), nonce, timestamp_ms, seq, params)
+            statements, leaves, jobs = self._statements, self._leaves, self._jobs
+            self._statements, self._leaves, self._jobs = [], [], []
+            self._seal(statements, leaves, jobs)
 
     def _fail(self, job: _Job, err: Exception) -> None:
         if job.future is not None:
@@ -177,13 +179,14 @@ class ReceiptPipeline:
             self._finished += 1
             self._done.notify_all()
 
-    def _seal(self, statements: list[bytes], jobs: list[_Job]) -> None:
-        levels = tree_levels([sha256(LEAF_PREFIX + s).digest() for s in statements])
+    def _seal(self, statements: list[bytes], leaves: list[bytes], jobs: list[_Job]) -> None:
+        levels = tree_levels(leaves)
         root = BatchRoot(root=levels[-1][0], size=len(statements), attestation=self.attestation_digest)
-        seal = self.key.seal(root.encode())
-        paths = all_inclusion_paths(levels)
-        for index, (statement, job, path) in enumerate(zip(statements, jobs, paths, strict=True)):
-            receipt = encode_receipt(statement, seal, index, path)
+        receipts = encode_batch_receipts(statements, self.key.seal(root.encode()), levels)
+        if self._on_receipt is not None:
+            for receipt in receipts:
+                self._on_receipt(receipt)
+        for job, receipt in zip(jobs, receipts, strict=True):
             if job.future is not None:
                 job.future.set_result(receipt)
         with self._done:

@@ -1,0 +1,150 @@
+"""Where the receipt time goes: per-response cost of each step of the receipt work on the 1M MLP
+(batch 1), measured per iteration with ``perf_counter_ns`` and reported as medians (robust to
+a loaded machine), twice: back to back without inference (warm caches) and interleaved with the
+onnxruntime run as the enclave does it (the run streams ~4.3 MB of weights through the caches
+between two receipts). Steps are the ones ``enclave_app.receipts.pipeline`` performs, called
+through the same functions. Also: the inference thread's view of the threaded pipeline
+(median ``session.run`` and ``submit`` wall time while the sealing thread works).
+The last line is one JSON object (µs per response; ``seal_*`` amortized over the batch).
+
+    .venv/bin/python bench/tee_floor.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from hashlib import sha256
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from verifier.receipts.model import BatchRoot
+
+from enclave_app.receipts.fast_encoding import ArrayCommitter, StatementEncoder, encode_batch_receipts
+from enclave_app.receipts.key import ReceiptKey
+from enclave_app.receipts.pipeline import ReceiptPipeline
+from enclave_app.receipts.sealer import tree_levels
+from enclave_app.reference_models import build_mlp
+
+MODEL_SHA = b"\x11" * 32
+ATTESTATION = b"\x22" * 32
+BATCH = 64
+
+
+def progress(message: str) -> None:
+    print(f"[tee_floor] {message}", file=sys.stderr, flush=True)
+
+
+def steps(runs: int, batch: int, run: Callable[[], list[np.ndarray]] | None, x: np.ndarray) -> dict[str, float]:
+    """Median ns per step over ``runs`` responses; ``run`` (the inference) is interleaved when given."""
+    clock = time.perf_counter_ns
+    key = ReceiptKey.generate("p256")
+    committer, encoder = ArrayCommitter(), StatementEncoder(ATTESTATION)
+    nonce = os.urandom(32)
+    y = [np.zeros((1, 10), np.float32)]
+    names = ("run", "commit_input", "commit_output", "statement", "leaf_hash")
+    samples: dict[str, list[int]] = {name: [] for name in names}
+    seal_samples: dict[str, list[int]] = {"seal_tree": [], "seal_sign": [], "seal_receipts": []}
+    statements: list[bytes] = []
+    leaves: list[bytes] = []
+    for seq in range(1, runs + 1):
+        t0 = clock()
+        if run is not None:
+            y = run()
+        t1 = clock()
+        digest_in = committer.commit({"x": x})
+        t2 = clock()
+        digest_out = committer.commit({"y": y[0]})
+        t3 = clock()
+        statement = encoder.encode("infer", MODEL_SHA, digest_in, digest_out, nonce, int(time.time() * 1000), seq)
+        t4 = clock()
+        leaves.append(sha256(b"\x00" + statement).digest())
+        t5 = clock()
+        statements.append(statement)
+        for name, start, end in zip(names, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5), strict=True):
+            samples[name].append(end - start)
+        if len(statements) == batch:
+            s0 = clock()
+            levels = tree_levels(leaves)
+            s1 = clock()
+            seal = key.seal(BatchRoot(root=levels[-1][0], size=batch, attestation=ATTESTATION).encode())
+            s2 = clock()
+            encode_batch_receipts(statements, seal, levels)
+            s3 = clock()
+            for name, start, end in zip(seal_samples, (s0, s1, s2), (s1, s2, s3), strict=True):
+                seal_samples[name].append((end - start) // batch)
+            statements, leaves = [], []
+    out = {name: statistics.median(values) / 1000 for name, values in samples.items()}
+    out.update({name: statistics.median(values) / 1000 for name, values in seal_samples.items()})
+    if run is None:
+        del out["run"]
+    return out
+
+
+def inference_thread(runs: int, session: ort.InferenceSession, x: np.ndarray, threaded: bool) -> dict[str, float]:
+    """Median wall µs of ``session.run`` and of ``submit`` in the inference thread."""
+    clock = time.perf_counter_ns
+    pipeline = ReceiptPipeline(ReceiptKey.generate("p256"), ATTESTATION, max_batch=BATCH, threaded=threaded)
+    nonce = os.urandom(32)
+    run_ns, submit_ns = [], []
+    for _ in range(runs):
+        t0 = clock()
+        values = session.run(None, {"x": x})
+        t1 = clock()
+        pipeline.submit("infer", MODEL_SHA, {"x": x}, {"y": values[0]}, nonce, want_future=False)
+        t2 = clock()
+        run_ns.append(t1 - t0)
+        submit_ns.append(t2 - t1)
+    pipeline.drain()
+    pipeline.close()
+    return {"run": statistics.median(run_ns) / 1000, "submit": statistics.median(submit_ns) / 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=6400)
+    args = parser.parse_args()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(build_mlp(), options, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 784)).astype(np.float32)
+    load_start = round(os.getloadavg()[0], 2)
+    progress(f"load average {load_start}; warm-up")
+    steps(args.runs // 4, BATCH, lambda: session.run(None, {"x": x}), x)
+    plain_ns = []
+    for _ in range(args.runs):
+        t0 = time.perf_counter_ns()
+        session.run(None, {"x": x})
+        plain_ns.append(time.perf_counter_ns() - t0)
+    progress("receipt steps back to back")
+    alone = steps(args.runs, BATCH, None, x)
+    progress("receipt steps interleaved with inference")
+    interleaved = steps(args.runs, BATCH, lambda: session.run(None, {"x": x}), x)
+    progress("inference thread, threaded and inline pipeline")
+    threaded = inference_thread(args.runs, session, x, True)
+    inline = inference_thread(args.runs, session, x, False)
+    result: dict[str, Any] = {
+        "plain_run_us": round(statistics.median(plain_ns) / 1000, 2),
+        "alone_us": {k: round(v, 3) for k, v in alone.items()},
+        "alone_total_us": round(sum(alone.values()), 2),
+        "interleaved_us": {k: round(v, 3) for k, v in interleaved.items()},
+        "interleaved_receipt_total_us": round(sum(v for k, v in interleaved.items() if k != "run"), 2),
+        "inference_thread_threaded_us": {k: round(v, 2) for k, v in threaded.items()},
+        "inference_thread_inline_us": {k: round(v, 2) for k, v in inline.items()},
+        "batch": BATCH,
+        "runs": args.runs,
+        "started_load_avg_1m": load_start,
+        "load_avg_1m_end": round(os.getloadavg()[0], 2),
+        "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
