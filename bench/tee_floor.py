@@ -7,7 +7,7 @@ through the same functions. Also: the inference thread's view of the threaded pi
 (median ``session.run`` and ``submit`` wall time while the sealing thread works).
 The last line is one JSON object (µs per response; ``seal_*`` amortized over the batch).
 
-    .venv/bin/python bench/tee_floor.py [--runs N]
+    .venv/bin/python bench/tee_floor.py [--runs N] [--record]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from hashlib import sha256
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from enclave_app.reference_models import build_mlp
 MODEL_SHA = b"\x11" * 32
 ATTESTATION = b"\x22" * 32
 BATCH = 64
+RESULTS = Path(__file__).resolve().parent / "results" / "tee_floor.json"
 
 
 def progress(message: str) -> None:
@@ -124,6 +126,7 @@ def inference_thread(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=6400)
+    parser.add_argument("--record", action="store_true", help=f"also write the JSON to {RESULTS.name}")
     args = parser.parse_args()
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -172,6 +175,8 @@ def main() -> None:
         "load_avg_1m_end": round(os.getloadavg()[0], 2),
         "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if args.record:
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
 
 
