@@ -10,8 +10,11 @@ seconds, or :meth:`ReceiptPipeline.drain` asks for everything now. Every receipt
 its own inclusion path, so each response verifies on its own. ``max_batch=1`` is the
 per-request mode (one signature per response). onnxruntime releases the GIL, so on a
 multi-core enclave the receipt work overlaps with the next inferences. Inline mode does the
-same work in the submitting thread and checks the latency budget only when the next response
-arrives or on :meth:`ReceiptPipeline.drain`; the server uses the threaded mode.
+same work in the submitting thread, a whole batch at once when it is full or when a submit finds
+its latency budget spent (or on :meth:`ReceiptPipeline.drain`): between two inferences the
+receipt code runs with cold caches, so doing 64 responses' work in one go costs measurably less
+CPU than doing it one response at a time. The server uses the threaded mode. Either way the
+tensors are hashed after ``submit`` returns: callers must not modify them until the receipt is out.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class ReceiptPipeline:
         self._statements: list[bytes] = []  # the open batch; touched only by the sealing thread
         self._leaves: list[bytes] = []
         self._jobs: list[_Job] = []
+        self._pending: list[_Job] = []  # inline mode: submitted, not yet committed
         self._thread: threading.Thread | None = None
         if threaded:
             self._thread = threading.Thread(target=self._run, name="receipt-sealer", daemon=True)
@@ -108,15 +112,24 @@ class ReceiptPipeline:
             if self._thread is not None:
                 self._queue.append(job)
                 return future
-        self._take(job)  # inline mode: the caller's thread does the receipt work
-        if self._jobs and time.monotonic() - self._jobs[0].queued >= self.max_wait:
-            self._seal_open_batch()
+        # inline mode: the caller's thread does the receipt work, a whole batch at a time (the
+        # commitment and encoding code then runs with warm caches between two inferences)
+        pending = self._pending
+        pending.append(job)
+        if len(pending) >= self.max_batch or time.monotonic() - pending[0].queued >= self.max_wait:
+            self._seal_pending()
         return future
+
+    def _seal_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for job in pending:
+            self._take(job)
+        self._seal_open_batch()
 
     def drain(self) -> None:
         """Block until every submitted response has its receipt (inline mode: seal the open batch)."""
         if self._thread is None:
-            self._seal_open_batch()
+            self._seal_pending()
             return
         with self._lock:
             target = self._seq
@@ -130,7 +143,7 @@ class ReceiptPipeline:
         with self._lock:
             self._closed = True
         if self._thread is None:
-            self._seal_open_batch()
+            self._seal_pending()
         else:
             self._thread.join()
 
