@@ -1,11 +1,12 @@
 """Where the receipt time goes: per-response cost of each step of the receipt work on the 1M MLP
-(batch 1), measured per iteration with ``perf_counter_ns`` and reported as medians (robust to
-a loaded machine), twice: back to back without inference (warm caches) and interleaved with the
-onnxruntime run as the enclave does it (the run streams ~4.3 MB of weights through the caches
-between two receipts). Steps are the ones ``enclave_app.receipts.pipeline`` performs, called
-through the same functions. Also: the inference thread's view of the threaded pipeline
-(median ``session.run`` and ``submit`` wall time while the sealing thread works).
-The last line is one JSON object (µs per response; ``seal_*`` amortized over the batch).
+(batch 1), measured per iteration with ``perf_counter_ns`` and reported as medians and trimmed
+means (robust to a loaded machine), three ways: back to back without inference (warm caches);
+one response at a time, each right after its onnxruntime run (the run streams ~4.3 MB of
+weights through the caches in between); and a batch at a time after the batch's runs (what the
+inline pipeline does). Steps are the ones ``enclave_app.receipts.pipeline`` performs, called
+through the same functions. Also: the inference thread's view of the pipeline (``session.run``
+and ``submit`` wall time, threaded and inline). The last line is one JSON object (µs per
+response; ``seal_*`` amortized over the batch of 64).
 
     .venv/bin/python bench/tee_floor.py [--runs N] [--record]
 """
@@ -44,47 +45,58 @@ def progress(message: str) -> None:
 
 
 def steps(
-    runs: int, batch: int, run: Callable[[], list[np.ndarray]] | None, x: np.ndarray
+    runs: int, batch: int, run: Callable[[], list[np.ndarray]] | None, x: np.ndarray, *, batched: bool = False
 ) -> dict[str, tuple[float, float]]:
-    """(median, trimmed mean) µs per step over ``runs`` responses; ``run`` (the inference) is
-    interleaved when given."""
+    """(median, trimmed mean) µs per step over ``runs`` responses. ``run`` (the inference) is
+    interleaved when given: before each response's receipt work, or with ``batched`` ``batch``
+    runs first and then the whole batch's receipt work in one go (as the inline pipeline does)."""
     clock = time.perf_counter_ns
     key = ReceiptKey.generate("p256")
     committer, encoder = ArrayCommitter(), StatementEncoder(ATTESTATION)
     nonce = os.urandom(32)
-    y = [np.zeros((1, 10), np.float32)]
-    names = ("run", "commit_input", "commit_output", "statement", "leaf_hash")
-    samples: dict[str, list[int]] = {name: [] for name in names}
+    zeros = [np.zeros((1, 10), np.float32)]
+    names = ("commit_input", "commit_output", "statement", "leaf_hash")
+    samples: dict[str, list[int]] = {name: [] for name in ("run", *names)}
     seal_samples: dict[str, list[int]] = {"seal_tree": [], "seal_sign": [], "seal_receipts": []}
-    statements: list[bytes] = []
-    leaves: list[bytes] = []
-    for seq in range(1, runs + 1):
-        t0 = clock()
-        if run is not None:
-            y = run()
-        t1 = clock()
-        digest_in = committer.commit({"x": x})
-        t2 = clock()
-        digest_out = committer.commit({"y": y[0]})
-        t3 = clock()
-        statement = encoder.encode("infer", MODEL_SHA, digest_in, digest_out, nonce, int(time.time() * 1000), seq)
-        t4 = clock()
-        leaves.append(sha256(b"\x00" + statement).digest())
-        t5 = clock()
-        statements.append(statement)
-        for name, start, end in zip(names, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5), strict=True):
-            samples[name].append(end - start)
-        if len(statements) == batch:
-            s0 = clock()
-            levels = tree_levels(leaves)
-            s1 = clock()
-            seal = key.seal(BatchRoot(root=levels[-1][0], size=batch, attestation=ATTESTATION).encode())
-            s2 = clock()
-            encode_batch_receipts(statements, seal, levels)
-            s3 = clock()
-            for name, start, end in zip(seal_samples, (s0, s1, s2), (s1, s2, s3), strict=True):
-                seal_samples[name].append((end - start) // batch)
-            statements, leaves = [], []
+    seq = 0
+    for _ in range(runs // batch):
+        outputs = []
+        for index in range(batch):
+            if run is not None and (batched or index == 0):
+                t0 = clock()
+                outputs.append(run())
+                samples["run"].append(clock() - t0)
+            else:
+                outputs.append(zeros)
+        statements: list[bytes] = []
+        leaves: list[bytes] = []
+        for index, y in enumerate(outputs):
+            if run is not None and not batched and index > 0:
+                t0 = clock()
+                y = run()
+                samples["run"].append(clock() - t0)
+            seq += 1
+            t1 = clock()
+            digest_in = committer.commit({"x": x})
+            t2 = clock()
+            digest_out = committer.commit({"y": y[0]})
+            t3 = clock()
+            statement = encoder.encode("infer", MODEL_SHA, digest_in, digest_out, nonce, int(time.time() * 1000), seq)
+            t4 = clock()
+            leaves.append(sha256(b"\x00" + statement).digest())
+            t5 = clock()
+            statements.append(statement)
+            for name, start, end in zip(names, (t1, t2, t3, t4), (t2, t3, t4, t5), strict=True):
+                samples[name].append(end - start)
+        s0 = clock()
+        levels = tree_levels(leaves)
+        s1 = clock()
+        seal = key.seal(BatchRoot(root=levels[-1][0], size=batch, attestation=ATTESTATION).encode())
+        s2 = clock()
+        encode_batch_receipts(statements, seal, levels)
+        s3 = clock()
+        for name, start, end in zip(seal_samples, (s0, s1, s2), (s1, s2, s3), strict=True):
+            seal_samples[name].append((end - start) // batch)
     everything = {**samples, **seal_samples}
     if run is None:
         del everything["run"]
@@ -144,6 +156,8 @@ def main() -> None:
     alone = steps(args.runs, BATCH, None, x)
     progress("receipt steps interleaved with inference")
     interleaved = steps(args.runs, BATCH, lambda: session.run(None, {"x": x}), x)
+    progress("receipt steps, a batch at a time after its inferences")
+    batched = steps(args.runs, BATCH, lambda: session.run(None, {"x": x}), x, batched=True)
     progress("inference thread, threaded and inline pipeline")
     threaded = inference_thread(args.runs, session, x, True)
     inline = inference_thread(args.runs, session, x, False)
@@ -165,6 +179,11 @@ def main() -> None:
         "interleaved_receipt_total_us": {
             "median": round(sum(m for k, (m, _) in interleaved.items() if k != "run"), 2),
             "mean": round(sum(t for k, (_, t) in interleaved.items() if k != "run"), 2),
+        },
+        "batched_us": table(batched),
+        "batched_receipt_total_us": {
+            "median": round(sum(m for k, (m, _) in batched.items() if k != "run"), 2),
+            "mean": round(sum(t for k, (_, t) in batched.items() if k != "run"), 2),
         },
         "inference_thread_threaded_us": table(threaded),
         "inference_thread_inline_us": table(inline),
