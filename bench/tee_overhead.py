@@ -73,9 +73,10 @@ class AttestedRunner:
             on_receipt=self.receipts.append,
         )  # fmt: skip
 
-    def __call__(self, x: np.ndarray, nonce: bytes) -> None:
-        values = self.session.run(None, {self.input_name: x})
-        self.respond(x, values, nonce)
+    def __call__(self, feed: dict[str, np.ndarray], nonce: bytes) -> None:
+        """The plain loop's exact call (same session, same feed object), then the receipt."""
+        values = self.session.run(None, feed)
+        self.respond(feed[self.input_name], values, nonce)
 
     def respond(self, x: np.ndarray, values: list[np.ndarray], nonce: bytes) -> None:
         outputs = dict(zip(self.output_names, values, strict=True))
@@ -143,7 +144,7 @@ def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argpars
     for _ in range(args.runs // 4):  # warm up
         session.run(None, feed)
         for runner in modes.values():
-            runner(x, nonce)
+            runner(feed, nonce)
     for runner in modes.values():
         runner.pipeline.drain()
         runner.consumed += len(runner.receipts)
@@ -154,7 +155,7 @@ def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argpars
     for round_index in range(args.rounds):
         plain.append(timed(lambda: session.run(None, feed), args.runs))
         for mode, runner in modes.items():
-            attested[mode].append(timed(lambda runner=runner: runner(x, nonce), args.runs, runner.pipeline.drain))
+            attested[mode].append(timed(lambda runner=runner: runner(feed, nonce), args.runs, runner.pipeline.drain))
             verified += runner.check(x, values, nonce, args.runs, args.verify_sample)
         progress(f"{name}: round {round_index + 1}/{args.rounds} plain {plain[-1][0]:.1f} µs/run")
     # Receipt work alone (commitments + statement + amortized sealing), same inputs and outputs,
