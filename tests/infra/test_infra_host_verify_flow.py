@@ -16,12 +16,10 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
+from aws_loopback import AWS_TEST_ENV, REGION, aws_client, reset_moto
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from infra_testkit import REPO
@@ -35,7 +33,6 @@ BIN = Path(sys.executable).parent
 BUCKET = "trustdial-e2e-measurements"
 DEPLOYMENT = "e2e"
 PREFIX = f"/trustdial/{DEPLOYMENT}/measurements/"
-REGION = "us-east-1"
 
 AWS_STAND_IN = '''#!{python}
 """Stand-in for the AWS CLI calls the bootstrap makes, performed with boto3 against AWS_ENDPOINT_URL."""
@@ -58,24 +55,11 @@ else:
 '''
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def aws_environment(endpoint: str, tools: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
+        **AWS_TEST_ENV,
         AWS_REGION=REGION,
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
@@ -85,14 +69,11 @@ def aws_environment(endpoint: str, tools: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> dict[str, Path | str]:
+def published(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dict[str, Path | str]:
     """Create, sign (local P-384 key) and publish a manifest for the EIF, once for the module."""
     tmp_path = tmp_path_factory.mktemp("published")
-    with urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")) as reset:
-        assert reset.status == 200
-    s3 = boto3.client(
-        "s3", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
-    )
+    reset_moto(moto_server)
+    s3 = aws_client("s3", moto_server)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     key = ec.generate_private_key(ec.SECP384R1())
@@ -108,18 +89,18 @@ def published(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> d
     tools.mkdir()
     (tools / "aws").write_text(AWS_STAND_IN.format(python=sys.executable))
     (tools / "aws").chmod(0o755)
-    env = aws_environment(moto_endpoint, tools)
+    env = aws_environment(moto_server, tools)
     # create and sign in process (issue 3's Python API); publish through the command line the image build runs
     manifest = create_manifest(eif=EIF, source_revision="e2e-test", build_time="1970-01-01T00:00:00+00:00", blobs={})
     signed = tmp_path / "manifest.json.cose"
     signed.write_bytes(sign_manifest(manifest, signer_from_spec(str(private))))
     publish_command = [
         str(BIN / "trustdial"), "measurements", "publish", "--signed", str(signed), "--eif", str(EIF),
-        "--bucket", BUCKET, "--deployment", DEPLOYMENT, "--endpoint-url", moto_endpoint, "--region", REGION,
+        "--bucket", BUCKET, "--deployment", DEPLOYMENT, "--endpoint-url", moto_server, "--region", REGION,
     ]  # fmt: skip
     done = subprocess.run(publish_command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    return {"public": public, "tools": tools, "endpoint": moto_endpoint}
+    return {"public": public, "tools": tools, "endpoint": moto_server}
 
 
 def run_fetch(tmp_path: Path, published: dict[str, Path | str], public_key: Path) -> subprocess.CompletedProcess[str]:
@@ -176,10 +157,7 @@ def test_manifest_signed_by_another_key_stops_the_boot(tmp_path: Path, published
 def test_pointer_disagreeing_with_the_signed_manifest_stops_the_boot(
     tmp_path: Path, published: dict[str, Path | str]
 ) -> None:
-    ssm = boto3.client(
-        "ssm", endpoint_url=str(published["endpoint"]), region_name=REGION,
-        aws_access_key_id="t", aws_secret_access_key="t",
-    )  # fmt: skip
+    ssm = aws_client("ssm", str(published["endpoint"]))
     original = ssm.get_parameter(Name=PREFIX + "current")["Parameter"]["Value"]
     current = json.loads(original)
     current["manifest_sha384"] = hashlib.sha384(b"some other manifest").hexdigest()
