@@ -23,6 +23,7 @@ from aws_loopback import AWS_TEST_ENV, REGION, aws_client, reset_moto
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from infra_testkit import REPO
+from measurements.manifests import key_files
 
 from infra.cdk.host_bootstrap import HostBootstrapSettings, extract_checks, render_host_user_data
 from infra.measurements import create_manifest, sign_manifest, signer_from_spec
@@ -76,15 +77,7 @@ def published(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dic
     s3 = aws_client("s3", moto_server)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    key = ec.generate_private_key(ec.SECP384R1())
-    private = tmp_path / "signing.pem"
-    private.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    public = tmp_path / "signing.pub.pem"
-    public.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    private, public = key_files(tmp_path)
     tools = tmp_path / "tools"
     tools.mkdir()
     (tools / "aws").write_text(AWS_STAND_IN.format(python=sys.executable))
