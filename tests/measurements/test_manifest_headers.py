@@ -132,3 +132,11 @@ def test_cli_reports_an_unknown_critical_header(
     public.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
     status, out, _ = run_cli("trustdial-verify", "measurements", str(signed), "--public-key", str(public))
     assert (status, out["valid"], out["code"]) == (1, False, "MANIFEST_UNKNOWN_CRITICAL")
+
+
+def test_reason_for_a_huge_header_value_stays_short(key: ec.EllipticCurvePrivateKey, manifest: bytes) -> None:
+    signed = cose_sign1(key, manifest, cbor2.dumps({1: -35, 3: "x" * 100_000}))
+    with pytest.raises(ManifestError) as caught:
+        load_signed_manifest(signed, key.public_key())
+    assert caught.value.code == "MANIFEST_BAD_CONTENT_TYPE"
+    assert len(caught.value.reason) < 300

@@ -18,6 +18,7 @@ from typing import Any
 
 from verifier.composite.errors import CompositeError
 from verifier.composite.policy import MODE_STRENGTH, VISIBILITIES
+from verifier.errors import describe_value as _describe
 from verifier.strict_json import reject_duplicate_keys
 
 RECEIPT_FORMAT = "trustdial.composite-receipt/1"
@@ -238,8 +239,3 @@ def _hex(value: Any, where: str, length: int) -> str:
             "COMPOSITE_MALFORMED", f"expected {length} bytes of lowercase hex at {where}, found {_describe(value)}"
         )
     return value
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from verifier import cbor_reader
+from verifier.errors import describe_value
 from verifier.measurements.errors import ManifestError
 
 HEADER_ALG = 1
@@ -30,7 +31,8 @@ def check_headers(protected: bytes, unprotected: Mapping[Any, Any]) -> None:
     header = decode_protected(protected)
     if header.get(HEADER_ALG) != ES384:
         raise ManifestError(
-            "MANIFEST_BAD_ALGORITHM", f"expected alg ES384 (-35) in the protected header, found {header.get(1)!r}"
+            "MANIFEST_BAD_ALGORITHM",
+            f"expected alg ES384 (-35) in the protected header, found {describe_value(header.get(1))}",
         )
     if HEADER_CRIT in header:
         _check_critical(header[HEADER_CRIT], header)
@@ -47,7 +49,8 @@ def check_headers(protected: bytes, unprotected: Mapping[Any, Any]) -> None:
         if HEADER_CONTENT_TYPE in labels and labels[HEADER_CONTENT_TYPE] != CONTENT_TYPE:
             raise ManifestError(
                 "MANIFEST_BAD_CONTENT_TYPE",
-                f"expected content type {CONTENT_TYPE!r} in the {bucket} header, found {labels[HEADER_CONTENT_TYPE]!r}",
+                f"expected content type {CONTENT_TYPE!r} in the {bucket} header, "
+                f"found {describe_value(labels[HEADER_CONTENT_TYPE])}",
             )
 
 
@@ -61,29 +64,35 @@ def decode_protected(protected: bytes) -> dict[cbor_reader.CborKey, cbor_reader.
         raise ManifestError("MANIFEST_BAD_ENVELOPE", f"protected header: {err.reason} ({err.code})") from err
     if not isinstance(header, dict):
         raise ManifestError(
-            "MANIFEST_BAD_ALGORITHM", f"expected a protected header map with alg ES384 (-35), found {header!r}"
+            "MANIFEST_BAD_ALGORITHM",
+            f"expected a protected header map with alg ES384 (-35), found {describe_value(header)}",
         )
     bad = [label for label in header if not isinstance(label, int | str) or isinstance(label, bool)]
     if bad:
-        raise ManifestError("MANIFEST_BAD_ENVELOPE", f"expected integer or text header labels, found {bad!r}")
+        raise ManifestError(
+            "MANIFEST_BAD_ENVELOPE", f"expected integer or text header labels, found {describe_value(bad)}"
+        )
     return header
 
 
 def _check_critical(crit: object, header: Mapping[Any, Any]) -> None:
     if not isinstance(crit, list) or not crit:
-        raise ManifestError("MANIFEST_BAD_ENVELOPE", f"expected crit (2) to be a non-empty array, found {crit!r}")
+        raise ManifestError(
+            "MANIFEST_BAD_ENVELOPE", f"expected crit (2) to be a non-empty array, found {describe_value(crit)}"
+        )
     for label in crit:
         if not isinstance(label, int | str) or isinstance(label, bool):
             raise ManifestError(
-                "MANIFEST_BAD_ENVELOPE", f"expected crit labels to be integers or text, found {label!r}"
+                "MANIFEST_BAD_ENVELOPE", f"expected crit labels to be integers or text, found {describe_value(label)}"
             )
         if label not in header:
             raise ManifestError(
-                "MANIFEST_BAD_ENVELOPE", f"crit lists label {label!r}, which the protected header does not carry"
+                "MANIFEST_BAD_ENVELOPE",
+                f"crit lists label {describe_value(label)}, which the protected header does not carry",
             )
         if label not in UNDERSTOOD_CRITICAL:
             raise ManifestError(
                 "MANIFEST_UNKNOWN_CRITICAL",
                 f"expected critical labels among {sorted(UNDERSTOOD_CRITICAL)} (alg, content type), "
-                f"found {label!r} which this verifier does not understand",
+                f"found {describe_value(label)} which this verifier does not understand",
             )
