@@ -12,6 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eif.conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from verifier.measurements import ManifestError, load_signed_manifest
 
 from measurements.manifests import cose_sign1, kat1_manifest
@@ -140,3 +142,18 @@ def test_reason_for_a_huge_header_value_stays_short(key: ec.EllipticCurvePrivate
         load_signed_manifest(signed, key.public_key())
     assert caught.value.code == "MANIFEST_BAD_CONTENT_TYPE"
     assert len(caught.value.reason) < 300
+
+
+EXTRA_LABELS = st.one_of(st.integers(min_value=4, max_value=2**32), st.integers(max_value=-1), st.text(max_size=12))
+EXTRA_VALUES = st.one_of(st.integers(), st.text(max_size=20), st.binary(max_size=20), st.booleans())
+
+
+@settings(max_examples=40)
+@given(extra=st.dictionaries(EXTRA_LABELS, EXTRA_VALUES, min_size=1, max_size=4))
+def test_extra_labels_are_ignored_unless_critical(
+    key: ec.EllipticCurvePrivateKey, manifest: bytes, extra: dict[object, object]
+) -> None:
+    plain = cose_sign1(key, manifest, cbor2.dumps({1: -35, 3: CONTENT_TYPE, **extra}))
+    assert load_signed_manifest(plain, key.public_key()).raw == manifest
+    critical = cose_sign1(key, manifest, cbor2.dumps({1: -35, 2: [next(iter(extra))], 3: CONTENT_TYPE, **extra}))
+    assert _code(critical, key) == "MANIFEST_UNKNOWN_CRITICAL"
