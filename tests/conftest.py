@@ -22,19 +22,21 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """Endpoint URL of the session's moto server on 127.0.0.1; the environment is left alone."""
-    with aws_loopback.moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def moto_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The session's moto server, with the test credentials in the environment for this test (no reset: the
-    test names its resources uniquely)."""
-    for name, value in aws_loopback.AWS_TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    return moto_server
+def moto_endpoint() -> Iterator[str]:
+    """Endpoint URL of the session's moto server on 127.0.0.1. While it runs, the environment holds the fake
+    test credentials (restored afterwards), so boto3 clients and subprocesses never look for real ones. No reset:
+    a test names its resources uniquely or asks for ``aws``."""
+    saved = {name: os.environ.get(name) for name in aws_loopback.AWS_TEST_ENV}
+    os.environ.update(aws_loopback.AWS_TEST_ENV)
+    try:
+        with aws_loopback.moto_server() as endpoint:
+            yield endpoint
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture

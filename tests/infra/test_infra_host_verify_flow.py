@@ -70,11 +70,11 @@ def aws_environment(endpoint: str, tools: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dict[str, Path | str]:
+def published(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> dict[str, Path | str]:
     """Create, sign (local P-384 key) and publish a manifest for the EIF, once for the module."""
     tmp_path = tmp_path_factory.mktemp("published")
-    reset_moto(moto_server)
-    s3 = aws_client("s3", moto_server)
+    reset_moto(moto_endpoint)
+    s3 = aws_client("s3", moto_endpoint)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     private, public = key_files(tmp_path)
@@ -82,18 +82,18 @@ def published(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dic
     tools.mkdir()
     (tools / "aws").write_text(AWS_STAND_IN.format(python=sys.executable))
     (tools / "aws").chmod(0o755)
-    env = aws_environment(moto_server, tools)
+    env = aws_environment(moto_endpoint, tools)
     # create and sign in process (issue 3's Python API); publish through the command line the image build runs
     manifest = create_manifest(eif=EIF, source_revision="e2e-test", build_time="1970-01-01T00:00:00+00:00", blobs={})
     signed = tmp_path / "manifest.json.cose"
     signed.write_bytes(sign_manifest(manifest, signer_from_spec(str(private))))
     publish_command = [
         str(BIN / "trustdial"), "measurements", "publish", "--signed", str(signed), "--eif", str(EIF),
-        "--bucket", BUCKET, "--deployment", DEPLOYMENT, "--endpoint-url", moto_server, "--region", REGION,
+        "--bucket", BUCKET, "--deployment", DEPLOYMENT, "--endpoint-url", moto_endpoint, "--region", REGION,
     ]  # fmt: skip
     done = subprocess.run(publish_command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    return {"public": public, "tools": tools, "endpoint": moto_server}
+    return {"public": public, "tools": tools, "endpoint": moto_endpoint}
 
 
 def run_fetch(tmp_path: Path, published: dict[str, Path | str], public_key: Path) -> subprocess.CompletedProcess[str]:
