@@ -39,7 +39,8 @@ def check_headers(protected: bytes, unprotected: Mapping[Any, Any]) -> None:
     shared = sorted(repr(label) for label in unprotected if label in header)
     if shared:
         raise ManifestError(
-            "MANIFEST_BAD_ENVELOPE", f"expected each header label in one bucket only, found {shared} in both"
+            "MANIFEST_BAD_ENVELOPE",
+            f"expected each header label in one bucket only, found {describe_value(shared)} in both",
         )
     if HEADER_CRIT in unprotected:
         raise ManifestError(
