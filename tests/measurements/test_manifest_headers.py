@@ -125,6 +125,13 @@ def test_protected_header_label_of_another_type_is_rejected(key: ec.EllipticCurv
     assert _code(cose_sign1(key, manifest, cbor2.dumps({1: -35, b"\x07": 1})), key) == "MANIFEST_BAD_ENVELOPE"
 
 
+def test_protected_header_label_beyond_the_cbor_integer_range_is_rejected(
+    key: ec.EllipticCurvePrivateKey, manifest: bytes
+) -> None:
+    # -(2**64) - 1 is written as a bignum (tag 3), not a CBOR integer: not a valid label
+    assert _code(cose_sign1(key, manifest, cbor2.dumps({1: -35, -(2**64) - 1: 0})), key) == "MANIFEST_BAD_ENVELOPE"
+
+
 def test_cli_reports_an_unknown_critical_header(
     key: ec.EllipticCurvePrivateKey, manifest: bytes, tmp_path: Path
 ) -> None:
@@ -144,7 +151,11 @@ def test_reason_for_a_huge_header_value_stays_short(key: ec.EllipticCurvePrivate
     assert len(caught.value.reason) < 300
 
 
-EXTRA_LABELS = st.one_of(st.integers(min_value=4, max_value=2**32), st.integers(max_value=-1), st.text(max_size=12))
+# COSE labels are CBOR integers (major types 0 and 1: -2**64 .. 2**64 - 1) or text; beyond that cbor2 writes a bignum
+# tag, which is not a label at all (and is refused as such)
+EXTRA_LABELS = st.one_of(
+    st.integers(min_value=4, max_value=2**64 - 1), st.integers(min_value=-(2**64), max_value=-1), st.text(max_size=12)
+)
 EXTRA_VALUES = st.one_of(st.integers(), st.text(max_size=20), st.binary(max_size=20), st.booleans())
 
 
