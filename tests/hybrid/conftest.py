@@ -4,11 +4,9 @@ end-to-end hybrid test module (the compile dominates their cost)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto_loopback import moto_loopback
 
 from hybrid.hybrid_setup import Published, publish
 
@@ -31,10 +29,3 @@ def private_run(private: Published) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def public_run(public: Published) -> tuple[Path, Path]:
     return public.run("first", seed=1)
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """One real moto server on loopback (SQS + S3) for the session; tests make their own queues."""
-    with moto_loopback() as endpoint:
-        yield endpoint

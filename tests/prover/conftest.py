@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from moto_loopback import moto_loopback
 from verifier.proof.tensors import load_tensor_file
 from zk_test_support import SIZES, Circuit, write_tensor
 
@@ -88,10 +86,3 @@ def public_proof_b(public_circuit: Circuit, input_b: Path, zk_root: Path) -> Pat
 @pytest.fixture(scope="session")
 def hashed_proof_a(hashed_circuit: Circuit, input_a: Path, zk_root: Path) -> Path:
     return prove(hashed_circuit.directory, load_tensor_file(input_a, side="input"), zk_root / "hashed-proof-a.json")
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """One real moto server on loopback for the session; every test makes its own queues and bucket."""
-    with moto_loopback() as endpoint:
-        yield endpoint
