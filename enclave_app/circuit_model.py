@@ -61,11 +61,10 @@ class CircuitModel(LoadedModel):
             shape = (floats.size,)
         return {spec.name: floats.reshape(shape)}
 
-    def receipt_params(
-        self, feeds: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]
-    ) -> dict[str, int | str] | None:
-        """What the receipt signs besides the tensors: the circuit that ran and Poseidon
-        commitments of its quantized input (input scale) and output (output scale)."""
+    def run_signed(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int | str] | None]:
+        """The circuit's outputs and what the receipt signs besides the tensors: the circuit that ran
+        and Poseidon commitments of its quantized input (input scale) and output (output scale)."""
+        outputs = self.run(feeds)
         params: dict[str, int | str] = {EXECUTOR_PARAM: EXECUTOR, CIRCUIT_PARAM: self.circuit_sha256}
         for name, array in feeds.items():
             values = np.asarray(array, dtype=np.float32).ravel().tolist()
@@ -73,7 +72,7 @@ class CircuitModel(LoadedModel):
         for name, array in outputs.items():
             values = np.asarray(array, dtype=np.float64).ravel().tolist()
             params[POSEIDON_PREFIX + name] = tensor_poseidon(values, self.output_scale, as_f32=False)
-        return params
+        return outputs, params
 
 
 def load_circuit_model(onnx: Path, artifacts_dir: Path, name: str | None = None) -> CircuitModel:
