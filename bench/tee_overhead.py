@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -30,6 +31,7 @@ import numpy as np
 import onnxruntime as ort
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from verifier.receipts import ReceiptExpectation, check_statement, open_receipt
 from verifier.tensors import Tensor
 
 from enclave_app.receipts.key import ReceiptKey
@@ -46,45 +48,82 @@ def progress(message: str) -> None:
 
 class AttestedRunner:
     """What the enclave does per response: run, then hand the tensors to the receipt pipeline
-    (commitments, statement, Merkle micro-batch, one signature per batch on its own thread)."""
+    (commitments, statement, Merkle micro-batch, one signature per batch on its own thread).
+    Every receipt lands in ``receipts`` (the pipeline's ``on_receipt`` sink) so that the bench
+    can count and verify them."""
 
     def __init__(
-        self, session: ort.InferenceSession, batch: int, budget_s: float, *, threaded: bool, key_type: str = "p256"
+        self,
+        session: ort.InferenceSession,
+        batch: int,
+        budget_s: float,
+        *,
+        threaded: bool,
+        poll_s: float,
+        key_type: str = "p256",
     ) -> None:
         self.session = session
         self.input_name = session.get_inputs()[0].name
         self.output_names = [o.name for o in session.get_outputs()]
+        self.key = ReceiptKey.generate(key_type)
+        self.receipts: list[bytes] = []
+        self.consumed = 0  # receipts checked (or dropped after warm-up) so far
         self.pipeline = ReceiptPipeline(
-            ReceiptKey.generate(key_type), ATTESTATION, max_batch=batch, max_wait=budget_s, threaded=threaded
-        )
+            self.key, ATTESTATION, max_batch=batch, max_wait=budget_s, threaded=threaded, poll=poll_s,
+            on_receipt=self.receipts.append,
+        )  # fmt: skip
 
-    def __call__(self, x: np.ndarray, nonce: bytes) -> None:
-        values = self.session.run(None, {self.input_name: x})
-        self.respond(x, values, nonce)
+    def __call__(self, feed: dict[str, np.ndarray], nonce: bytes) -> None:
+        """The plain loop's exact call (same session, same feed object), then the receipt."""
+        values = self.session.run(None, feed)
+        self.respond(feed[self.input_name], values, nonce)
 
     def respond(self, x: np.ndarray, values: list[np.ndarray], nonce: bytes) -> None:
         outputs = dict(zip(self.output_names, values, strict=True))
         self.pipeline.submit("infer", MODEL_SHA, {self.input_name: x}, outputs, nonce, want_future=False)
 
+    def check(self, x: np.ndarray, values: list[np.ndarray], nonce: bytes, expected_count: int, sample: int) -> int:
+        """Every run produced a receipt (count); a random sample of them verifies against this
+        key, the attestation digest and the actual tensors. Returns how many were verified."""
+        if len(self.receipts) != expected_count:
+            raise SystemExit(f"expected {expected_count} receipts, found {len(self.receipts)}")
+        seqs = []
+        for index in sorted(random.sample(range(expected_count), min(sample, expected_count))):
+            statement = open_receipt(
+                self.receipts[index], public_key=self.key.public_key_der(), attestation_digest=ATTESTATION
+            ).statement
+            check_statement(
+                statement,
+                ReceiptExpectation(
+                    models=frozenset({MODEL_SHA}),
+                    inputs={self.input_name: Tensor.from_array(x)},
+                    outputs={n: Tensor.from_array(v) for n, v in zip(self.output_names, values, strict=True)},
+                    nonce=nonce,
+                    min_seq=self.consumed + index + 1,
+                ),
+            )
+            seqs.append((index, statement.seq))
+        if any(seq != self.consumed + index + 1 for index, seq in seqs):
+            raise SystemExit(f"receipts out of sequence order: {seqs[:5]}")
+        self.consumed += expected_count
+        self.receipts.clear()
+        return len(seqs)
+
+
+def timed(fn: Callable[[], None], count: int, finish: Callable[[], None] | None = None) -> tuple[float, float]:
+    """(wall µs, process CPU µs over all threads) per call; ``finish`` (waiting for every
+    receipt, the last seal included) is inside both."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(count):
+        fn()
+    if finish is not None:
+        finish()
+    return (time.perf_counter() - wall) / count * 1e6, (time.process_time() - cpu) / count * 1e6
+
 
 def rate(fn: Callable[[], None], count: int, finish: Callable[[], None] | None = None) -> float:
     """Calls per second; ``finish`` (e.g. waiting for every receipt) is inside the timing."""
-    start = time.perf_counter()
-    for _ in range(count):
-        fn()
-    if finish is not None:
-        finish()
-    return count / (time.perf_counter() - start)
-
-
-def cpu_us(fn: Callable[[], None], count: int, finish: Callable[[], None] | None = None) -> float:
-    """Process CPU time (all threads) per call, in microseconds."""
-    start = time.process_time()
-    for _ in range(count):
-        fn()
-    if finish is not None:
-        finish()
-    return (time.process_time() - start) / count * 1e6
+    return 1e6 / timed(fn, count, finish)[0]
 
 
 def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argparse.Namespace) -> dict[str, Any]:
@@ -94,59 +133,63 @@ def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argpars
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     feed = {session.get_inputs()[0].name: x}
     nonce = os.urandom(32)
-    budget = args.budget_ms / 1000
+    budget, poll = args.budget_ms / 1000, args.poll_ms / 1000
     modes = {
-        "per-request": AttestedRunner(session, 1, budget, threaded=True),
-        "per-request-inline": AttestedRunner(session, 1, budget, threaded=False),
-        "batch": AttestedRunner(session, args.batch, budget, threaded=True),
-        "batch-inline": AttestedRunner(session, args.batch, budget, threaded=False),
+        "per-request": AttestedRunner(session, 1, budget, threaded=True, poll_s=poll),
+        "per-request-inline": AttestedRunner(session, 1, budget, threaded=False, poll_s=poll),
+        "batch": AttestedRunner(session, args.batch, budget, threaded=True, poll_s=poll),
+        "batch-inline": AttestedRunner(session, args.batch, budget, threaded=False, poll_s=poll),
     }
+    values = session.run(None, feed)
     for _ in range(args.runs // 4):  # warm up
         session.run(None, feed)
         for runner in modes.values():
-            runner(x, nonce)
+            runner(feed, nonce)
     for runner in modes.values():
         runner.pipeline.drain()
-    plain: list[float] = []
-    attested: dict[str, list[float]] = {m: [] for m in modes}
+        runner.consumed += len(runner.receipts)
+        runner.receipts.clear()
+    plain: list[tuple[float, float]] = []
+    attested: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+    verified = 0
     for round_index in range(args.rounds):
-        plain.append(rate(lambda: session.run(None, feed), args.runs))
+        plain.append(timed(lambda: session.run(None, feed), args.runs))
         for mode, runner in modes.items():
-            attested[mode].append(rate(lambda runner=runner: runner(x, nonce), args.runs, runner.pipeline.drain))
-        progress(f"{name}: round {round_index + 1}/{args.rounds} plain {plain[-1]:.0f}/s")
-    # Receipt work alone (commitments + statement + amortized sealing), same inputs and outputs:
-    # wall-clock per response, and CPU time per response (all threads; less sensitive to other
-    # processes on a shared machine) against the CPU time of one plain run.
-    values = session.run(None, feed)
-    receipt_us, receipt_cpu_us = {}, {}
-    plain_cpu_us = statistics.median(cpu_us(lambda: session.run(None, feed), args.runs) for _ in range(args.rounds))
-    for mode, runner in modes.items():
-        per_s = statistics.median(
-            rate(lambda runner=runner: runner.respond(x, values, nonce), args.runs, runner.pipeline.drain)
-            for _ in range(args.rounds)
-        )
-        receipt_us[mode] = 1e6 / per_s
-        receipt_cpu_us[mode] = statistics.median(
-            cpu_us(lambda runner=runner: runner.respond(x, values, nonce), args.runs, runner.pipeline.drain)
-            for _ in range(args.rounds)
-        )
-    plain_per_s = statistics.median(plain)
+            attested[mode].append(timed(lambda runner=runner: runner(feed, nonce), args.runs, runner.pipeline.drain))
+            verified += runner.check(x, values, nonce, args.runs, args.verify_sample)
+        progress(f"{name}: round {round_index + 1}/{args.rounds} plain {plain[-1][0]:.1f} µs/run")
+    # Receipt work alone (commitments + statement + amortized sealing), same inputs and outputs,
+    # back to back without inference in between (warm caches: a lower bound of its cost).
+    receipt_alone: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+    for _ in range(args.rounds):
+        for mode, runner in modes.items():
+            receipt_alone[mode].append(
+                timed(lambda runner=runner: runner.respond(x, values, nonce), args.runs, runner.pipeline.drain)
+            )
+            verified += runner.check(x, values, nonce, args.runs, args.verify_sample)
     for runner in modes.values():
         runner.pipeline.close()
-    result = {
-        "plain_per_s": round(plain_per_s, 1),
-        "plain_us": round(1e6 / plain_per_s, 2),
+    plain_us = statistics.median(w for w, _ in plain)
+    plain_cpu_us = statistics.median(c for _, c in plain)
+    result: dict[str, Any] = {
+        "plain_per_s": round(1e6 / plain_us, 1),
+        "plain_us": round(plain_us, 2),
         "plain_cpu_us": round(plain_cpu_us, 2),
+        "receipts_verified": verified,
         "modes": {},
     }
     for mode in modes:
-        per_s = statistics.median(attested[mode])
+        wall_us = statistics.median(w for w, _ in attested[mode])
+        cpu = statistics.median(c for _, c in attested[mode])
         result["modes"][mode] = {
-            "attested_per_s": round(per_s, 1),
-            "ratio": round(per_s / plain_per_s, 4),
-            "receipt_us": round(receipt_us[mode], 2),
-            "receipt_cpu_us": round(receipt_cpu_us[mode], 2),
-            "cpu_ratio": round(plain_cpu_us / (plain_cpu_us + receipt_cpu_us[mode]), 4),
+            "attested_per_s": round(1e6 / wall_us, 1),
+            "ratio": round(plain_us / wall_us, 4),
+            "attested_cpu_us": round(cpu, 2),
+            "cpu_ratio": round(plain_cpu_us / cpu, 4),
+            "receipt_us": round(wall_us - plain_us, 2),
+            "receipt_cpu_us": round(cpu - plain_cpu_us, 2),
+            "receipt_alone_us": round(statistics.median(w for w, _ in receipt_alone[mode]), 2),
+            "receipt_alone_cpu_us": round(statistics.median(c for _, c in receipt_alone[mode]), 2),
         }
     return result
 
@@ -233,51 +276,84 @@ def measure_end_to_end(seconds: float, clients: int) -> dict[str, Any]:
     return {"verified_req_per_s": round(sum(done) / elapsed, 1), "clients": clients, "seconds": seconds}
 
 
+RESULTS = Path(__file__).resolve().parent / "results" / "tee_overhead.json"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5000, help="runs per measurement")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
     parser.add_argument("--batch", type=int, default=64, help="max responses per sealed micro-batch")
     parser.add_argument("--budget-ms", type=float, default=2.0, help="latency budget of a micro-batch")
+    parser.add_argument("--poll-ms", type=float, default=0.5, help="how often the sealing thread looks for work")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval for the whole run (default: Python's)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (both sides)")
+    parser.add_argument("--verify-sample", type=int, default=20, help="receipts verified per mode and round")
+    parser.add_argument("--mlp-only", action="store_true", help="skip the CNN, key costs and end-to-end parts")
     parser.add_argument("--e2e-seconds", type=float, default=10.0)
     parser.add_argument("--e2e-clients", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    parser.add_argument("--record", action="store_true", help=f"also write the JSON line to {RESULTS.name}")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.rounds, args.e2e_seconds = 500, 2, 2.0
-    progress("MLP 784-1024-256-10 (batch 1)")
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_start = round(os.getloadavg()[0], 2)
+    progress(f"MLP 784-1024-256-10 (batch 1), load average {load_start}")
     mlp = measure_model("mlp", build_mlp(), (1, 784), args)
-    progress("CNN 1x28x28")
-    cnn = measure_model("cnn", build_cnn(), (1, 1, 28, 28), args)
-    progress("receipt keys")
-    keys = measure_keys(args.runs)
-    progress("end to end through gateway + enclave server")
-    e2e = measure_end_to_end(args.e2e_seconds, args.e2e_clients)
+    load_mlp = round(os.getloadavg()[0], 2)
     best_mode = max(mlp["modes"], key=lambda m: mlp["modes"][m]["ratio"])
     best = mlp["modes"][best_mode]
-    print(f"MLP plain {mlp['plain_per_s']}/s; " + "; ".join(f"{m} {v}" for m, v in mlp["modes"].items()))
-    print(f"CNN plain {cnn['plain_per_s']}/s; " + "; ".join(f"{m} {v}" for m, v in cnn["modes"].items()))
-    print(f"keys {keys}")
-    print(f"end to end {e2e}")
-    summary = {
+    print(f"MLP plain {mlp['plain_us']} µs; " + "; ".join(f"{m} {v}" for m, v in mlp["modes"].items()))
+    summary: dict[str, Any] = {
         "plain_per_s": mlp["plain_per_s"],
         "attested_per_s": best["attested_per_s"],
         "ratio": best["ratio"],
         "receipt_us": best["receipt_us"],
         "best_mode": best_mode,
+        "plain_cpu_us": mlp["plain_cpu_us"],
+        "attested_cpu_us": best["attested_cpu_us"],
+        "cpu_ratio": best["cpu_ratio"],
+        "receipt_cpu_us": best["receipt_cpu_us"],
+        "headline": "ratio = wall-clock runs/s attested / plain (same session, interleaved rounds)",
         "batch": args.batch,
         "budget_ms": args.budget_ms,
+        "poll_ms": args.poll_ms,
+        "switch_interval_s": sys.getswitchinterval(),
         "threads": args.threads,
+        "runs": args.runs,
+        "rounds": args.rounds,
+        "receipts_verified": mlp["receipts_verified"],
         "modes": mlp["modes"],
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "cores": os.cpu_count(),
         "mlp_plain_us": mlp["plain_us"],
-        "cnn": cnn,
-        "keys": keys,
-        "e2e": e2e,
+        "started_utc": started,
+        "load_avg_1m_start": load_start,
+        "load_avg_1m_after_mlp": load_mlp,
+        "cores": os.cpu_count(),
     }
-    print(json.dumps(summary))
+    if not args.mlp_only:
+        progress("CNN 1x28x28")
+        cnn = measure_model("cnn", build_cnn(), (1, 1, 28, 28), args)
+        print(f"CNN plain {cnn['plain_us']} µs; " + "; ".join(f"{m} {v}" for m, v in cnn["modes"].items()))
+        progress("receipt keys")
+        keys = measure_keys(args.runs)
+        print(f"keys {keys}")
+        progress("end to end through gateway + enclave server")
+        e2e = measure_end_to_end(args.e2e_seconds, args.e2e_clients)
+        print(f"end to end {e2e}")
+        summary.update(cnn=cnn, keys=keys, e2e=e2e)
+    summary["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    line = json.dumps(summary)
+    if args.record:
+        RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    print(line)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,10 @@ class LoadedModel:
             raise RequestError("INFERENCE_FAILED", f"onnxruntime refused the inputs: {err}", status=422) from err
         return {spec.name: np.ascontiguousarray(v) for spec, v in zip(self.outputs, values, strict=True)}
 
+    def run_signed(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int | str] | None]:
+        """The outputs and any statement params this model signs with them (none for onnxruntime)."""
+        return self.run(feeds), None
+
 
 def _specs(args: list[Any]) -> tuple[TensorSpec, ...]:
     specs = []

@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from verifier.errors import InputError, VerificationError
+
 from enclave_app.addresses import parse_address
+from enclave_app.circuit_model import load_circuit_model
 from enclave_app.frames import DEFAULT_MAX_FRAME
-from enclave_app.models import ModelRegistry
+from enclave_app.models import LoadedModel, ModelRegistry, load_model
 from enclave_app.nsm.device import NsmError
 from enclave_app.nsm.selection import NSM_MODES, load_pcrs, open_nsm
 from enclave_app.receipts.key import KEY_TYPES
@@ -23,6 +26,13 @@ from enclave_app.service import EnclaveService
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="run the attested inference server (inside the enclave)")
     parser.add_argument("--model", action="append", required=True, metavar="[NAME=]FILE.onnx", help="repeatable")
+    parser.add_argument(
+        "--circuit",
+        action="append",
+        default=[],
+        metavar="NAME=ZKDIR",
+        help="serve model NAME with its compiled zk circuit's semantics (tee+zk pipeline steps); repeatable",
+    )
     parser.add_argument("--listen", required=True, help="vsock:PORT or tcp:HOST:PORT (port 0 = any)")
     parser.add_argument("--nsm", choices=NSM_MODES, default="auto")
     parser.add_argument("--simulated-pcrs-from", type=Path, help="JSON {index: hex} PCRs for the simulated NSM")
@@ -46,7 +56,7 @@ async def _serve(args: argparse.Namespace) -> int:
             print("trustdial serve: --simulated-root-out needs the simulated NSM", file=sys.stderr)
             return 2
         args.simulated_root_out.write_bytes(nsm.root_pem)
-    registry = ModelRegistry.from_specs(args.model, intra_op_threads=args.threads)
+    registry = _registry(args.model, args.circuit, args.threads)
     service = EnclaveService(
         registry, nsm, key_type=args.receipt_key, batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000
     )
@@ -73,9 +83,33 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(model_specs: list[str], circuit_specs: list[str], threads: int) -> ModelRegistry:
+    """``--model [NAME=]FILE`` entries; those named by ``--circuit NAME=ZKDIR`` execute the circuit."""
+    circuits: dict[str, Path] = {}
+    for spec in circuit_specs:
+        name, sep, directory = spec.partition("=")
+        if not sep or not name or not directory:
+            raise ValueError(f"expected --circuit NAME=ZKDIR, found {spec!r}")
+        circuits[name] = Path(directory)
+    models: list[LoadedModel] = []
+    for spec in model_specs:
+        name, _, path = spec.rpartition("=")
+        name = name or Path(path).stem
+        if name in circuits:
+            models.append(load_circuit_model(Path(path), circuits.pop(name), name))
+        else:
+            models.append(load_model(Path(path), name, intra_op_threads=threads))
+    if circuits:
+        raise ValueError(f"--circuit names no --model: {sorted(circuits)}")
+    return ModelRegistry(models)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_serve(args))
     except (OSError, ValueError, NsmError) as err:
         print(f"trustdial serve: {err}", file=sys.stderr)
+        return 2
+    except (InputError, VerificationError) as err:
+        print(f"trustdial serve: [{err.code}] {err.reason}", file=sys.stderr)
         return 2

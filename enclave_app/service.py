@@ -96,10 +96,12 @@ class EnclaveService:
         fresh = _nonce(nonce)
         feeds = {name: tensor.to_array() for name, tensor in inputs.items()}
         model.check_inputs(feeds)
-        arrays = await asyncio.get_running_loop().run_in_executor(None, model.run, feeds)
+        arrays, executed = await asyncio.get_running_loop().run_in_executor(None, model.run_signed, feeds)
         params = None
         if poseidon_scale is not None:
             params = await asyncio.get_running_loop().run_in_executor(None, poseidon_params, arrays, poseidon_scale)
+        if executed:
+            params = {**(params or {}), **executed}
         pending = self.receipts.submit("infer", model.sha256, inputs, arrays, fresh, params)
         assert pending is not None
         outputs = {name: Tensor.from_array(array) for name, array in arrays.items()}

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import aws_loopback
+import pytest
 from hypothesis import settings
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -12,3 +16,32 @@ DATA_DIR = Path(__file__).parent / "data"
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+# --- AWS on loopback (see aws_loopback): one moto server for the session, shared by every area ---
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """Endpoint URL of the session's moto server on 127.0.0.1. While it runs, the environment holds the fake
+    test credentials (restored afterwards), so boto3 clients and subprocesses never look for real ones. No reset:
+    a test names its resources uniquely or asks for ``aws``."""
+    saved = {name: os.environ.get(name) for name in aws_loopback.AWS_TEST_ENV}
+    os.environ.update(aws_loopback.AWS_TEST_ENV)
+    try:
+        with aws_loopback.moto_server() as endpoint:
+            yield endpoint
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def aws(moto_endpoint: str) -> dict[str, Any]:
+    """A freshly reset moto server and boto3 clients for it: endpoint, s3 (path-style), ssm, kms."""
+    aws_loopback.reset_moto(moto_endpoint)
+    clients = {service: aws_loopback.aws_client(service, moto_endpoint) for service in ("s3", "ssm", "kms")}
+    return {"endpoint": moto_endpoint, **clients}

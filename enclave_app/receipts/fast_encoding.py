@@ -31,6 +31,23 @@ def _head(major: int, value: int) -> bytes:
     return bytes([major << 5 | 27]) + value.to_bytes(8, "big")
 
 
+_SMALL_UINTS = [_SMALL_HEADS[0, value] for value in range(24)]
+_BYTES_HEADS = [_head(2, length) for length in range(256)]
+
+
+def _uint(value: int) -> bytes:
+    """``cbor_uint`` with the hot cases first: a millisecond timestamp, a sequence number."""
+    if value >= 1 << 32:
+        return b"\x1b" + value.to_bytes(8, "big") if value < 1 << 64 else _head(0, value)
+    if value >= 1 << 16:
+        return b"\x1a" + value.to_bytes(4, "big")
+    return _SMALL_UINTS[value] if value < 24 else _head(0, value)
+
+
+def _bytes_head(length: int) -> bytes:
+    return _BYTES_HEADS[length] if length < 256 else _head(2, length)
+
+
 def cbor_uint(value: int) -> bytes:
     return _head(0, value)
 
@@ -57,6 +74,11 @@ class ArrayCommitter:
 
     def __init__(self) -> None:
         self._layouts: dict[tuple[Any, ...], list[tuple[bytes, bool]]] = {}
+        # one-tensor sets whose data is hashed as is (little-endian numeric arrays, Tensors): the
+        # whole header, MAGIC and count included; arrays and Tensors never share an entry (bool
+        # arrays need their bytes checked, Tensors were checked on construction)
+        self._array_headers: dict[tuple[Any, ...], bytes] = {}
+        self._tensor_headers: dict[tuple[Any, ...], bytes] = {}
 
     def _layout(self, key: tuple[Any, ...], items: list[tuple[str, Any]]) -> list[tuple[bytes, bool]]:
         layout = []
@@ -70,20 +92,35 @@ class ArrayCommitter:
         layout[0] = (MAGIC + struct.pack(">I", len(items)) + first, convert)
         if len(self._layouts) > 4096:
             self._layouts.clear()
+            self._array_headers.clear()
+            self._tensor_headers.clear()
         self._layouts[key] = layout
+        if len(items) == 1 and not convert:
+            name, value = items[0]
+            if type(value) is np.ndarray:
+                self._array_headers[name, value.dtype, value.shape] = layout[0][0]
+            elif type(value) is Tensor:
+                self._tensor_headers[name, value.dtype, value.shape] = layout[0][0]
         return layout
 
     def commit(self, values: Mapping[str, Any]) -> bytes:
         if len(values) == 1:  # the common case, kept short: one cached header, one data update
             ((name, value),) = values.items()
-            single = None if isinstance(value, Tensor) else self._layouts.get((name, value.dtype, value.shape))
-            if single is not None and not single[0][1]:
-                digest = hashlib.sha256(single[0][0])
-                try:
-                    digest.update(value)
-                except (BufferError, ValueError):  # not C-contiguous
-                    digest.update(_little_endian(value))
-                return digest.digest()
+            if type(value) is np.ndarray:
+                header = self._array_headers.get((name, value.dtype, value.shape))
+                if header is not None:
+                    digest = hashlib.sha256(header)
+                    try:
+                        digest.update(value)
+                    except (BufferError, ValueError):  # not C-contiguous
+                        digest.update(_little_endian(value))
+                    return digest.digest()
+            elif type(value) is Tensor:
+                header = self._tensor_headers.get((name, value.dtype, value.shape))
+                if header is not None:
+                    digest = hashlib.sha256(header)
+                    digest.update(value.data)
+                    return digest.digest()
         if not values:
             return hashlib.sha256(MAGIC + struct.pack(">I", 0)).digest()
         items = sorted(values.items(), key=_name_order) if len(values) > 1 else list(values.items())
@@ -148,6 +185,7 @@ class StatementEncoder:
         self._nonce = cbor_text("nonce")
         self._output = cbor_text("output") + _COMMITMENT_PREFIX
         self._params = cbor_text("params")
+        self._heads = {op: b"\xaa" + head for op, head in self._ops.items()}
 
     def encode(
         self,
@@ -160,26 +198,21 @@ class StatementEncoder:
         seq: int,
         params: Mapping[str, int | str] | None = None,
     ) -> bytes:
-        parts = [
-            b"\xab" if params else b"\xaa",
-            self._ops[op],
-            cbor_uint(seq),
-            self._after_seq,
-            input_digest,
-            self._model,
-            model,
-            self._nonce,
-            cbor_bytes(nonce),
-            self._output,
-            output_digest,
-        ]
         if params:
-            parts += [self._params, cbor2.dumps(dict(params), canonical=True)]
-        parts += [self._attestation, cbor_uint(timestamp_ms)]
-        return b"".join(parts)
+            return b"".join(
+                (b"\xab", self._ops[op], cbor_uint(seq), self._after_seq, input_digest, self._model, model,
+                 self._nonce, cbor_bytes(nonce), self._output, output_digest, self._params,
+                 cbor2.dumps(dict(params), canonical=True), self._attestation, cbor_uint(timestamp_ms))
+            )  # fmt: skip
+        # the common case in one join: no params, so the map has 10 keys (0xaa)
+        return b"".join(
+            (self._heads[op], _uint(seq), self._after_seq, input_digest, self._model, model, self._nonce,
+             _bytes_head(len(nonce)), nonce, self._output, output_digest, self._attestation, _uint(timestamp_ms))
+        )  # fmt: skip
 
 
 _RECEIPT_HEAD = b"\xa5" + cbor_text("v") + cbor_uint(FORMAT_VERSION) + cbor_text("path")
+_RECEIPT_HEADS = [_RECEIPT_HEAD + _head(4, depth) for depth in range(24)]
 _SEAL_KEY = cbor_text("seal")
 _INDEX_KEY = cbor_text("index")
 _STATEMENT_KEY = cbor_text("statement")
@@ -195,4 +228,27 @@ def encode_receipt(statement: bytes, seal: bytes, index: int, path: Sequence[byt
     )  # fmt: skip
 
 
-__all__ = ["ArrayCommitter", "StatementEncoder", "cbor_bytes", "cbor_uint", "encode_receipt"]
+def encode_batch_receipts(statements: Sequence[bytes], seal: bytes, levels: Sequence[Sequence[bytes]]) -> list[bytes]:
+    """``encode_receipt`` for every statement of one sealed batch, given the Merkle tree's levels
+    (leaves first, root last, as built by ``sealer.tree_levels``): the paths are assembled level
+    by level from hashes that already carry their CBOR head, and each receipt is one join."""
+    middle = _SEAL_KEY + cbor_bytes(seal) + _INDEX_KEY
+    paths: list[list[bytes]] = [[_RECEIPT_HEAD] for _ in statements]
+    for depth, level in enumerate(levels[:-1]):
+        tagged = [_HASH_HEAD + node for node in level]
+        size = len(tagged)
+        for leaf, path in enumerate(paths):
+            sibling = (leaf >> depth) ^ 1
+            if sibling < size:
+                path.append(tagged[sibling])
+    receipts = []
+    for index, (statement, path) in enumerate(zip(statements, paths, strict=True)):
+        depth = len(path) - 1
+        path[0] = _RECEIPT_HEADS[depth] if depth < 24 else _RECEIPT_HEAD + _head(4, depth)
+        path += (middle, _uint(index), _STATEMENT_KEY,
+                 _bytes_head(len(statement)), statement)  # fmt: skip
+        receipts.append(b"".join(path))
+    return receipts
+
+
+__all__ = ["ArrayCommitter", "StatementEncoder", "cbor_bytes", "cbor_uint", "encode_batch_receipts", "encode_receipt"]

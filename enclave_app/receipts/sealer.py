@@ -9,8 +9,9 @@ one is the per-request mode.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from hashlib import sha256
 
-from verifier.receipts.merkle import leaf_hash, node_hash
+from verifier.receipts.merkle import leaf_hash
 from verifier.receipts.model import BatchRoot, Receipt
 
 from enclave_app.receipts.key import ReceiptKey
@@ -21,7 +22,7 @@ def tree_levels(leaves: list[bytes]) -> list[list[bytes]]:
     levels = [leaves]
     while len(levels[-1]) > 1:
         below = levels[-1]
-        above = [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+        above = [sha256(b"\x01" + below[i] + below[i + 1]).digest() for i in range(0, len(below) - 1, 2)]  # node_hash
         if len(below) % 2:
             above.append(below[-1])
         levels.append(above)
@@ -36,18 +37,6 @@ def inclusion_path(levels: list[list[bytes]], index: int) -> tuple[bytes, ...]:
             path.append(level[sibling])
         index >>= 1
     return tuple(path)
-
-
-def all_inclusion_paths(levels: list[list[bytes]]) -> list[list[bytes]]:
-    """The inclusion path of every leaf, built level by level (same result as :func:`inclusion_path`)."""
-    paths: list[list[bytes]] = [[] for _ in levels[0]]
-    for depth, level in enumerate(levels[:-1]):
-        size = len(level)
-        for leaf, path in enumerate(paths):
-            sibling = (leaf >> depth) ^ 1
-            if sibling < size:
-                path.append(level[sibling])
-    return paths
 
 
 @dataclass

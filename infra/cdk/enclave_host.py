@@ -16,6 +16,7 @@ from infra.cdk.config import DeploymentConfig
 from infra.cdk.enclave_key import EnclaveKey
 from infra.cdk.host_bootstrap import HostBootstrapSettings, render_host_user_data
 from infra.cdk.instance_types import require_enclave_capable
+from infra.cdk.launch_template import hardened_launch_template
 from infra.cdk.measurement_access import measurement_reader
 from infra.cdk.measurement_store import MeasurementStore
 from infra.cdk.names import MEASUREMENTS, bucket_name
@@ -80,25 +81,14 @@ class EnclaveHost(Construct):
                 gateway_port=config.gateway_port,
             )
         )
-        self.launch_template = ec2.LaunchTemplate(
+        self.launch_template = hardened_launch_template(
             self,
-            "LaunchTemplate",
-            instance_type=ec2.InstanceType(config.enclave_instance_type),
-            machine_image=ec2.MachineImage.latest_amazon_linux2023(),
+            instance_type=config.enclave_instance_type,
             nitro_enclave_enabled=True,
-            require_imdsv2=True,
-            http_put_response_hop_limit=1,
             role=self.role,
             security_group=self.security_group,
-            user_data=ec2.UserData.custom(user_data),
-            block_devices=[
-                ec2.BlockDevice(
-                    device_name="/dev/xvda",
-                    volume=ec2.BlockDeviceVolume.ebs(
-                        ROOT_VOLUME_GIB, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3
-                    ),
-                )
-            ],
+            user_data=user_data,
+            root_volume_gib=ROOT_VOLUME_GIB,
         )
         self.group = autoscaling.AutoScalingGroup(
             self,

@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra.cdk.acknowledgments import acknowledge, acknowledge_wildcard_resources
 from infra.cdk.config import DeploymentConfig
+from infra.cdk.launch_template import hardened_launch_template
 from infra.cdk.measurement_access import wheel_reader
 from infra.cdk.names import MEASUREMENTS, PROOFS, PseudoTemplate, bucket_arn, bucket_name, bucket_objects_arn
 from infra.cdk.prover_bootstrap import DRAIN_HOOK_NAME, ProverBootstrapSettings, render_prover_user_data
@@ -143,24 +144,13 @@ class ProverFleet(Construct):
                 auto_scaling_group_name=group_name,
             )
         )
-        self.launch_template = ec2.LaunchTemplate(
+        self.launch_template = hardened_launch_template(
             self,
-            "LaunchTemplate",
-            instance_type=ec2.InstanceType(config.prover_instance_type),
-            machine_image=ec2.MachineImage.latest_amazon_linux2023(),
-            require_imdsv2=True,
-            http_put_response_hop_limit=1,
+            instance_type=config.prover_instance_type,
             role=self.role,
             security_group=security_group,
-            user_data=ec2.UserData.custom(user_data),
-            block_devices=[
-                ec2.BlockDevice(
-                    device_name="/dev/xvda",
-                    volume=ec2.BlockDeviceVolume.ebs(
-                        ROOT_VOLUME_GIB, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3
-                    ),
-                )
-            ],
+            user_data=user_data,
+            root_volume_gib=ROOT_VOLUME_GIB,
         )
         self.group = autoscaling.AutoScalingGroup(
             self,

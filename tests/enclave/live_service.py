@@ -1,20 +1,19 @@
-"""A live enclave server plus gateway for tests: ``trustdial serve`` and ``trustdial gateway``
-subprocesses, TCP on 127.0.0.1, simulated NSM with PCRs chosen here."""
+"""A live enclave server plus gateway for the enclave tests: the reference models and PCRs chosen here, started
+with the shared launcher (``tests/serve_gateway.py``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from serve_gateway import start_serve_and_gateway, stop_process
 
 from enclave_app.reference_models import build_cnn, build_mlp, build_tiny_lm, tiny_lm_weights
 
-BIN = Path(sys.executable).parent
 #: PCR values this test suite "publishes" for its simulated enclave (independent of the simulator's defaults).
 PCRS = {index: hashlib.sha384(f"tests/enclave PCR{index}".encode()).digest() for index in (0, 1, 2, 8)}
 MLP_DIMS = (16, 32, 4)
@@ -48,57 +47,28 @@ class LiveService:
         return ExpectedEnclave(**fields)  # type: ignore[arg-type]
 
 
-def start_process(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        process.wait(timeout=30)
-        raise RuntimeError(f"{args[1]} did not start: {process.stderr.read() if process.stderr else ''}")
-    return process, json.loads(line)
-
-
 def start_service(model_files: ModelFiles, workdir: Path, *extra: str, pcrs_from: Path | None = None) -> LiveService:
     pcrs_file = pcrs_from or workdir / "pcrs.json"
     if pcrs_from is None:
         pcrs_file.write_text(json.dumps({str(i): v.hex() for i, v in PCRS.items()}))
-    root_file = workdir / "sim-root.pem"
-    server, ready = start_process(
-        [
-            str(BIN / "trustdial"), "serve",
-            "--model", str(model_files.mlp), "--model", str(model_files.cnn), "--model", str(model_files.lm),
-            "--listen", "tcp:127.0.0.1:0", "--nsm", "simulated",
-            "--simulated-pcrs-from", str(pcrs_file), "--simulated-root-out", str(root_file),
-            "--stall-timeout", "2", *extra,
-        ]
+    started = start_serve_and_gateway(
+        [model_files.mlp, model_files.cnn, model_files.lm], pcrs_file, workdir / "sim-root.pem",
+        serve_args=["--stall-timeout", "2", *extra],
+        gateway_args=["--max-body", str(256 * 1024), "--body-timeout", "2"],
     )  # fmt: skip
     try:
-        gateway, gw_ready = start_process(
-            [
-                str(BIN / "trustdial"), "gateway", "--enclave", ready["address"], "--listen", "127.0.0.1:0",
-                "--max-body", str(256 * 1024), "--body-timeout", "2",
-            ]
-        )  # fmt: skip
+        root = x509.load_pem_x509_certificate(started.root_pem.read_bytes())
     except BaseException:
-        server.terminate()
+        started.stop()
         raise
     models = {"mlp": model_files.sha256(model_files.mlp), "cnn": model_files.sha256(model_files.cnn),
               "lm": model_files.sha256(model_files.lm)}  # fmt: skip
-    root = x509.load_pem_x509_certificate(root_file.read_bytes())
-    return LiveService(gw_ready["url"], ready["address"], root, dict(PCRS), models, [server, gateway])
+    return LiveService(started.url, started.enclave_address, root, dict(PCRS), models, started.processes)
 
 
 def stop_service(service: LiveService) -> None:
     for process in reversed(service.processes):
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        stop_process(process)
 
 
 def write_models(directory: Path) -> ModelFiles:

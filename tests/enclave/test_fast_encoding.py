@@ -32,6 +32,15 @@ def test_array_commitment_equals_the_reference(values: dict[str, np.ndarray], bi
     assert ArrayCommitter().commit(values) == reference
 
 
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=3), arrays, st.booleans()), min_size=1, max_size=12))
+def test_cached_layouts_commit_like_the_reference(sequence: list[tuple[str, np.ndarray, bool]]) -> None:
+    """One committer over many one-tensor sets (arrays and Tensors, repeated layouts hit the cache)."""
+    committer = ArrayCommitter()
+    for name, array, as_tensor in sequence * 2:
+        value = Tensor.from_array(array) if as_tensor else array
+        assert committer.commit({name: value}) == commit_tensors({name: Tensor.from_array(array)})
+
+
 def test_transposed_array_commits_in_c_order() -> None:
     array = np.arange(12, dtype=np.int32).reshape(3, 4).T
     assert ArrayCommitter().commit({"a": array}) == commit_tensors({"a": Tensor.from_array(array)})

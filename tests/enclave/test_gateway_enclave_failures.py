@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from enclave.live_service import start_process
+from serve_gateway import start_process, stop_process
 
 BIN = Path(sys.executable).parent
 
@@ -21,14 +20,6 @@ def _gateway(enclave: str) -> tuple[subprocess.Popen[str], str]:
         [str(BIN / "trustdial"), "gateway", "--enclave", enclave, "--listen", "127.0.0.1:0", "--enclave-timeout", "1"]
     )
     return process, ready["url"]
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    process.wait(timeout=10)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
 
 
 @pytest.fixture
@@ -49,7 +40,7 @@ def test_unreachable_enclave_is_503() -> None:
     try:
         response = httpx.get(f"{url}/v1/models", timeout=30)
     finally:
-        _stop(process)
+        stop_process(process)
     assert (response.status_code, response.json()["error"]["code"]) == (503, "ENCLAVE_UNAVAILABLE")
 
 
@@ -58,5 +49,5 @@ def test_silent_enclave_is_504_after_the_timeout(silent_enclave: str) -> None:
     try:
         response = httpx.get(f"{url}/v1/models", timeout=30)
     finally:
-        _stop(process)
+        stop_process(process)
     assert (response.status_code, response.json()["error"]["code"]) == (504, "ENCLAVE_TIMEOUT")

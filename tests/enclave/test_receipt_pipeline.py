@@ -86,3 +86,28 @@ def test_inline_mode_issues_the_same_verifiable_receipts() -> None:
         if f is not None
     ]
     assert seqs == list(range(1, 7))
+
+
+def test_on_receipt_sees_every_receipt_in_sequence_order() -> None:
+    key = ReceiptKey.generate()
+    seen: list[bytes] = []
+    pipeline = ReceiptPipeline(key, ATTESTATION, max_batch=8, max_wait=0.05, on_receipt=seen.append)
+    for i in range(20):
+        pipeline.submit(
+            "infer", MODEL, {"x": np.full(3, i, np.float32)}, {"y": np.array([i], np.int64)}, b"", want_future=False
+        )
+    pipeline.drain()
+    pipeline.close()
+    opened = [open_receipt(r, public_key=key.public_key_der(), attestation_digest=ATTESTATION).statement for r in seen]
+    assert [s.seq for s in opened] == list(range(1, 21))
+    for i, statement in enumerate(opened):
+        check_statement(
+            statement,
+            ReceiptExpectation(
+                models=frozenset({MODEL}),
+                inputs={"x": Tensor.from_array(np.full(3, i, np.float32))},
+                outputs={"y": Tensor.from_array(np.array([i], np.int64))},
+                nonce=b"",
+                min_seq=i + 1,
+            ),
+        )

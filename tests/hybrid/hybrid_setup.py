@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from serve_gateway import ServeAndGateway, start_serve_and_gateway
 
 BIN = Path(sys.executable).parent
 
@@ -83,37 +84,9 @@ def publish(root: Path, boundary: str) -> Published:
     return Published(root=root, pipeline=pipeline, split=split, publication=root / "pub")
 
 
-@dataclass
-class LiveGateway:
-    url: str
-    root_pem: Path
-    processes: list[subprocess.Popen[str]]
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
-
-
-def _start(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        process.wait(timeout=30)
-        raise RuntimeError(f"{args[1]} did not start: {process.stderr.read() if process.stderr else ''}")
-    return process, json.loads(line)
-
-
-def start_gateway(published: Published) -> LiveGateway:
-    """`trustdial serve` (the body segment, simulated NSM reporting the manifest's PCRs) and
+def start_gateway(published: Published, circuits: tuple[str, ...] = ()) -> ServeAndGateway:
+    """`trustdial serve` (the body segment, plus the ``circuits`` segments executed with their
+    compiled circuits for tee+zk steps; simulated NSM reporting the manifest's PCRs) and
     `trustdial gateway` on 127.0.0.1, as the enclave host would run them."""
     from verifier.measurements import parse_manifest, signed_payload
 
@@ -121,19 +94,32 @@ def start_gateway(published: Published) -> LiveGateway:
     index = {"PCR0": 0, "PCR1": 1, "PCR2": 2, "PCR8": 8}
     pcrs = published.root / "gateway-pcrs.json"
     pcrs.write_text(json.dumps({str(index[k]): v for k, v in manifest.pcrs.items() if v}))
-    root_pem = published.root / "gateway-root.pem"
-    server, ready = _start(
-        [
-            str(BIN / "trustdial"), "serve", "--model", f"body={published.split / 'segments' / 'body.onnx'}",
-            "--listen", "tcp:127.0.0.1:0", "--nsm", "simulated", "--simulated-pcrs-from", str(pcrs),
-            "--simulated-root-out", str(root_pem),
-        ]
-    )  # fmt: skip
-    try:
-        gateway, gateway_ready = _start(
-            [str(BIN / "trustdial"), "gateway", "--enclave", ready["address"], "--listen", "127.0.0.1:0"]
-        )
-    except BaseException:
-        server.terminate()
-        raise
-    return LiveGateway(url=gateway_ready["url"], root_pem=root_pem, processes=[server, gateway])
+    body = published.split / "segments" / "body.onnx"
+    models = [f"body={body}", *[f"{name}={published.split / 'segments' / f'{name}.onnx'}" for name in circuits]]
+    serve_args = [f"--circuit={name}={published.zk_artifacts / name}" for name in circuits]
+    return start_serve_and_gateway(models, pcrs, published.root / "gateway-root.pem", serve_args=serve_args)
+
+
+def republish(published: Published, name: str, modes: dict[str, str]) -> Published:
+    """The same model and split under a policy that changes only segment modes (e.g. the head as
+    ``tee+zk``): a new pipeline.toml next to the model and a new dev image + signed manifest that
+    pin that policy; the compiled zk artifacts are reused."""
+    import tomllib
+
+    document = tomllib.loads(published.pipeline.read_text())
+    text = published.pipeline.read_text()
+    for segment in document["segments"]:
+        if segment["name"] in modes:
+            old = f'name = "{segment["name"]}"'
+            head, _, tail = text.partition(old)
+            tail = tail.replace(f'mode = "{segment["mode"]}"', f'mode = "{modes[segment["name"]]}"', 1)
+            text = head + old + tail
+    pipeline = published.pipeline.with_name(f"pipeline-{name}.toml")
+    pipeline.write_text(text)
+    assert tomllib.loads(text)["segments"] != document["segments"]
+    trustdial(
+        "pipeline", "publish-dev", pipeline, "--split", published.split, "--output", published.root / f"pub-{name}"
+    )
+    return Published(
+        root=published.root, pipeline=pipeline, split=published.split, publication=published.root / f"pub-{name}"
+    )

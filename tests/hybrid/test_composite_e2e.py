@@ -18,24 +18,9 @@ import onnxruntime as ort
 import pytest
 from verifier.cli import main as verify_main
 
-from hybrid.hybrid_setup import Published, input_file, publish, start_gateway, trustdial, verify
+from hybrid.hybrid_setup import Published, input_file, start_gateway, trustdial, verify
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def private(tmp_path_factory: pytest.TempPathFactory) -> Published:
-    return publish(tmp_path_factory.mktemp("private"), "private")
-
-
-@pytest.fixture(scope="module")
-def public(tmp_path_factory: pytest.TempPathFactory) -> Published:
-    return publish(tmp_path_factory.mktemp("public"), "public")
-
-
-@pytest.fixture(scope="module")
-def private_run(private: Published) -> tuple[Path, Path]:
-    return private.run("first", seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +37,6 @@ def private_second_run(private: Published) -> tuple[Path, Path]:
     finally:
         live.stop()
     return receipt, live.root_pem
-
-
-@pytest.fixture(scope="module")
-def public_run(public: Published) -> tuple[Path, Path]:
-    return public.run("first", seed=1)
 
 
 def _verified(published: Published, run: tuple[Path, Path]) -> dict[str, Any]:

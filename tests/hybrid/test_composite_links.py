@@ -250,22 +250,56 @@ def test_attacks_cover_at_least_fifteen_distinct_codes() -> None:
     assert len({code for _mutate, code in ATTACKS.values()}) >= 15
 
 
-def test_dual_evidence_that_disagrees_is_rejected() -> None:
+def test_dual_step_whose_proof_is_about_another_input_is_rejected() -> None:
     scenario = build(modes=("tee", "tee+zk"))
     other = h("a different embedding")
     scenario.edit_fact(1, "zk", inputs={"embedding": Commitment(poseidon=other)})
-    assert rejected(scenario) == "COMPOSITE_DUAL_EVIDENCE_MISMATCH"
+    assert rejected(scenario) == "COMPOSITE_DUAL_ZK_MISMATCH"
 
 
-def test_dual_evidence_with_different_commitment_kinds_passes_when_each_links() -> None:
-    # The enclave signs only the SHA-256 of the private embedding it consumed; the proof exposes
-    # only its Poseidon hash. Each agrees with the boundary record, which the body's receipt ties together.
+def test_dual_step_whose_receipt_is_about_another_input_is_rejected() -> None:
+    scenario = build(modes=("tee", "tee+zk"))
+    scenario.edit_fact(1, "tee", inputs={"embedding": Commitment(sha256=h("other sha"), poseidon=h("other poseidon"))})
+    assert rejected(scenario) == "COMPOSITE_DUAL_TEE_MISMATCH"
+
+
+@pytest.mark.parametrize("boundary", ["private", "public"])
+def test_dual_step_whose_receipt_is_about_another_output_is_rejected(boundary: str) -> None:
+    scenario = build(modes=("tee", "tee+zk"), boundary=boundary)
+    scenario.edit_fact(1, "tee", outputs={"decision": Commitment(sha256=h("another decision"))})
+    assert rejected(scenario) == "COMPOSITE_DUAL_TEE_MISMATCH"
+
+
+def test_dual_evidence_sharing_no_commitment_kind_is_rejected() -> None:
+    # The enclave signs only the SHA-256 of the private embedding, the proof only its Poseidon hash:
+    # each agrees with the boundary record, but nothing shows they are the same tensor.
     scenario = build(modes=("tee", "tee+zk"))
     sha = scenario.facts[1]["tee"].inputs["embedding"].sha256
     scenario.edit_fact(1, "tee", inputs={"embedding": Commitment(sha256=sha)})
-    poseidon = scenario.facts[1]["zk"].inputs["embedding"].poseidon
-    scenario.document["steps"][1]["inputs"]["embedding"] = {"sha256": sha, "poseidon": poseidon}
-    assert run(scenario) == ["body:tee", "head:tee+zk"]
+    assert rejected(scenario) == "COMPOSITE_DUAL_EVIDENCE_MISMATCH"
+
+
+def test_dual_step_without_its_proof_is_a_downgrade() -> None:
+    scenario = build(modes=("tee", "tee+zk"))
+    del scenario.document["steps"][1]["evidence"]["zk"]
+    del scenario.facts[1]["zk"]
+    assert rejected(scenario) == "COMPOSITE_DUAL_ZK_MISSING"
+
+
+def test_dual_step_relabelled_tee_without_its_proof_is_a_downgrade() -> None:
+    scenario = build(modes=("tee", "tee+zk"))
+    scenario.document["steps"][1]["mode"] = "tee"
+    del scenario.document["steps"][1]["evidence"]["zk"]
+    del scenario.facts[1]["zk"]
+    assert rejected(scenario) == "COMPOSITE_DUAL_ZK_MISSING"
+
+
+def test_dual_step_without_its_receipt_is_a_downgrade() -> None:
+    scenario = build(modes=("tee", "tee+zk"))
+    scenario.document["steps"][1]["mode"] = "zk"
+    del scenario.document["steps"][1]["evidence"]["tee"]
+    del scenario.facts[1]["tee"]
+    assert rejected(scenario) == "COMPOSITE_DUAL_TEE_MISSING"
 
 
 def test_tee_steps_signed_out_of_order_are_rejected() -> None:

@@ -16,15 +16,14 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
+from aws_loopback import AWS_TEST_ENV, REGION, aws_client, reset_moto
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from infra_testkit import REPO
+from measurements.manifests import key_files
 
 from infra.cdk.host_bootstrap import HostBootstrapSettings, extract_checks, render_host_user_data
 from infra.measurements import create_manifest, sign_manifest, signer_from_spec
@@ -35,7 +34,6 @@ BIN = Path(sys.executable).parent
 BUCKET = "trustdial-e2e-measurements"
 DEPLOYMENT = "e2e"
 PREFIX = f"/trustdial/{DEPLOYMENT}/measurements/"
-REGION = "us-east-1"
 
 AWS_STAND_IN = '''#!{python}
 """Stand-in for the AWS CLI calls the bootstrap makes, performed with boto3 against AWS_ENDPOINT_URL."""
@@ -58,24 +56,11 @@ else:
 '''
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def aws_environment(endpoint: str, tools: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
+        **AWS_TEST_ENV,
         AWS_REGION=REGION,
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
@@ -88,22 +73,11 @@ def aws_environment(endpoint: str, tools: Path) -> dict[str, str]:
 def published(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> dict[str, Path | str]:
     """Create, sign (local P-384 key) and publish a manifest for the EIF, once for the module."""
     tmp_path = tmp_path_factory.mktemp("published")
-    with urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")) as reset:
-        assert reset.status == 200
-    s3 = boto3.client(
-        "s3", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
-    )
+    reset_moto(moto_endpoint)
+    s3 = aws_client("s3", moto_endpoint)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    key = ec.generate_private_key(ec.SECP384R1())
-    private = tmp_path / "signing.pem"
-    private.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    public = tmp_path / "signing.pub.pem"
-    public.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    private, public = key_files(tmp_path)
     tools = tmp_path / "tools"
     tools.mkdir()
     (tools / "aws").write_text(AWS_STAND_IN.format(python=sys.executable))
@@ -176,10 +150,7 @@ def test_manifest_signed_by_another_key_stops_the_boot(tmp_path: Path, published
 def test_pointer_disagreeing_with_the_signed_manifest_stops_the_boot(
     tmp_path: Path, published: dict[str, Path | str]
 ) -> None:
-    ssm = boto3.client(
-        "ssm", endpoint_url=str(published["endpoint"]), region_name=REGION,
-        aws_access_key_id="t", aws_secret_access_key="t",
-    )  # fmt: skip
+    ssm = aws_client("ssm", str(published["endpoint"]))
     original = ssm.get_parameter(Name=PREFIX + "current")["Parameter"]["Value"]
     current = json.loads(original)
     current["manifest_sha384"] = hashlib.sha384(b"some other manifest").hexdigest()

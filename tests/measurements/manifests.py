@@ -1,11 +1,13 @@
-"""Shared helpers: a manifest for the kat1 EIF and P-384 key files."""
+"""Shared helpers: a manifest for the kat1 EIF, P-384 key files, and an independent COSE_Sign1 signer."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
+import cbor2
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from infra.measurements import create_manifest
 
@@ -37,3 +39,14 @@ def key_files(folder: Path, curve: ec.EllipticCurve | None = None) -> tuple[Path
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return private, public
+
+
+def cose_sign1(
+    key: ec.EllipticCurvePrivateKey, payload: bytes, protected: bytes, unprotected: dict[object, object] | None = None
+) -> bytes:
+    """An ES384 COSE_Sign1 (tag 18) built here with cbor2 + cryptography, independent of the code under test:
+    RFC 9052 Sig_structure ``["Signature1", protected, h'', payload]``, signature raw r||s."""
+    der = key.sign(cbor2.dumps(["Signature1", protected, b"", payload]), ec.ECDSA(hashes.SHA384()))
+    r, s = decode_dss_signature(der)
+    signature = r.to_bytes(48, "big") + s.to_bytes(48, "big")
+    return bytes(cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected or {}, payload, signature])))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_loopback import AWS_TEST_ENV
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -167,7 +168,7 @@ def test_kms_digest_signing_produces_a_manifest_that_verifies(monkeypatch: pytes
 
     from measurements.kms_digest_server import KEY_ID, kms_digest_server
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}.items():
+    for name, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(name, value)
     with kms_digest_server() as (endpoint, key, requests):
         kms = boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1")
@@ -186,7 +187,7 @@ def test_cli_signs_with_kms_and_the_verifier_accepts(tmp_path: Path) -> None:
 
     manifest = tmp_path / "m.json"
     manifest.write_bytes(kat1_manifest())
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}
+    env = {**os.environ, **AWS_TEST_ENV}
     with kms_digest_server() as (endpoint, key, _):
         status, out, err = run_cli("trustdial", "measurements", "sign", "--manifest", str(manifest), "--key",
                                    f"kms:{KEY_ID}", "--endpoint-url", endpoint, "--region", "us-east-1",

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from verifier.proof.tensors import load_tensor_file
-from zk_test_support import AWS_TEST_ENV, SIZES, Circuit, write_tensor
+from zk_test_support import SIZES, Circuit, write_tensor
 
 from prover.circuit_settings import CircuitOptions
 from prover.compile import compile_model
@@ -88,24 +86,3 @@ def public_proof_b(public_circuit: Circuit, input_b: Path, zk_root: Path) -> Pat
 @pytest.fixture(scope="session")
 def hashed_proof_a(hashed_circuit: Circuit, input_a: Path, zk_root: Path) -> Path:
     return prove(hashed_circuit.directory, load_tensor_file(input_a, side="input"), zk_root / "hashed-proof-a.json")
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """One real moto server on loopback for the session; every test makes its own queues and bucket."""
-    from moto.server import ThreadedMotoServer
-
-    saved = {name: os.environ.get(name) for name in AWS_TEST_ENV}
-    os.environ.update(AWS_TEST_ENV)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from aws_loopback import AWS_TEST_ENV
 from verifier.proof.artifacts import sha256_file
 from verifier.proof.tensors import load_tensor_file
 from verifier.proof.verify import verify_proof
-from zk_test_support import AWS_TEST_ENV, SIZES, write_tensor
+from zk_test_support import SIZES, write_tensor
 
 from prover.aws_clients import make_clients
 from prover.jobs import ProofJob

@@ -11,8 +11,6 @@ import onnxruntime
 from verifier.proof.tensors import canonical_tensor_json
 
 SIZES = [6, 12, 3]
-# moto accepts any credentials; these keep boto3 from looking for real ones.
-AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from prover.compile import DEFAULT_TOLERANCE
 from prover.errors import ProverError
 from trustdial.pipeline.composite_writer import dump_composite
 from trustdial.pipeline.publish_dev import publish_dev
+from trustdial.pipeline.queue_prover import DEFAULT_TIMEOUT_S, QueueConfig, QueueProver
 from trustdial.pipeline.reference_pipeline import write_reference_pipeline
 from trustdial.pipeline.run import (
     GatewayEnclave,
@@ -79,6 +80,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--output", type=Path, required=True, help="composite receipt JSON to write")
     run.add_argument("--nonce", help="request nonce, 64 hex digits (default: random)")
     run.add_argument("--root-out", type=Path, help="write the simulated NSM's root certificate (PEM) here")
+    queue = run.add_argument_group("zk steps through the prover queue (default: prove inline)")
+    queue.add_argument("--prover-queue", metavar="URL", help="SQS queue URL of `trustdial prover worker`s")
+    queue.add_argument("--prover-bucket", metavar="BUCKET", help="S3 bucket the workers read jobs and write proofs")
+    queue.add_argument("--endpoint-url", metavar="URL", help="AWS endpoint override (e.g. a local moto server)")
+    queue.add_argument("--region", help="AWS region of the queue and bucket")
+    queue.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S", help="seconds to wait for each proof"
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.set_defaults(run=_run_run)
 
@@ -151,10 +160,26 @@ def _run_run(args: argparse.Namespace) -> int:
     if args.nonce is not None and (len(args.nonce) != 64 or not all(c in "0123456789abcdef" for c in args.nonce)):
         _fail("BAD_NONCE", "expected --nonce as 64 lowercase hex digits", args.json)
         return 2
+    if (args.prover_queue is None) != (args.prover_bucket is None):
+        _fail("MISSING_ARGUMENT", "--prover-queue and --prover-bucket go together", args.json)
+        return 2
+    if args.timeout <= 0:
+        _fail("BAD_TIMEOUT", f"expected --timeout > 0, found {args.timeout}", args.json)
+        return 2
     try:
         spec = load_spec(args.pipeline)
         split = load_split(args.split)
         signed = args.measurements.read_bytes()
+        prover = None
+        if args.prover_queue is not None:
+            config = QueueConfig(
+                queue_url=args.prover_queue,
+                bucket=args.prover_bucket,
+                endpoint_url=args.endpoint_url,
+                region=args.region,
+                timeout_s=args.timeout,
+            )
+            prover = QueueProver(config, progress=_progress("run"))
         enclave: LocalEnclave | GatewayEnclave = (
             GatewayEnclave(args.gateway) if args.gateway else enclave_for(split, spec.policy, signed)
         )
@@ -166,6 +191,7 @@ def _run_run(args: argparse.Namespace) -> int:
                 manifest_signed=signed,
                 enclave=enclave,
                 request_nonce=args.nonce,
+                prover=prover,
                 progress=_progress("run"),
             )
         finally:

@@ -60,15 +60,21 @@ def _ramdisk(files: Mapping[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def build_dev_image(models: Mapping[str, Path], directory: Path) -> DevImage:
-    """Write ``directory/enclave-dev.eif`` holding ``models`` (name -> ONNX file) in its ramdisk."""
+def build_dev_image(
+    models: Mapping[str, Path], directory: Path, *, circuits: Mapping[str, Path] | None = None
+) -> DevImage:
+    """Write ``directory/enclave-dev.eif`` holding ``models`` (name -> ONNX file) in its ramdisk, and
+    the compiled circuits (name -> ezkl compiled circuit) of segments the enclave executes with their
+    circuit's semantics (``tee+zk``)."""
     directory.mkdir(parents=True, exist_ok=True)
     kernel = directory / "synthetic-kernel.bin"
     kernel.write_bytes(_synthetic_kernel())
     bootstrap = directory / "synthetic-bootstrap.cpio"
     bootstrap.write_bytes(_ramdisk({"init": SYNTHETIC_MARKER}))
     customer = directory / "models.cpio"
-    customer.write_bytes(_ramdisk({f"models/{name}.onnx": path.read_bytes() for name, path in models.items()}))
+    files = {f"models/{name}.onnx": path.read_bytes() for name, path in models.items()}
+    files.update({f"circuits/{name}.compiled": path.read_bytes() for name, path in (circuits or {}).items()})
+    customer.write_bytes(_ramdisk(files))
     metadata = EifMetadata(
         image_name="trustdial-dev-synthetic",
         image_version="0.1.0",

@@ -8,10 +8,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from verifier.composite.policy import MODE_EVIDENCE, PipelinePolicy
+from verifier.composite.policy import MODE_EVIDENCE, MODE_TEE_ZK, PipelinePolicy, policy_sha256
+from verifier.proof.artifacts import load_artifacts
 
 from trustdial.pipeline.dev_image import DevImage, build_dev_image
 from trustdial.pipeline.dev_manifest import PublishedManifest, publish_dev_manifest
+from trustdial.pipeline.errors import PipelineError
 from trustdial.pipeline.run import SplitArtifacts
 
 
@@ -22,9 +24,16 @@ class DevPublication:
 
 
 def publish_dev(policy: PipelinePolicy, split: SplitArtifacts, directory: Path) -> DevPublication:
-    entries = json.loads((split.directory / "split.json").read_text())["manifest_entries"]
+    document = json.loads((split.directory / "split.json").read_text())
+    entries = document["manifest_entries"]
+    check_split_fits(policy, document)
     tee_models = {s.name: split.segment_files[s.name] for s in policy.segments if "tee" in MODE_EVIDENCE[s.mode]}
-    image = build_dev_image(tee_models, directory / "image")
+    circuits = {
+        s.name: split.zk_dirs[s.name] / load_artifacts(split.zk_dirs[s.name]).files["compiled_circuit"].path
+        for s in policy.segments
+        if s.mode == MODE_TEE_ZK
+    }
+    image = build_dev_image(tee_models, directory / "image", circuits=circuits)
     manifest = publish_dev_manifest(
         eif=image.eif,
         blobs={
@@ -33,7 +42,28 @@ def publish_dev(policy: PipelinePolicy, split: SplitArtifacts, directory: Path) 
         },
         models={name: entry["sha256"] for name, entry in entries["models"].items()},
         zk=entries["zk"],
-        policy_sha256=entries["pipeline_policy_sha256"],
+        policy_sha256=policy_sha256(policy),
         directory=directory,
     )
     return DevPublication(image=image, manifest=manifest)
+
+
+def check_split_fits(policy: PipelinePolicy, split_document: dict[str, object]) -> None:
+    """The split's work depends on where the model is cut and which segments need a circuit, not on
+    the modes' reasons: a policy that changes only modes (e.g. ``zk`` -> ``tee+zk``) can be published
+    from the same split, and the manifest then pins *that* policy. Anything else is refused."""
+    segments = split_document.get("segments")
+    zk = split_document.get("zk") or []
+    assert isinstance(segments, list) and isinstance(zk, list)
+    cut = [(s["name"], tuple(s["inputs"]), tuple(s["outputs"])) for s in segments]
+    wanted = [(s.name, s.inputs, s.outputs) for s in policy.segments]
+    if cut != wanted:
+        raise PipelineError(
+            "PIPELINE_SPLIT_MISMATCH", f"the split cuts the model as {cut}, the policy as {wanted}: split it again"
+        )
+    compiled = {z["name"] for z in zk}
+    needed = [s.name for s in policy.segments if "zk" in MODE_EVIDENCE[s.mode] and s.name not in compiled]
+    if needed:
+        raise PipelineError(
+            "PIPELINE_ZK_NOT_COMPILED", f"segments {needed} need a circuit: run split with --compile-zk"
+        )

@@ -1,13 +1,16 @@
-"""``trustdial pipeline run --local``: one inference through a hybrid pipeline, producing one
-composite receipt (docs/composite-receipts.md).
+"""``trustdial pipeline run``: one inference through a hybrid pipeline, producing one composite
+receipt (docs/composite-receipts.md).
 
-``tee`` segments run in an enclave service (here: the enclave app in-process with the simulated
-NSM reporting the manifest's PCRs — development only); every step's receipt is bound to the
-step nonce derived from the request nonce, the policy hash and the step position. ``zk``
-segments are proven inline with the prover. A private boundary from a TEE step into a ZK step is
-linked by the Poseidon hash the enclave signs (at the ZK circuit's input scale) and the proof's
-hashed instance; a public one by the tensor's bytes, their SHA-256 and the proof's instances.
-"""
+``tee`` segments run in an enclave service (``--local``: the enclave app in-process with the
+simulated NSM reporting the manifest's PCRs, development only; ``--gateway``: a running gateway);
+every step's receipt is bound to the step nonce derived from the request nonce, the policy hash and
+the step position. ``zk`` segments are proven by a :class:`StepProver`: inline with the prover, or
+through the prover's job queue (``trustdial.pipeline.queue_prover``). ``tee+zk`` segments do both
+on the same input, the enclave executing the segment's circuit semantics so that its signed
+commitments and the proof's instances are the same tensors. A private boundary from a TEE step
+into a ZK step is linked by the Poseidon hash the enclave signs (at the ZK circuit's input scale)
+and the proof's hashed instance; a public one by the tensor's bytes, their SHA-256 and the proof's
+instances."""
 
 from __future__ import annotations
 
@@ -19,9 +22,9 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
@@ -29,11 +32,13 @@ from verifier.composite.policy import MODE_EVIDENCE, MODE_TEE_ZK, VISIBILITY_PRI
 from verifier.measurements import parse_manifest, signed_payload
 from verifier.proof.artifacts import load_artifacts
 from verifier.proof.instances import layout_from_settings
-from verifier.proof.quantization import felts_to_floats
+from verifier.proof.quantization import felts_to_floats, tensor_poseidon, tensor_to_felts
+from verifier.proof.tensors import Tensor as ProofTensor
 from verifier.proof.tensors import tensor_from_bytes
 from verifier.receipts.model import decode_receipt, decode_statement
 from verifier.tensors import Tensor, commit_tensors
 
+from enclave_app.circuit_model import CIRCUIT_PARAM, EXECUTOR, EXECUTOR_PARAM, load_circuit_model
 from enclave_app.models import ModelRegistry, load_model
 from enclave_app.nsm.simulated import SimulatedNsm
 from enclave_app.service import EnclaveService
@@ -95,9 +100,19 @@ class LocalEnclave:
     """The enclave app in-process over the simulated NSM: development only (its documents chain to
     the simulator's root, which a verifier accepts only when passed explicitly)."""
 
-    def __init__(self, models: Mapping[str, Path], pcrs: Mapping[int, bytes]) -> None:
+    def __init__(
+        self, models: Mapping[str, Path], pcrs: Mapping[int, bytes], circuits: Mapping[str, Path] | None = None
+    ) -> None:
+        """``models``: segment name -> ONNX file; ``circuits``: segment name -> zk artifacts directory
+        for the segments served with their circuit's semantics (``tee+zk``)."""
         self.nsm = SimulatedNsm(pcrs)
-        registry = ModelRegistry([load_model(path, name) for name, path in models.items()])
+        circuits = circuits or {}
+        registry = ModelRegistry(
+            [
+                load_circuit_model(path, circuits[name], name) if name in circuits else load_model(path, name)
+                for name, path in models.items()
+            ]
+        )
         self.service = EnclaveService(registry, self.nsm, batch_size=1, batch_wait=0.0)
 
     def infer(
@@ -159,6 +174,37 @@ def _tensor_json(value: np.ndarray) -> dict[str, Any]:
     return {"dtype": tensor.dtype, "shape": list(tensor.shape), "data": base64.b64encode(tensor.data).decode()}
 
 
+class StepProver(Protocol):
+    """Proves one zk segment on one input tensor and returns ezkl's proof JSON."""
+
+    label: str  # for progress lines, e.g. "proving inline"
+
+    def prove(self, segment: str, directory: Path, tensor: ProofTensor) -> dict[str, Any]: ...
+
+
+class InlineProver:
+    """Proves in this process with the prover (``prover.prove``)."""
+
+    label = "proving inline"
+
+    def prove(self, segment: str, directory: Path, tensor: ProofTensor) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="trustdial-run-") as scratch:
+            path = prove(directory, tensor, Path(scratch) / "proof.json")
+            document: dict[str, Any] = json.loads(path.read_text())
+        return document
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """One piece of a step's evidence and the commitments it binds (tensor -> kind -> hex)."""
+
+    evidence: dict[str, Any]
+    inputs: dict[str, dict[str, str]]
+    outputs: dict[str, dict[str, str]]
+    values: dict[str, np.ndarray]  # output values it makes available (empty for a private zk output)
+    params: Mapping[str, Any] = field(default_factory=dict)  # tee: the statement params the enclave signed
+
+
 def run_pipeline(
     spec: PipelineSpec,
     split: SplitArtifacts,
@@ -167,16 +213,11 @@ def run_pipeline(
     manifest_signed: bytes,
     enclave: LocalEnclave | GatewayEnclave,
     request_nonce: str | None = None,
+    prover: StepProver | None = None,
     progress: Progress = lambda _line: None,
 ) -> RunResult:
     policy = spec.policy
-    dual = [s.name for s in policy.segments if s.mode == MODE_TEE_ZK]
-    if dual:
-        raise PipelineError(
-            "PIPELINE_MODE_UNSUPPORTED",
-            f"segments {dual} are tee+zk: the enclave runs float onnxruntime while the circuit is fixed-point, so "
-            "their outputs differ in the last bits; running the circuit's semantics in the enclave is not done yet",
-        )
+    prover = prover or InlineProver()
     manifest = parse_manifest(signed_payload(manifest_signed))
     manifest_sha256 = hashlib.sha256(manifest.raw).hexdigest()
     nonce = request_nonce or os.urandom(32).hex()
@@ -190,58 +231,38 @@ def run_pipeline(
     started = time.perf_counter()
     for index, segment in enumerate(policy.segments):
         step_started = time.perf_counter()
-        evidence: dict[str, dict[str, Any]] = {}
-        ins: dict[str, TensorCommitments] = {}
-        outs: dict[str, TensorCommitments] = {}
         kinds = MODE_EVIDENCE[segment.mode]
-        produced: dict[str, np.ndarray] = {}
+        pieces: dict[str, _Evidence] = {}
         if "tee" in kinds:
             scale = _poseidon_scale(policy, segment.outputs, split)
-            progress(f"step {index} {segment.name}: tee (enclave){' + Poseidon commitment' if scale else ''}")
-            outputs, receipt, binding = enclave.infer(
-                segment.name,
-                {n: values[n] for n in segment.inputs},
-                bytes.fromhex(step_nonce(policy, nonce, index)),
-                scale,
-            )
-            params = decode_statement(decode_receipt(receipt).statement).params
-            evidence["tee"] = {
-                "receipt": base64.b64encode(receipt).decode(),
-                "attestation": base64.b64encode(binding).decode(),
-            }
-            for name in segment.outputs:
-                poseidon = params.get(f"poseidon/{name}")
-                entry = {"sha256": _sha(name, outputs[name])}
-                if isinstance(poseidon, str):
-                    entry["poseidon"] = poseidon
-                known.setdefault(name, {}).update(entry)
-            ins.update({n: TensorCommitments(sha256=known[n]["sha256"]) for n in segment.inputs})
-            outs.update({n: TensorCommitments(**known[n]) for n in segment.outputs})
-            produced = outputs
+            how = " (circuit semantics)" if segment.mode == MODE_TEE_ZK else ""
+            progress(f"step {index} {segment.name}: tee (enclave{how}){' + Poseidon commitment' if scale else ''}")
+            pieces["tee"] = _run_tee(enclave, segment.name, segment.inputs, values, policy, nonce, index, scale)
+            if segment.mode == MODE_TEE_ZK:
+                _check_executed_circuit(segment.name, pieces["tee"].params, split)
         if "zk" in kinds:
-            progress(f"step {index} {segment.name}: zk (proving inline)")
-            proof, released = _prove(segment.name, segment.inputs[0], segment.outputs[0], values, split)
-            evidence["zk"] = {"proof": proof["document"]}
-            zin = {segment.inputs[0]: proof["input"]}
-            zout = {segment.outputs[0]: proof["output"]}
-            for name, commitment in (*zin.items(), *zout.items()):
-                known.setdefault(name, {}).update(commitment)
-            if "tee" not in kinds:
-                ins = {n: TensorCommitments(**c) for n, c in zin.items()}
-                outs = {n: TensorCommitments(**c) for n, c in zout.items()}
-                produced = released
-
-            if segment.outputs[0] in released and policy.visibility[segment.outputs[0]] != VISIBILITY_PRIVATE:
-                known[segment.outputs[0]]["sha256"] = _sha(segment.outputs[0], released[segment.outputs[0]])
+            pieces["zk"] = _run_zk(prover, segment.name, segment.inputs[0], segment.outputs[0], values, split, progress)
+        if len(pieces) > 1:
+            _check_same_tensors(segment.name, pieces["tee"], pieces["zk"])
+        ins: dict[str, dict[str, str]] = {}
+        outs: dict[str, dict[str, str]] = {}
+        for piece in pieces.values():
+            for name, commitment in piece.inputs.items():
+                ins.setdefault(name, {}).update(commitment)
+            for name, commitment in piece.outputs.items():
+                outs.setdefault(name, {}).update(commitment)
+        for name, commitment in (*ins.items(), *outs.items()):
+            known.setdefault(name, {}).update(commitment)
+        produced = pieces["tee"].values if "tee" in pieces else pieces["zk"].values
         values.update(produced)
         seconds[segment.name] = time.perf_counter() - step_started
         steps.append(
             StepRecord(
                 segment=segment.name,
                 mode=segment.mode,
-                inputs=ins,
-                outputs=outs,
-                evidence=evidence,
+                inputs={n: TensorCommitments(**c) for n, c in ins.items()},
+                outputs={n: TensorCommitments(**c) for n, c in outs.items()},
+                evidence={kind: piece.evidence for kind, piece in pieces.items()},
                 cost={"seconds": round(seconds[segment.name], 6)},
             )
         )
@@ -260,38 +281,92 @@ def run_pipeline(
     )
 
 
-def _poseidon_scale(policy: PipelinePolicy, outputs: tuple[str, ...], split: SplitArtifacts) -> int | None:
-    """The input scale of the zk segment that consumes a private output of this step, if any."""
-    for consumer in policy.segments:
-        for name in outputs:
-            if (
-                name in consumer.inputs
-                and "zk" in MODE_EVIDENCE[consumer.mode]
-                and policy.visibility[name] == "private"
-            ):
-                return load_artifacts(split.zk_dirs[consumer.name]).input_scale
-    return None
+def _run_tee(
+    enclave: LocalEnclave | GatewayEnclave,
+    segment: str,
+    input_names: tuple[str, ...],
+    values: Mapping[str, np.ndarray],
+    policy: PipelinePolicy,
+    nonce: str,
+    index: int,
+    scale: int | None,
+) -> _Evidence:
+    outputs, receipt, binding = enclave.infer(
+        segment, {n: values[n] for n in input_names}, bytes.fromhex(step_nonce(policy, nonce, index)), scale
+    )
+    params = decode_statement(decode_receipt(receipt).statement).params
+
+    def signed(name: str, value: np.ndarray) -> dict[str, str]:
+        entry = {"sha256": _sha(name, value)}
+        poseidon = params.get(f"poseidon/{name}")
+        if isinstance(poseidon, str):
+            entry["poseidon"] = poseidon
+        return entry
+
+    return _Evidence(
+        evidence={
+            "receipt": base64.b64encode(receipt).decode(),
+            "attestation": base64.b64encode(binding).decode(),
+        },
+        inputs={n: signed(n, values[n]) for n in input_names},
+        outputs={n: signed(n, v) for n, v in outputs.items()},
+        values=outputs,
+        params=params,
+    )
 
 
-def _prove(
+def _check_executed_circuit(segment: str, params: Mapping[str, Any], split: SplitArtifacts) -> None:
+    """Before spending a proof on a ``tee+zk`` step: the enclave must have executed this segment's
+    compiled circuit (it signs which), else its output cannot be the proof's."""
+    directory = split.zk_dirs.get(segment)
+    if directory is None:
+        raise PipelineError("PIPELINE_ZK_NOT_COMPILED", f"segment {segment!r} is tee+zk: run split with --compile-zk")
+    expected = load_artifacts(directory).sha256_of("compiled_circuit")
+    executor, circuit = params.get(EXECUTOR_PARAM), params.get(CIRCUIT_PARAM)
+    if executor != EXECUTOR or circuit != expected:
+        raise PipelineError(
+            "PIPELINE_DUAL_MISMATCH",
+            f"segment {segment!r} is tee+zk: expected the enclave to execute its circuit {expected[:16]}..., it signed "
+            f"executor {executor!r}, circuit {circuit!r}; serve it with `trustdial serve --circuit "
+            f"{segment}=ZKDIR` (automatic with --local)",
+        )
+
+
+def _run_zk(
+    prover: StepProver,
     segment: str,
     input_name: str,
     output_name: str,
     values: Mapping[str, np.ndarray],
     split: SplitArtifacts,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    progress: Progress,
+) -> _Evidence:
     directory = split.zk_dirs.get(segment)
     if directory is None:
         raise PipelineError("PIPELINE_ZK_NOT_COMPILED", f"segment {segment!r} is zk: run split with --compile-zk")
     array = np.ascontiguousarray(values[input_name], dtype="<f4")
     tensor = tensor_from_bytes("float32", tuple(array.shape), array.tobytes())
-    with tempfile.TemporaryDirectory(prefix="trustdial-run-") as scratch:
-        path = prove(directory, tensor, Path(scratch) / "proof.json")
-        document = json.loads(path.read_text())
+    progress(f"step {segment}: zk ({prover.label})")
+    document = prover.prove(segment, directory, tensor)
     settings = json.loads((directory / "settings.json").read_text())
     layout = layout_from_settings(settings)
-    instances = document["instances"][0]
-    input_part, output_part = layout.input_part(instances), layout.output_part(instances)
+    try:
+        instances = document["instances"][0]
+        input_part, output_part = layout.input_part(instances), layout.output_part(instances)
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        raise PipelineError(
+            "PIPELINE_PROOF_MALFORMED", f"segment {segment!r}: unreadable proof instances: {err}"
+        ) from err
+    sent = array.ravel().tolist()
+    if layout.input_visibility == "hashed":
+        matches = input_part == [tensor_poseidon(sent, layout.input_scale, as_f32=True)]
+    else:
+        matches = input_part == tensor_to_felts(sent, layout.input_scale, as_f32=True)
+    if not matches:
+        raise PipelineError(
+            "PIPELINE_PROOF_INPUT_MISMATCH",
+            f"segment {segment!r}: the proof's input instances are not the {input_name!r} this step sent",
+        )
     input_commitment = (
         {"poseidon": input_part[0]} if layout.input_visibility == "hashed" else {"sha256": _sha(input_name, array)}
     )
@@ -303,7 +378,41 @@ def _prove(
         shape = _output_shape(split.segment_files[segment], output_name, floats.size)
         released[output_name] = floats.reshape(shape)
         output_commitment = {"sha256": _sha(output_name, released[output_name])}
-    return {"document": document, "input": input_commitment, "output": output_commitment}, released
+    return _Evidence(
+        evidence={"proof": document},
+        inputs={input_name: input_commitment},
+        outputs={output_name: output_commitment},
+        values=released,
+    )
+
+
+def _check_same_tensors(segment: str, tee: _Evidence, zk: _Evidence) -> None:
+    """Before writing a ``tee+zk`` step: the enclave and the proof must commit to the same tensors
+    with a shared kind (what the verifier will demand)."""
+    for side, signed, proven in (("input", tee.inputs, zk.inputs), ("output", tee.outputs, zk.outputs)):
+        for name, commitment in proven.items():
+            other = signed.get(name, {})
+            shared = set(commitment) & set(other)
+            if not shared or any(commitment[k] != other[k] for k in shared):
+                raise PipelineError(
+                    "PIPELINE_DUAL_MISMATCH",
+                    f"segment {segment!r}: the enclave's {side} {name!r} {other} and the proof's {commitment} are not "
+                    "the same tensor; a tee+zk segment must be served with its circuit's semantics "
+                    "(`trustdial serve --circuit NAME=ZKDIR`, automatic with --local)",
+                )
+
+
+def _poseidon_scale(policy: PipelinePolicy, outputs: tuple[str, ...], split: SplitArtifacts) -> int | None:
+    """The input scale of the zk segment that consumes a private output of this step, if any."""
+    for consumer in policy.segments:
+        for name in outputs:
+            if (
+                name in consumer.inputs
+                and "zk" in MODE_EVIDENCE[consumer.mode]
+                and policy.visibility[name] == "private"
+            ):
+                return load_artifacts(split.zk_dirs[consumer.name]).input_scale
+    return None
 
 
 def _output_shape(model: Path, name: str, size: int) -> tuple[int, ...]:
@@ -322,4 +431,12 @@ def enclave_for(split: SplitArtifacts, policy: PipelinePolicy, manifest_signed: 
     manifest = parse_manifest(signed_payload(manifest_signed))
     pcrs = {PCR_INDEX[name]: bytes.fromhex(value) for name, value in manifest.pcrs.items() if value}
     tee_models = {s.name: split.segment_files[s.name] for s in policy.segments if "tee" in MODE_EVIDENCE[s.mode]}
-    return LocalEnclave(tee_models, pcrs)
+    circuits = {}
+    for segment in policy.segments:
+        if segment.mode == MODE_TEE_ZK:
+            if segment.name not in split.zk_dirs:
+                raise PipelineError(
+                    "PIPELINE_ZK_NOT_COMPILED", f"segment {segment.name!r} is tee+zk: run split with --compile-zk"
+                )
+            circuits[segment.name] = split.zk_dirs[segment.name]
+    return LocalEnclave(tee_models, pcrs, circuits)

@@ -27,3 +27,10 @@ class InputError(Exception):
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+
+
+def describe_value(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for the "found ..." part of a reason: values come from the
+    sender and may be arbitrarily large."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

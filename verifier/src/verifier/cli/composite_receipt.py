@@ -19,9 +19,11 @@ from verifier.composite.evidence_zk import check_zk_evidence
 from verifier.composite.manifest_facts import facts_from_manifest
 from verifier.composite.policy import VISIBILITY_PUBLIC, load_policy
 from verifier.composite.receipt import parse_receipt
-from verifier.composite.verify import verify_composite
+from verifier.composite.verify import CompositeResult, verify_composite
 from verifier.errors import InputError
 from verifier.measurements import load_public_key, load_signed_manifest
+
+TABLE_FIELD = "table"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +83,7 @@ def check_composite(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
         for name, record in receipt.tensors.items()
         if record.visibility == VISIBILITY_PUBLIC and record.tensor is not None and name in _pipeline_outputs(receipt)
     }
-    return {
+    fields: dict[str, Any] = {
         "kind": "composite",
         "pipeline": result.pipeline,
         "policy_sha256": result.policy_sha256,
@@ -102,6 +104,60 @@ def check_composite(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
             for s in result.steps
         ],
     }
+    if not args.json:
+        fields[TABLE_FIELD] = render_table(result, outputs)
+    return fields
+
+
+def render_table(result: CompositeResult, outputs: dict[str, Any]) -> str:
+    """The per-step table and the verdict line (text mode only; --json carries the same facts)."""
+    header = ("step", "segment", "mode", "required", "evidence", "what was proven", "by whom", "time", "size")
+    rows: list[tuple[str, ...]] = []
+    for step in result.steps:
+        pieces = step.evidence or ()
+        for position, piece in enumerate(pieces):
+            first = position == 0
+            rows.append(
+                (
+                    str(step.index) if first else "",
+                    step.segment if first else "",
+                    step.mode if first else "",
+                    step.required_mode if first else "",
+                    piece.kind,
+                    piece.proven,
+                    piece.by,
+                    _duration(step.seconds) if first else "",
+                    _size(piece.evidence_bytes),
+                )
+            )
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    for step in result.steps:
+        lines.append(f"  step {step.index} {step.segment}: {step.required_mode} required because: {step.reason}")
+    for name, values in outputs.items():
+        lines.append(f"  output {name}: {values if isinstance(values, str) else [round(v, 6) for v in values]}")
+    total = sum(s.seconds or 0.0 for s in result.steps)
+    size = sum(s.evidence_bytes for s in result.steps)
+    lines.append(
+        f"VALID: composite receipt of pipeline {result.pipeline!r}, {len(result.steps)} steps verified against "
+        f"manifest {result.manifest_sha256[:16]}... and policy {result.policy_sha256[:16]}... "
+        f"({_duration(total)} stated cost, {_size(size)} evidence)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _size(count: int) -> str:
+    return f"{count} B" if count < 1024 else f"{count / 1024:.1f} KiB"
 
 
 def _at_ms(text: str | None) -> int:

@@ -217,4 +217,10 @@ def is_composite_bytes(data: bytes) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_check(lambda: check(args), as_json=args.json)
+    return run_check(lambda: check(args), as_json=args.json, render=_render)
+
+
+def _render(fields: Mapping[str, Any]) -> str | None:
+    """A composite receipt prints its per-step table; a single receipt the default listing."""
+    table = fields.get(composite_receipt.TABLE_FIELD)
+    return table if isinstance(table, str) else None

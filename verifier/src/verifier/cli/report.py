@@ -15,13 +15,19 @@ EXIT_REJECTED = 1
 EXIT_USAGE = 2
 
 
-def run_check(check: Callable[[], Mapping[str, Any]], *, as_json: bool) -> int:
+def run_check(
+    check: Callable[[], Mapping[str, Any]],
+    *,
+    as_json: bool,
+    render: Callable[[Mapping[str, Any]], str | None] | None = None,
+) -> int:
     """Run ``check``; print its result or the rejection; return the exit status.
 
     ``check`` returns the fields of a successful result (``valid`` is added here). Any
     :class:`VerificationError` is a rejection, :class:`InputError` or :class:`OSError`
     a usage or I/O error. Nothing else is caught: an unexpected exception is a bug and
-    must surface, never be reported as valid.
+    must surface, never be reported as valid. Without ``as_json``, ``render`` may turn a
+    successful result into its own text (returning None keeps the default listing).
     """
     try:
         fields = check()
@@ -34,6 +40,10 @@ def run_check(check: Callable[[], Mapping[str, Any]], *, as_json: bool) -> int:
     except OSError as err:
         _emit({"valid": False, "code": "IO_ERROR", "reason": str(err)}, as_json, stream=_usage_stream(as_json))
         return EXIT_USAGE
+    text = render(fields) if render is not None and not as_json else None
+    if text is not None:
+        sys.stdout.write(text)
+        return EXIT_VALID
     _emit({"valid": True, **fields}, as_json, stream=sys.stdout)
     return EXIT_VALID
 

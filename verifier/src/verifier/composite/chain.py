@@ -19,6 +19,7 @@ from typing import Any
 from verifier.composite.errors import CompositeError, PolicyFileError
 from verifier.composite.policy import (
     MODE_EVIDENCE,
+    MODE_TEE_ZK,
     VISIBILITY_PRIVATE,
     VISIBILITY_PUBLIC,
     PipelinePolicy,
@@ -70,6 +71,16 @@ class VerifiedEvidence:
 
 
 @dataclass(frozen=True)
+class EvidenceReport:
+    """One verified piece of a step's evidence, for people: what it proved and who vouches."""
+
+    kind: str
+    proven: str
+    by: str
+    evidence_bytes: int
+
+
+@dataclass(frozen=True)
 class StepReport:
     index: int
     segment: str
@@ -79,6 +90,7 @@ class StepReport:
     proven_by: tuple[str, ...]
     seconds: float | None
     evidence_bytes: int
+    evidence: tuple[EvidenceReport, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,6 +160,8 @@ def check_structure(receipt: CompositeReceipt, policy: PipelinePolicy, manifest:
     _check_step_order(receipt.steps, policy)
     for step in receipt.steps:
         segment = policy.segment(step.segment)
+        if segment.mode == MODE_TEE_ZK:
+            _check_dual_present(step)
         if not mode_satisfies(step.mode, segment.mode):
             raise CompositeError(
                 "COMPOSITE_MODE_DOWNGRADE",
@@ -209,7 +223,7 @@ def check_links(
                     )
                 last_issued = evidence.issued_at_ms
         if len(facts) > 1:
-            _check_dual(step, facts)
+            _check_dual(step, facts, receipt.tensors)
         for evidence in facts.values():
             _check_stated_commitments(step, evidence)
         segment = policy.segment(step.segment)
@@ -223,6 +237,12 @@ def check_links(
                 proven_by=tuple(facts[k].prover for k in sorted(facts)),
                 seconds=_seconds(step.cost),
                 evidence_bytes=sum(e.evidence_bytes for e in facts.values()),
+                evidence=tuple(
+                    EvidenceReport(
+                        kind=k, proven=_proven(facts[k]), by=facts[k].prover, evidence_bytes=facts[k].evidence_bytes
+                    )
+                    for k in sorted(facts)
+                ),
             )
         )
     _check_tensor_links(receipt, policy, verified)
@@ -343,19 +363,53 @@ def _check_stated_commitments(step: Step, evidence: VerifiedEvidence) -> None:
                 )
 
 
-def _check_dual(step: Step, facts: Mapping[str, VerifiedEvidence]) -> None:
-    """A ``tee+zk`` step: where both pieces of evidence commit to a tensor with the same kind, the
-    values must be equal. (Where they share no kind, e.g. the enclave signs the SHA-256 of a private
-    input and the proof exposes its Poseidon hash, each is bound to the boundary record by the link
-    checks, and the record's kinds are tied together by the producer's evidence.)"""
+def _check_dual_present(step: Step) -> None:
+    """A segment the policy runs as ``tee+zk`` needs both an enclave receipt and a proof; a step
+    missing either (whatever mode it claims) is a downgrade with its own code."""
+    if "zk" not in step.evidence:
+        raise CompositeError(
+            "COMPOSITE_DUAL_ZK_MISSING",
+            f"step {step.index} ({step.segment}): the policy demands tee+zk, the step carries no zk proof "
+            f"(evidence {sorted(step.evidence)})",
+        )
+    if "tee" not in step.evidence:
+        raise CompositeError(
+            "COMPOSITE_DUAL_TEE_MISSING",
+            f"step {step.index} ({step.segment}): the policy demands tee+zk, the step carries no enclave receipt "
+            f"(evidence {sorted(step.evidence)})",
+        )
+
+
+def _check_dual(step: Step, facts: Mapping[str, VerifiedEvidence], tensors: Mapping[str, BoundaryTensor]) -> None:
+    """A ``tee+zk`` step: the enclave's signed commitments and the proof's instances must be the
+    same tensors. For every input and output, each piece of evidence must agree with the boundary
+    record (else the receipt, or the proof, is about another tensor: ``COMPOSITE_DUAL_TEE_MISMATCH``
+    / ``COMPOSITE_DUAL_ZK_MISMATCH``), and the two must share a commitment kind with equal values
+    (public: SHA-256 of the same bytes whose felts are the proof's instances; private: the same
+    Poseidon hash), else ``COMPOSITE_DUAL_EVIDENCE_MISMATCH``."""
     tee, zk = facts["tee"], facts["zk"]
     for name in (*step.inputs, *step.outputs):
+        record = tensors[name].commitment
         a = tee.inputs.get(name) or tee.outputs.get(name)
         b = zk.inputs.get(name) or zk.outputs.get(name)
-        if a is None or b is None or _conflict(a, b):
+        if not _agree(record, a):
+            raise CompositeError(
+                "COMPOSITE_DUAL_TEE_MISMATCH",
+                f"step {step.index} ({step.segment}): the receipt records {name!r} = {record}, the enclave "
+                f"signed {a} (a receipt for another tensor)",
+            )
+        if not _agree(record, b):
+            raise CompositeError(
+                "COMPOSITE_DUAL_ZK_MISMATCH",
+                f"step {step.index} ({step.segment}): the receipt records {name!r} = {record}, the proof's "
+                f"instances are {b} (a proof for another tensor)",
+            )
+        assert a is not None and b is not None
+        if not _agree(a, b):
             raise CompositeError(
                 "COMPOSITE_DUAL_EVIDENCE_MISMATCH",
-                f"step {step.index} ({step.segment}): TEE evidence proves {name!r} = {a}, ZK evidence {b}",
+                f"step {step.index} ({step.segment}): expected the enclave and the proof to commit to {name!r} with "
+                f"a shared kind (SHA-256 for public, Poseidon for private tensors), found TEE {a}, ZK {b}",
             )
 
 
@@ -398,8 +452,22 @@ def _agree(a: Commitment, b: Commitment | None) -> bool:
     return shared > 0
 
 
-def _conflict(a: Commitment, b: Commitment) -> bool:
-    return any(x is not None and y is not None and x != y for x, y in ((a.sha256, b.sha256), (a.poseidon, b.poseidon)))
+def _kinds(commitments: Mapping[str, Commitment]) -> str:
+    parts = []
+    for name, c in commitments.items():
+        kinds = [k for k, v in (("sha256", c.sha256), ("poseidon", c.poseidon)) if v is not None]
+        parts.append(f"{name} [{'+'.join(kinds)}]")
+    return ", ".join(parts)
+
+
+def _proven(evidence: VerifiedEvidence) -> str:
+    """What a verified piece of evidence established, in one line."""
+    flow = f"{_kinds(evidence.inputs)} -> {_kinds(evidence.outputs)}"
+    if evidence.kind == "tee":
+        return f"pinned enclave ran model {(evidence.model_sha256 or '?')[:12]} on {flow} (signed)"
+    if evidence.kind == "zk":
+        return f"pinned circuit (vk {(evidence.vk_sha256 or '?')[:12]}) maps {flow} (proof + instances)"
+    return f"{evidence.kind}: {flow}"
 
 
 def _seconds(cost: Mapping[str, Any]) -> float | None:

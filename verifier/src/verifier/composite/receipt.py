@@ -18,6 +18,8 @@ from typing import Any
 
 from verifier.composite.errors import CompositeError
 from verifier.composite.policy import MODE_STRENGTH, VISIBILITIES
+from verifier.errors import describe_value as _describe
+from verifier.strict_json import reject_duplicate_keys
 
 RECEIPT_FORMAT = "trustdial.composite-receipt/1"
 MAX_RECEIPT_BYTES = 64 << 20
@@ -80,7 +82,7 @@ def parse_receipt(data: bytes) -> CompositeReceipt:
     if len(data) > MAX_RECEIPT_BYTES:
         raise CompositeError("COMPOSITE_MALFORMED", f"expected at most {MAX_RECEIPT_BYTES} bytes, found {len(data)}")
     try:
-        document = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        document = json.loads(data.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
         raise CompositeError("COMPOSITE_MALFORMED", f"expected a UTF-8 JSON object: {err}") from err
     return receipt_from_mapping(document)
@@ -237,17 +239,3 @@ def _hex(value: Any, where: str, length: int) -> str:
             "COMPOSITE_MALFORMED", f"expected {length} bytes of lowercase hex at {where}, found {_describe(value)}"
         )
     return value
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result

@@ -6,9 +6,9 @@ manifest schema, and returns a :class:`Manifest`; every failure raises :class:`M
 
 from verifier.measurements.eif_match import check_eif_matches
 from verifier.measurements.errors import ManifestError
+from verifier.measurements.headers import CONTENT_TYPE
 from verifier.measurements.manifest import SCHEMA_ID, Manifest, parse_manifest
 from verifier.measurements.signed import (
-    CONTENT_TYPE,
     load_public_key,
     load_signed_manifest,
     signed_payload,

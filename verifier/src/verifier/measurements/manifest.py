@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.measurements.errors import ManifestError
+from verifier.strict_json import reject_constant, reject_duplicate_keys
 
 SCHEMA_ID = "trustdial.measurements/v1"
 HEX96 = re.compile(r"[0-9a-f]{96}")
@@ -147,24 +148,11 @@ class Manifest:
         return None if value is None else str(value)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
 def parse_manifest(raw: bytes) -> Manifest:
     """Parse and validate manifest JSON bytes (no signature check: see load_signed_manifest)."""
     try:
         document = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+            raw.decode("utf-8"), object_pairs_hook=reject_duplicate_keys, parse_constant=reject_constant
         )
     except (UnicodeDecodeError, ValueError) as err:
         raise ManifestError("MANIFEST_BAD_JSON", f"manifest is not strict UTF-8 JSON: {err}") from err

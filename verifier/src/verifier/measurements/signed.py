@@ -1,6 +1,6 @@
 """The signed form of a manifest: a COSE_Sign1 (CBOR tag 18) whose payload is the manifest's
-exact JSON bytes, protected header ``{1: -35 (ES384), 3: CONTENT_TYPE}``, signature raw r‖s
-(48 + 48 bytes) over SHA-384 of the COSE Sig_structure."""
+exact JSON bytes, protected header ``{1: -35 (ES384), 3: CONTENT_TYPE}`` (checked by
+``verifier.measurements.headers``), signature raw r‖s (48 + 48 bytes) over SHA-384 of the COSE Sig_structure."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from verifier.measurements.errors import ManifestError
+from verifier.measurements.headers import CONTENT_TYPE, ES384, check_headers
 from verifier.measurements.manifest import Manifest, parse_manifest
 
 COSE_SIGN1_TAG = 18
-ES384 = -35
-CONTENT_TYPE = "application/trustdial.measurements+json"
 
 
 def protected_header() -> bytes:
@@ -43,7 +42,7 @@ def load_public_key(pem_or_der: bytes) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def _decode(data: bytes) -> tuple[bytes, bytes, bytes]:
+def _decode(data: bytes) -> tuple[bytes, Mapping[Any, Any], bytes, bytes]:
     try:
         item = cbor2.loads(data)
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as err:
@@ -60,12 +59,12 @@ def _decode(data: bytes) -> tuple[bytes, bytes, bytes]:
         raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 payload must be an attached byte string")
     if not isinstance(signature, bytes) or not signature:
         raise ManifestError("MANIFEST_NOT_SIGNED", "COSE_Sign1 carries no signature")
-    return protected, payload, signature
+    return protected, unprotected, payload, signature
 
 
 def signed_payload(data: bytes) -> bytes:
     """The manifest bytes inside a signed manifest, WITHOUT checking the signature."""
-    return _decode(data)[1]
+    return _decode(data)[2]
 
 
 def load_signed_manifest(data: bytes, public_key: Any) -> Manifest:
@@ -73,16 +72,8 @@ def load_signed_manifest(data: bytes, public_key: Any) -> Manifest:
     key = public_key if isinstance(public_key, ec.EllipticCurvePublicKey) else load_public_key(bytes(public_key))
     if not isinstance(key.curve, ec.SECP384R1):
         raise ManifestError("MANIFEST_BAD_KEY", "manifest signing key must be an EC P-384 public key")
-    protected, payload, signature = _decode(data)
-    try:
-        header = cbor2.loads(protected)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as err:
-        raise ManifestError("MANIFEST_BAD_ENVELOPE", f"protected header is not CBOR: {err}") from err
-    if not isinstance(header, dict) or header.get(1) != ES384:
-        found = header.get(1) if isinstance(header, dict) else header
-        raise ManifestError(
-            "MANIFEST_BAD_ALGORITHM", f"expected alg ES384 (-35) in the protected header, found {found}"
-        )
+    protected, unprotected, payload, signature = _decode(data)
+    check_headers(protected, unprotected)
     if len(signature) != 96:
         raise ManifestError("MANIFEST_BAD_SIGNATURE", f"ES384 signature must be 96 bytes, found {len(signature)}")
     der = encode_dss_signature(int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big"))
