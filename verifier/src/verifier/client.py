@@ -180,7 +180,10 @@ class Client:
             raise ReceiptError(
                 "RECEIPT_KEY", "the fresh attestation document and the binding document attest different receipt keys"
             )
-        assert bound.public_key is not None
+        if bound.public_key is None:  # verify_binding_document refuses this; explicit so python -O cannot drop it
+            raise ReceiptError(
+                "RECEIPT_KEY", "expected the binding attestation document to carry a public key, found none"
+            )
         key = AttestedKey(bound.public_key, bound.sha256, binding, bound.timestamp_ms, time.monotonic())
         with self._lock:
             self._key = key

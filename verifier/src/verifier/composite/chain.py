@@ -214,7 +214,10 @@ def check_links(
             _check_identity(step, evidence, measured)
             if evidence.kind == "tee":
                 _check_tee_binding(step, evidence, options)
-                assert evidence.issued_at_ms is not None
+                if evidence.issued_at_ms is None:
+                    raise CompositeError(
+                        "COMPOSITE_MALFORMED", f"step {step.index}: tee evidence without an issue time"
+                    )
                 if evidence.issued_at_ms < last_issued:
                     raise CompositeError(
                         "COMPOSITE_STEP_TIME_ORDER",
@@ -404,8 +407,7 @@ def _check_dual(step: Step, facts: Mapping[str, VerifiedEvidence], tensors: Mapp
                 f"step {step.index} ({step.segment}): the receipt records {name!r} = {record}, the proof's "
                 f"instances are {b} (a proof for another tensor)",
             )
-        assert a is not None and b is not None
-        if not _agree(a, b):
+        if a is None or b is None or not _agree(a, b):
             raise CompositeError(
                 "COMPOSITE_DUAL_EVIDENCE_MISMATCH",
                 f"step {step.index} ({step.segment}): expected the enclave and the proof to commit to {name!r} with "

@@ -18,6 +18,7 @@ from verifier.composite.chain import VerifiedEvidence
 from verifier.composite.errors import CompositeError
 from verifier.composite.receipt import Commitment, Step
 from verifier.composite.verify import StepContext
+from verifier.errors import InputError
 from verifier.receipts.attested import verify_binding_document
 from verifier.receipts.verify import open_receipt
 from verifier.tensors import COMMITMENT_KIND_SHA256
@@ -53,14 +54,18 @@ def check_tee_evidence(step: Step, evidence: Mapping[str, Any], context: StepCon
         )
     receipt, attestation = _b64(evidence, "receipt", step), _b64(evidence, "attestation", step)
     root = context.options.get("root")
-    assert root is None or isinstance(root, x509.Certificate)
+    if root is not None and not isinstance(root, x509.Certificate):
+        raise InputError(
+            "BAD_ROOT", f"expected the root option to be an X.509 certificate, found {type(root).__name__}"
+        )
     document = verify_binding_document(
         attestation,
         PcrsEqual(expected_pcrs(context)),
         root=root,
         allow_debug=bool(context.options.get("allow_debug", False)),
     )
-    assert document.public_key is not None
+    if document.public_key is None:  # verify_binding_document refuses this; explicit so python -O cannot drop it
+        raise CompositeError("COMPOSITE_MALFORMED", f"step {step.index}: the binding document carries no public key")
     opened = open_receipt(receipt, public_key=document.public_key, attestation_digest=document_digest(document.raw))
     statement = opened.statement
     if statement.op != "infer":

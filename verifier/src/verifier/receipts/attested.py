@@ -71,7 +71,8 @@ def verify_receipt(
     """Everything a third party checks: the binding document under ``policy``, the seal under
     the key it binds, the inclusion path, and the statement against ``expected``."""
     document = verify_binding_document(attestation, policy, root=root, allow_debug=allow_debug)
-    assert document.public_key is not None
+    if document.public_key is None:  # verify_binding_document refuses this; explicit so python -O cannot drop it
+        raise ReceiptError("RECEIPT_KEY", "expected the binding attestation document to carry a public key, found none")
     opened = open_receipt(receipt, public_key=document.public_key, attestation_digest=document_digest(document.raw))
     floor = dataclasses.replace(expected, not_before_ms=max(expected.not_before_ms, document.timestamp_ms))
     check_statement(opened.statement, floor)
