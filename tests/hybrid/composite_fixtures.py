@@ -84,7 +84,9 @@ def build(modes: tuple[str, ...] = ("tee", "zk"), boundary: str = "private", non
     facts: list[dict[str, VerifiedEvidence]] = []
     for index, segment in enumerate(policy.segments):
         segments[segment.name] = SegmentMeasurement(
-            model_sha256=h(f"model:{segment.name}"), vk_sha256=h(f"vk:{segment.name}")
+            model_sha256=h(f"model:{segment.name}"),
+            vk_sha256=h(f"vk:{segment.name}"),
+            zk_pins={"compiled_circuit": h(f"circuit:{segment.name}")},
         )
         step_nonce = derive_step_nonce(request_nonce, phash, index, segment.name)
         kinds = {"tee": ["tee"], "zk": ["zk"], "tee+zk": ["tee", "zk"]}[segment.mode]
@@ -101,6 +103,9 @@ def build(modes: tuple[str, ...] = ("tee", "zk"), boundary: str = "private", non
                 nonce=step_nonce if kind == "tee" else None,
                 issued_at_ms=ATTESTED_AT_MS + 1000 * (index + 1) if kind == "tee" else None,
                 attested_at_ms=ATTESTED_AT_MS if kind == "tee" else None,
+                executed_circuit_sha256=h(f"circuit:{segment.name}")
+                if segment.mode == "tee+zk" and kind == "tee"
+                else None,
                 prover=f"{kind} prover",
                 evidence_bytes=100,
             )

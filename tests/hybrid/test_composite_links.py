@@ -9,6 +9,7 @@ import hashlib
 import json
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from verifier.composite.chain import (
@@ -277,6 +278,27 @@ def test_dual_evidence_sharing_no_commitment_kind_is_rejected() -> None:
     sha = scenario.facts[1]["tee"].inputs["embedding"].sha256
     scenario.edit_fact(1, "tee", inputs={"embedding": Commitment(sha256=sha)})
     assert rejected(scenario) == "COMPOSITE_DUAL_EVIDENCE_MISMATCH"
+
+
+def test_dual_step_whose_enclave_executed_another_circuit_is_rejected() -> None:
+    scenario = build(modes=("tee", "tee+zk"))
+    scenario.edit_fact(1, "tee", executed_circuit_sha256=h("circuit:some other head"))
+    assert rejected(scenario) == "COMPOSITE_DUAL_CIRCUIT_MISMATCH"
+
+
+def test_dual_step_whose_enclave_ran_the_float_model_is_rejected() -> None:
+    # An enclave that ran the ONNX model with onnxruntime signs no circuit at all.
+    scenario = build(modes=("tee", "tee+zk"))
+    scenario.edit_fact(1, "tee", executed_circuit_sha256=None)
+    assert rejected(scenario) == "COMPOSITE_DUAL_CIRCUIT_MISMATCH"
+
+
+def test_dual_step_without_a_manifest_circuit_pin_is_rejected() -> None:
+    scenario = build(modes=("tee", "tee+zk"))
+    head = scenario.manifest.segments["head"]
+    segments = {**scenario.manifest.segments, "head": replace(head, zk_pins={})}
+    scenario.manifest = replace(scenario.manifest, segments=segments)
+    assert rejected(scenario) == "COMPOSITE_DUAL_CIRCUIT_MISMATCH"
 
 
 def test_dual_step_without_its_proof_is_a_downgrade() -> None:

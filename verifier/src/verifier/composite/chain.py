@@ -66,6 +66,7 @@ class VerifiedEvidence:
     nonce: str | None = None  # tee: the request nonce the enclave signed
     issued_at_ms: int | None = None  # tee: enclave timestamp of the receipt
     attested_at_ms: int | None = None  # tee: timestamp of the attestation document binding the key
+    executed_circuit_sha256: str | None = None  # tee: the compiled ezkl circuit the enclave executed, if it signed one
     prover: str = ""  # who vouches: receipt key + enclave PCR0, or the vk
     evidence_bytes: int = 0
 
@@ -226,7 +227,7 @@ def check_links(
                     )
                 last_issued = evidence.issued_at_ms
         if len(facts) > 1:
-            _check_dual(step, facts, receipt.tensors)
+            _check_dual(step, facts, receipt.tensors, measured)
         for evidence in facts.values():
             _check_stated_commitments(step, evidence)
         segment = policy.segment(step.segment)
@@ -383,14 +384,28 @@ def _check_dual_present(step: Step) -> None:
         )
 
 
-def _check_dual(step: Step, facts: Mapping[str, VerifiedEvidence], tensors: Mapping[str, BoundaryTensor]) -> None:
+def _check_dual(
+    step: Step,
+    facts: Mapping[str, VerifiedEvidence],
+    tensors: Mapping[str, BoundaryTensor],
+    measured: SegmentMeasurement,
+) -> None:
     """A ``tee+zk`` step: the enclave's signed commitments and the proof's instances must be the
     same tensors. For every input and output, each piece of evidence must agree with the boundary
     record (else the receipt, or the proof, is about another tensor: ``COMPOSITE_DUAL_TEE_MISMATCH``
     / ``COMPOSITE_DUAL_ZK_MISMATCH``), and the two must share a commitment kind with equal values
     (public: SHA-256 of the same bytes whose felts are the proof's instances; private: the same
-    Poseidon hash), else ``COMPOSITE_DUAL_EVIDENCE_MISMATCH``."""
+    Poseidon hash), else ``COMPOSITE_DUAL_EVIDENCE_MISMATCH``. The enclave must have executed the
+    compiled circuit the manifest pins for the segment (it signs its SHA-256), else
+    ``COMPOSITE_DUAL_CIRCUIT_MISMATCH``."""
     tee, zk = facts["tee"], facts["zk"]
+    pinned = measured.zk_pins.get("compiled_circuit")
+    if pinned is None or tee.executed_circuit_sha256 != pinned:
+        raise CompositeError(
+            "COMPOSITE_DUAL_CIRCUIT_MISMATCH",
+            f"step {step.index} ({step.segment}): expected the enclave to execute the compiled circuit the manifest "
+            f"pins ({pinned}), it signed {tee.executed_circuit_sha256}",
+        )
     for name in (*step.inputs, *step.outputs):
         record = tensors[name].commitment
         a = tee.inputs.get(name) or tee.outputs.get(name)

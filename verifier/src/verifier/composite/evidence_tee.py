@@ -24,6 +24,9 @@ from verifier.receipts.verify import open_receipt
 from verifier.tensors import COMMITMENT_KIND_SHA256
 
 POSEIDON_PARAM_PREFIX = "poseidon/"
+EXECUTOR_PARAM = "executor"  # docs/composite-receipts.md: what a tee+zk enclave signs
+CIRCUIT_PARAM = "circuit_sha256"
+CIRCUIT_EXECUTOR = "ezkl-circuit"
 POSEIDON_SCALE_PARAM = "poseidon_scale"
 PCR_NAMES = {"PCR0": 0, "PCR1": 1, "PCR2": 2, "PCR8": 8}
 
@@ -92,6 +95,16 @@ def check_tee_evidence(step: Step, evidence: Mapping[str, Any], context: StepCon
         nonce=statement.nonce.hex(),
         issued_at_ms=statement.timestamp_ms,
         attested_at_ms=document.timestamp_ms,
+        executed_circuit_sha256=_executed_circuit(statement.params),
         prover=f"enclave {document.module_id} (PCR0 {document.pcrs[0].hex()[:16]}...), receipt seq {statement.seq}",
         evidence_bytes=len(receipt) + len(attestation),
     )
+
+
+def _executed_circuit(params: Mapping[str, object]) -> str | None:
+    """The compiled circuit an enclave that executes ezkl circuits signed (``executor`` =
+    ``ezkl-circuit``, ``circuit_sha256``); None for an enclave that ran the ONNX model itself."""
+    circuit = params.get(CIRCUIT_PARAM)
+    if params.get(EXECUTOR_PARAM) == CIRCUIT_EXECUTOR and isinstance(circuit, str):
+        return circuit
+    return None
