@@ -312,6 +312,10 @@ class ProcessReceiptPipeline:
         """Block until every submitted response has its receipt (or error); raises when the sealer
         died or did not answer within ``timeout``."""
         with self._lock:
+            if self._closed:  # close() already waited for every receipt (or the sealer died)
+                if self._dead is not None:
+                    raise self._dead
+                return
             target = self._seq
         self._control[3] = target
         deadline = time.monotonic() + self.timeout

@@ -188,6 +188,7 @@ def test_close_delivers_every_receipt_then_ends_the_child_and_unlinks_the_shared
     for i in range(10):
         pipeline.submit("infer", MODEL, {"x": np.full(3, i, np.float32)}, {"y": np.zeros(1, np.float32)}, b"")
     pipeline.close()
+    pipeline.drain()  # nothing left to wait for, and no error
     assert len(received) == 10
     assert pipeline._process.returncode == 0
     with pytest.raises(FileNotFoundError):
