@@ -5,7 +5,10 @@ end-to-end verified requests/s through gateway + enclave server on loopback.
 Modes: ``per-request`` (one signature per response) and ``batch`` (Merkle micro-batch of up to
 ``--batch`` responses, sealed early once its oldest response waited ``--budget-ms``, one
 signature per batch, every response keeps its own inclusion path), each with the receipt work
-on the pipeline's own thread (as the server runs it) or ``-inline`` in the inference thread. The last line is one JSON
+on the pipeline's own thread (as the server runs it) or ``-inline`` in the inference thread;
+``batch-process`` runs the batch mode's receipt work in a sealer process fed through a
+shared-memory ring (``enclave_app.receipts.process_pipeline``; its CPU time is counted in
+``cpu_ratio``). The last line is one JSON
 object: ``plain_per_s``, ``attested_per_s``, ``ratio``, ``receipt_us`` for the best mode on the
 1M-parameter MLP, then ``modes`` (per mode), ``cnn``, ``keys`` and ``e2e``.
 
@@ -36,6 +39,7 @@ from verifier.tensors import Tensor
 
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.pipeline import ReceiptPipeline
+from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline
 from enclave_app.reference_models import build_cnn, build_mlp
 
 MODEL_SHA = b"\x11" * 32
@@ -61,6 +65,7 @@ class AttestedRunner:
         threaded: bool,
         poll_s: float,
         key_type: str = "p256",
+        process: bool = False,
     ) -> None:
         self.session = session
         self.input_name = session.get_inputs()[0].name
@@ -68,10 +73,19 @@ class AttestedRunner:
         self.key = ReceiptKey.generate(key_type)
         self.receipts: list[bytes] = []
         self.consumed = 0  # receipts checked (or dropped after warm-up) so far
-        self.pipeline = ReceiptPipeline(
-            self.key, ATTESTATION, max_batch=batch, max_wait=budget_s, threaded=threaded, poll=poll_s,
-            on_receipt=self.receipts.append,
-        )  # fmt: skip
+        self.pipeline: ReceiptPipeline | ProcessReceiptPipeline
+        self.child_cpu: Callable[[], float] | None = None  # a sealer process's CPU seconds, if any
+        if process:  # the sealer in its own process, fed through a shared-memory ring
+            self.pipeline = ProcessReceiptPipeline(
+                self.key, ATTESTATION, max_batch=batch, max_wait=budget_s, poll=poll_s,
+                on_receipt=self.receipts.append,
+            )  # fmt: skip
+            self.child_cpu = self.pipeline.child_cpu_seconds
+        else:
+            self.pipeline = ReceiptPipeline(
+                self.key, ATTESTATION, max_batch=batch, max_wait=budget_s, threaded=threaded, poll=poll_s,
+                on_receipt=self.receipts.append,
+            )  # fmt: skip
 
     def __call__(self, feed: dict[str, np.ndarray], nonce: bytes) -> None:
         """The plain loop's exact call (same session, same feed object), then the receipt."""
@@ -110,15 +124,25 @@ class AttestedRunner:
         return len(seqs)
 
 
-def timed(fn: Callable[[], None], count: int, finish: Callable[[], None] | None = None) -> tuple[float, float]:
+def timed(
+    fn: Callable[[], None],
+    count: int,
+    finish: Callable[[], None] | None = None,
+    child_cpu: Callable[[], float] | None = None,
+) -> tuple[float, float]:
     """(wall µs, process CPU µs over all threads) per call; ``finish`` (waiting for every
-    receipt, the last seal included) is inside both."""
+    receipt, the last seal included) is inside both. ``child_cpu`` (a sealer process's CPU
+    seconds, published after each of its seals) is added to the CPU figure."""
+    child = child_cpu() if child_cpu is not None else 0.0
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(count):
         fn()
     if finish is not None:
         finish()
-    return (time.perf_counter() - wall) / count * 1e6, (time.process_time() - cpu) / count * 1e6
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if child_cpu is not None:
+        cpu += child_cpu() - child
+    return wall / count * 1e6, cpu / count * 1e6
 
 
 def rate(fn: Callable[[], None], count: int, finish: Callable[[], None] | None = None) -> float:
@@ -139,7 +163,10 @@ def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argpars
         "per-request-inline": AttestedRunner(session, 1, budget, threaded=False, poll_s=poll),
         "batch": AttestedRunner(session, args.batch, budget, threaded=True, poll_s=poll),
         "batch-inline": AttestedRunner(session, args.batch, budget, threaded=False, poll_s=poll),
+        "batch-process": AttestedRunner(session, args.batch, budget, threaded=True, poll_s=poll, process=True),
     }
+    for mode in [m for m in modes if args.modes and m not in args.modes]:
+        modes.pop(mode).pipeline.close()
     values = session.run(None, feed)
     for _ in range(args.runs // 4):  # warm up
         session.run(None, feed)
@@ -155,7 +182,9 @@ def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argpars
     for round_index in range(args.rounds):
         plain.append(timed(lambda: session.run(None, feed), args.runs))
         for mode, runner in modes.items():
-            attested[mode].append(timed(lambda runner=runner: runner(feed, nonce), args.runs, runner.pipeline.drain))
+            attested[mode].append(
+                timed(lambda runner=runner: runner(feed, nonce), args.runs, runner.pipeline.drain, runner.child_cpu)
+            )
             verified += runner.check(x, values, nonce, args.runs, args.verify_sample)
         progress(f"{name}: round {round_index + 1}/{args.rounds} plain {plain[-1][0]:.1f} µs/run")
     # Receipt work alone (commitments + statement + amortized sealing), same inputs and outputs,
@@ -164,7 +193,12 @@ def measure_model(name: str, model: bytes, shape: tuple[int, ...], args: argpars
     for _ in range(args.rounds):
         for mode, runner in modes.items():
             receipt_alone[mode].append(
-                timed(lambda runner=runner: runner.respond(x, values, nonce), args.runs, runner.pipeline.drain)
+                timed(
+                    lambda runner=runner: runner.respond(x, values, nonce),
+                    args.runs,
+                    runner.pipeline.drain,
+                    runner.child_cpu,
+                )
             )
             verified += runner.check(x, values, nonce, args.runs, args.verify_sample)
     for runner in modes.values():
@@ -294,6 +328,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (both sides)")
     parser.add_argument("--verify-sample", type=int, default=20, help="receipts verified per mode and round")
+    parser.add_argument(
+        "--modes", nargs="+", default=None, help="only these receipt modes (default: all, batch-process included)"
+    )
     parser.add_argument("--mlp-only", action="store_true", help="skip the CNN, key costs and end-to-end parts")
     parser.add_argument("--e2e-seconds", type=float, default=10.0)
     parser.add_argument("--e2e-clients", type=int, default=8)
