@@ -23,39 +23,27 @@ INSTANCE_LIFETIME = timedelta(days=1)
 LEAF_LIFETIME = timedelta(hours=3, seconds=3)
 ORGANIZATION = "trustdial simulated NSM"
 
-_CA_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
-_INSTANCE_USAGE = x509.KeyUsage(
-    digital_signature=False,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=False,
-    encipher_only=False,
-    decipher_only=False,
-)
-_LEAF_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=True,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=False,
-    crl_sign=False,
-    encipher_only=False,
-    decipher_only=False,
-)
+
+def _key_usage(
+    *, digital_signature: bool, key_cert_sign: bool, crl_sign: bool, content_commitment: bool
+) -> x509.KeyUsage:
+    """A KeyUsage with only the named bits settable; the encipherment and agreement bits are always off."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=content_commitment,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+_CA_USAGE = _key_usage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False)
+_INSTANCE_USAGE = _key_usage(digital_signature=False, key_cert_sign=True, crl_sign=False, content_commitment=False)
+_LEAF_USAGE = _key_usage(digital_signature=True, key_cert_sign=False, crl_sign=False, content_commitment=True)
 
 
 @dataclass(frozen=True)
