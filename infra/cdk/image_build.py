@@ -18,6 +18,7 @@ from constructs import Construct
 from infra.cdk.acknowledgments import acknowledge, acknowledge_wildcard_actions, acknowledge_wildcard_resources
 from infra.cdk.buildspec import image_build_spec
 from infra.cdk.config import DeploymentConfig
+from infra.cdk.logged_bucket import logged_bucket
 from infra.cdk.measurement_access import measurement_publisher
 from infra.cdk.measurement_store import MeasurementStore
 from infra.cdk.names import BUILD_SOURCE, MEASUREMENTS, PseudoTemplate, bucket_name
@@ -37,17 +38,12 @@ class ImageBuild(Construct):
         access_logs: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.source_bucket = s3.Bucket(
+        self.source_bucket = logged_bucket(
             self,
             "SourceBucket",
             bucket_name=bucket_name(config.deployment, BUILD_SOURCE).value(),
-            versioned=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="image-build-source/",
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+            access_logs=access_logs,
+            log_prefix="image-build-source/",
         )
         source_cfn = self.source_bucket.node.default_child
         assert isinstance(source_cfn, s3.CfnBucket)

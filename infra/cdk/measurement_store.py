@@ -14,6 +14,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.cdk.access_logs import AccessLogBucket
+from infra.cdk.logged_bucket import logged_bucket
 from infra.cdk.names import MEASUREMENT_LOGS, MEASUREMENTS, bucket_name
 
 PARAMETER_NAMES = ("current", "pcr0", "pcr1", "pcr2", "pcr8", "eif-sha384")
@@ -35,19 +36,14 @@ class MeasurementStore(Construct):
         super().__init__(scope, construct_id)
         self.parameter_prefix = parameter_prefix
         logs = AccessLogBucket(self, "AccessLogs", bucket_name=bucket_name(deployment, MEASUREMENT_LOGS).value())
-        self.bucket = s3.Bucket(
+        self.bucket = logged_bucket(
             self,
             "Bucket",
             bucket_name=bucket_name(deployment, MEASUREMENTS).value(),
-            versioned=True,
+            access_logs=logs.bucket,
+            log_prefix="measurements/",
             object_lock_enabled=True,
             object_lock_default_retention=s3.ObjectLockRetention.governance(cdk.Duration.days(retention_days)),
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            server_access_logs_bucket=logs.bucket,
-            server_access_logs_prefix="measurements/",
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         self.signing_key = kms.Key(
             self,

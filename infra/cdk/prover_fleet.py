@@ -15,6 +15,7 @@ from constructs import Construct
 from infra.cdk.acknowledgments import acknowledge, acknowledge_wildcard_resources
 from infra.cdk.config import DeploymentConfig
 from infra.cdk.launch_template import hardened_launch_template
+from infra.cdk.logged_bucket import logged_bucket
 from infra.cdk.measurement_access import wheel_reader
 from infra.cdk.names import MEASUREMENTS, PROOFS, PseudoTemplate, bucket_arn, bucket_name, bucket_objects_arn
 from infra.cdk.prover_bootstrap import DRAIN_HOOK_NAME, ProverBootstrapSettings, render_prover_user_data
@@ -59,17 +60,12 @@ class ProverFleet(Construct):
             retention_period=cdk.Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT),
         )
-        self.artifacts = s3.Bucket(
+        self.artifacts = logged_bucket(
             self,
             "Artifacts",
             bucket_name=bucket_name(config.deployment, PROOFS).value(),
-            versioned=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="prover-artifacts/",
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+            access_logs=access_logs,
+            log_prefix="prover-artifacts/",
         )
         self.role = iam.Role(
             self,
