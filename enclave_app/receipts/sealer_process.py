@@ -1,0 +1,172 @@
+"""The sealer process: reads the shared-memory ring (``enclave_app.receipts.ring``) in sequence
+order, commits, encodes and seals micro-batches, and sends one message per sealed batch back
+through a pipe. Started by :class:`~enclave_app.receipts.process_pipeline.ProcessReceiptPipeline`
+as ``python -m enclave_app.receipts.sealer_process``; its configuration (the receipt key as
+PKCS#8 DER among it) arrives once, as CBOR, on stdin.
+
+Per slot: wait until its ready word holds the expected sequence number, hash the canonical
+input and output regions in place (the commitments are SHA-256 of exactly those bytes), stamp
+the time if the writer left it to the sealer, encode the statement and its Merkle leaf, free
+the slot. A batch is sealed when it is full, once its oldest response waited ``max_wait``, on a
+drain's flush target, or on close.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from hashlib import sha256
+from multiprocessing import resource_tracker
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
+
+import cbor2
+from cryptography.hazmat.primitives import serialization
+from verifier.errors import VerificationError
+from verifier.receipts.model import BatchRoot
+
+from enclave_app.receipts.fast_encoding import StatementEncoder, encode_batch_receipts
+from enclave_app.receipts.key import ReceiptKey
+from enclave_app.receipts.ring import (
+    CLOSING,
+    CONTROL_BYTES,
+    CPU_AT,
+    FLUSH,
+    NONCE,
+    NONCE_AT,
+    OPS,
+    READ,
+    READY,
+    RECORD,
+    STATIC,
+    STATIC_AT,
+    VOID,
+    WRITTEN,
+)
+from enclave_app.receipts.sealer import tree_levels
+
+
+def seal_forever(
+    shm_name: str,
+    conn: Connection,
+    key: ReceiptKey,
+    attestation: bytes,
+    *,
+    max_batch: int,
+    max_wait: float,
+    poll: float,
+    slots: int,
+    slot_size: int,
+    parent_pid: int,
+) -> None:
+    """Ring in, one message per sealed micro-batch out, until the parent closes or goes away."""
+    shm = SharedMemory(name=shm_name)
+    # Python 3.11 registers attached segments too; this process's tracker must not unlink the parent's
+    resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    buf = shm.buf
+    words = buf.cast("Q")
+    control = buf[:CONTROL_BYTES].cast("Q")
+    cpu = buf[CPU_AT : CPU_AT + 8].cast("d")
+    encoder = StatementEncoder(attestation)
+    statements: list[bytes] = []
+    leaves: list[bytes] = []
+    seqs: list[int] = []
+    oldest = 0.0
+
+    def seal() -> None:
+        levels = tree_levels(leaves)
+        root = BatchRoot(root=levels[-1][0], size=len(statements), attestation=attestation)
+        receipts = encode_batch_receipts(statements, key.seal(root.encode()), levels)
+        conn.send_bytes(b"".join(RECORD.pack(s, 0, len(r)) + r for s, r in zip(seqs, receipts, strict=True)))
+        statements.clear()
+        leaves.clear()
+        seqs.clear()
+        cpu[0] = time.process_time()
+
+    def refuse(seq: int, code: str, reason: str) -> None:
+        payload = f"{code}\x00{reason}".encode()
+        conn.send_bytes(RECORD.pack(seq, 1, len(payload)) + payload)
+
+    try:
+        conn.send_bytes(READY)
+        read = 0
+        while True:
+            closing = control[CLOSING]  # read first: every slot published before close is visible now
+            took = False
+            while True:
+                offset = CONTROL_BYTES + (read % slots) * slot_size
+                seq = read + 1
+                if words[offset >> 3] != seq:
+                    break
+                header = STATIC.unpack_from(buf, offset + STATIC_AT)
+                timestamp_ms, in_size, out_size, params_size, op_code, body_at, model = header
+                nonce_size, padded = NONCE.unpack_from(buf, offset + NONCE_AT)
+                pos = offset + body_at
+                if op_code == VOID:
+                    read += 1
+                    control[READ] = read
+                    refuse(seq, "INFERENCE_FAILED", "the response failed after it took its slot")
+                    took = True
+                    continue
+                params = cbor2.loads(bytes(buf[pos : pos + params_size])) if params_size else None
+                pos += params_size
+                input_digest = sha256(buf[pos : pos + in_size]).digest()
+                pos += in_size
+                output_digest = sha256(buf[pos : pos + out_size]).digest()
+                read += 1
+                control[READ] = read  # the slot is free again
+                took = True
+                if not timestamp_ms:
+                    timestamp_ms = int(time.time() * 1000)
+                try:
+                    statement = encoder.encode(
+                        OPS[op_code], model, input_digest, output_digest, padded[:nonce_size], timestamp_ms, seq, params
+                    )
+                except (VerificationError, ValueError, TypeError, KeyError, IndexError) as err:
+                    refuse(seq, err.code if isinstance(err, VerificationError) else "RECEIPT_STATEMENT", str(err))
+                    continue
+                if not statements:
+                    oldest = time.monotonic()
+                statements.append(statement)
+                leaves.append(sha256(b"\x00" + statement).digest())  # LEAF_PREFIX
+                seqs.append(seq)
+                if len(statements) >= max_batch:
+                    seal()
+            if statements and (closing or control[FLUSH] >= seqs[0] or time.monotonic() - oldest >= max_wait):
+                seal()
+            if closing and read >= control[WRITTEN] and not statements:
+                break
+            if not took:
+                if os.getppid() != parent_pid:
+                    break
+                time.sleep(poll)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the parent is gone: nothing left to deliver to
+    finally:
+        words.release()
+        control.release()
+        cpu.release()
+        shm.close()
+        conn.close()
+
+
+def main() -> None:
+    config = cbor2.loads(sys.stdin.buffer.read())
+    private_key = serialization.load_der_private_key(config["key"], None)
+    seal_forever(
+        config["shm"],
+        Connection(config["fd"], readable=False),
+        ReceiptKey(config["key_type"], private_key),  # type: ignore[arg-type]
+        config["attestation"],
+        max_batch=config["max_batch"],
+        max_wait=config["max_wait"],
+        poll=config["poll"],
+        slots=config["slots"],
+        slot_size=config["slot_size"],
+        parent_pid=config["parent_pid"],
+    )
+
+
+if __name__ == "__main__":
+    main()
