@@ -93,7 +93,7 @@ class ProcessReceiptPipeline:
         clock: Callable[[], float] | None = None,
         poll: float = 0.0005,
         on_receipt: Callable[[bytes], None] | None = None,
-        slots: int = 256,
+        slots: int = 64,
         slot_size: int = 16384,
         timeout: float = 10.0,
         start_timeout: float = 60.0,
