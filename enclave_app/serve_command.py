@@ -20,7 +20,7 @@ from enclave_app.nsm.device import NsmError
 from enclave_app.nsm.selection import NSM_MODES, load_pcrs, open_nsm
 from enclave_app.receipts.key import KEY_TYPES
 from enclave_app.server import EnclaveServer, ServerLimits
-from enclave_app.service import EnclaveService
+from enclave_app.service import SEALERS, EnclaveService
 
 
 def register(subparsers: Any) -> None:
@@ -45,6 +45,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME)
     parser.add_argument("--stall-timeout", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
+    parser.add_argument(
+        "--sealer",
+        choices=SEALERS,
+        default="process",
+        help="seal receipts in a sealer process fed through shared memory (static-shape models bound to its "
+        "slots) or in a thread of the server; docs/receipts.md §10",
+    )
     parser.set_defaults(run=run)
 
 
@@ -58,28 +65,31 @@ async def _serve(args: argparse.Namespace) -> int:
         args.simulated_root_out.write_bytes(nsm.root_pem)
     registry = _registry(args.model, args.circuit, args.threads)
     service = EnclaveService(
-        registry, nsm, key_type=args.receipt_key, batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000
-    )
-    server = EnclaveServer(service, ServerLimits(max_frame=args.max_frame, stall_timeout=args.stall_timeout))
-    bound = await server.start(parse_address(args.listen))
-    print(
-        json.dumps(
-            {
-                "event": "listening",
-                "address": str(bound),
-                "attestation_sha256": service.attestation_digest.hex(),
-                "models": {m["name"]: m["sha256"] for m in service.models()},
-            }
-        ),
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.close()
-    service.close()
+        registry, nsm, key_type=args.receipt_key, batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000,
+        sealer=args.sealer,
+    )  # fmt: skip
+    try:
+        server = EnclaveServer(service, ServerLimits(max_frame=args.max_frame, stall_timeout=args.stall_timeout))
+        bound = await server.start(parse_address(args.listen))
+        print(
+            json.dumps(
+                {
+                    "event": "listening",
+                    "address": str(bound),
+                    "attestation_sha256": service.attestation_digest.hex(),
+                    "models": {m["name"]: m["sha256"] for m in service.models()},
+                }
+            ),
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.close()
+    finally:
+        service.close()  # stops the sealer process and unlinks its shared memory
     return 0
 
 

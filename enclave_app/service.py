@@ -12,16 +12,20 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import onnxruntime as ort
 from verifier.tensors import Tensor
 
 from enclave_app.errors import RequestError
 from enclave_app.generation import greedy_decode
-from enclave_app.models import ModelRegistry
+from enclave_app.models import LoadedModel, ModelRegistry
+from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.pipeline import ReceiptPipeline
+from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline, SealerProcessError
 
 if TYPE_CHECKING:
     from enclave_app.nsm.interface import Nsm
@@ -29,6 +33,9 @@ if TYPE_CHECKING:
 BINDING_USER_DATA = b"trustdial/receipt-key/v1"
 MAX_NONCE = 64
 MAX_NEW_TOKENS = 512
+#: where receipts are sealed: a sealer process fed through shared memory, with plain static-shape
+#: ONNX models bound to its slots (docs/receipts.md §10), or a thread of this process
+SEALERS = ("process", "thread")
 
 
 def _nonce(value: Any) -> bytes:
@@ -54,6 +61,15 @@ def poseidon_params(outputs: dict[str, Any], scale: Any) -> dict[str, int | str]
     return params
 
 
+def _run_bound(
+    bound: BoundModel, feeds: dict[str, np.ndarray], nonce: bytes
+) -> tuple[list[np.ndarray], Future[bytes] | None]:
+    try:
+        return bound.run(feeds, nonce)
+    except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument) as err:
+        raise RequestError("INFERENCE_FAILED", f"onnxruntime refused the inputs: {err}", status=422) from err
+
+
 class EnclaveService:
     def __init__(
         self,
@@ -64,16 +80,37 @@ class EnclaveService:
         batch_size: int = 64,
         batch_wait: float = 0.002,
         clock: Callable[[], float] = time.time,
+        sealer: str = "thread",
     ) -> None:
+        if sealer not in SEALERS:
+            raise ValueError(f"expected a sealer in {SEALERS}, found {sealer!r}")
         self.registry = registry
         self.nsm = nsm
         self.key = ReceiptKey.generate(key_type)
         self.public_key = self.key.public_key_der()
         self.binding_document = nsm.attest(public_key=self.public_key, user_data=BINDING_USER_DATA)
         self.attestation_digest = hashlib.sha256(self.binding_document).digest()
-        self.receipts = ReceiptPipeline(
-            self.key, self.attestation_digest, max_batch=batch_size, max_wait=batch_wait, clock=clock
-        )
+        self.sealer = sealer
+        self.receipts: ReceiptPipeline | ProcessReceiptPipeline
+        #: models whose runs go through the sealer ring's slots (process sealer only)
+        self.bound: dict[str, BoundModel] = {}
+        if sealer == "thread":
+            self.receipts = ReceiptPipeline(
+                self.key, self.attestation_digest, max_batch=batch_size, max_wait=batch_wait, clock=clock
+            )
+            return
+        self.receipts = ProcessReceiptPipeline(
+            self.key, self.attestation_digest, max_batch=batch_size, max_wait=batch_wait,
+            clock=None if clock is time.time else clock,  # None: the sealer stamps the time
+        )  # fmt: skip
+        for model in registry:
+            if type(model) is not LoadedModel or model.kind != "tensor":
+                continue  # circuits sign params with their outputs; LMs go through generate
+            try:
+                self.bound[model.name] = BoundModel(self.receipts, model.session, model.sha256)
+            except SealerProcessError as err:
+                if err.code not in ("RECEIPT_NOT_BINDABLE", "RECEIPT_SLOT_OVERFLOW"):
+                    raise  # dynamic shapes or big tensors: such a model runs, then submits
 
     def models(self) -> list[dict[str, Any]]:
         return [model.describe() for model in self.registry]
@@ -96,6 +133,15 @@ class EnclaveService:
         fresh = _nonce(nonce)
         feeds = {name: tensor.to_array() for name, tensor in inputs.items()}
         model.check_inputs(feeds)
+        bound = self.bound.get(model.name) if poseidon_scale is None else None
+        if bound is not None:
+            values, bound_pending = await asyncio.get_running_loop().run_in_executor(
+                None, _run_bound, bound, feeds, fresh
+            )
+            outputs = {spec.name: Tensor.from_array(v) for spec, v in zip(model.outputs, values, strict=True)}
+            if bound_pending is None:
+                raise RuntimeError("a bound run returned no receipt future")
+            return outputs, await asyncio.wrap_future(bound_pending)
         arrays, executed = await asyncio.get_running_loop().run_in_executor(None, model.run_signed, feeds)
         params = None
         if poseidon_scale is not None:

@@ -118,7 +118,7 @@ class BoundModel:
         buf = self.pipeline.buf
         base = self.pipeline.slot_offset(index + 1)
         in_size, out_size, start = self._static
-        STATIC.pack_into(buf, base + STATIC_AT, 0, in_size, out_size, 0, OP_CODES["infer"], start, self.model)
+        STATIC.pack_into(buf, base + STATIC_AT, 0, in_size, out_size, 0, OP_CODES["infer"], 0, start, self.model)
         for at, header in self._headers:
             buf[base + at : base + at + len(header)] = header
         self.pipeline.owners[index] = self

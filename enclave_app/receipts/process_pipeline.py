@@ -18,10 +18,11 @@ slots (:mod:`enclave_app.receipts.ring` has the layout):
   void and gets an error record instead of a receipt.
 * One message per sealed batch goes back through a pipe; a reader thread in the parent resolves
   futures / calls ``on_receipt`` in order.
-* A response whose slot would not fit (``slot_size``) is refused before it reserves, with
+* A submitted response whose encodings would not fit its slot (``slot_size``) is committed by
+  ``submit`` itself (SHA-256 over the same canonical encoding) and the slot carries the two
+  digests instead (flag ``DIGESTS``). Params that do not fit are refused before reserving, with
   :class:`SealerProcessError` ``RECEIPT_SLOT_OVERFLOW``; a nonce over ``MAX_NONCE`` bytes with
-  ``RECEIPT_NONCE_TOO_LONG``. There is no fallback to the threaded path. Malformed tensors raise
-  ``TensorError``.
+  ``RECEIPT_NONCE_TOO_LONG``. Malformed tensors raise ``TensorError``.
 * If the sealer process dies, every outstanding future and every later call fails with
   ``SEALER_DIED``; waits for ring space and ``drain`` give up with ``SEALER_TIMEOUT``.
   :meth:`ProcessReceiptPipeline.close` waits for published responses to be sealed, stops the
@@ -41,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from hashlib import sha256
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -56,6 +58,7 @@ from enclave_app.receipts.ring import (
     CLOSING,
     CONTROL_BYTES,
     CPU_AT,
+    DIGESTS,
     FLUSH,
     MAX_NONCE,
     NONCE,
@@ -232,19 +235,23 @@ class ProcessReceiptPipeline:
         in_parts, in_size = self._parts.parts(inputs)
         out_parts, out_size = self._parts.parts(outputs)
         raw_params = cbor2.dumps(dict(params), canonical=True) if params else b""
-        size = BODY_AT + len(raw_params) + in_size + out_size
-        if size > self.slot_size:
+        flags = 0
+        if BODY_AT + len(raw_params) + in_size + out_size > self.slot_size:
+            # too big to copy: commit here and hand the sealer the two digests instead
+            flags, in_size, out_size = DIGESTS, 32, 32
+            in_parts = [_digest(in_parts)]
+            out_parts = [_digest(out_parts)]
+        if BODY_AT + len(raw_params) + in_size + out_size > self.slot_size:
             raise SealerProcessError(
                 "RECEIPT_SLOT_OVERFLOW",
-                f"expected a response of at most {self.slot_size} bytes in its slot, found {size} "
-                f"(params {len(raw_params)} B, inputs {in_size} B, outputs {out_size} B)",
+                f"expected params of at most {self.slot_size - BODY_AT - 64} bytes, found {len(raw_params)}",
             )
         seq = self.reserve()
         index = (seq - 1) % self.slots
         offset = self._offsets[index]
         buf = self.buf
         self.owners[index] = None
-        STATIC.pack_into(buf, offset + STATIC_AT, 0, in_size, out_size, len(raw_params), op_code, BODY_AT, model)
+        STATIC.pack_into(buf, offset + STATIC_AT, 0, in_size, out_size, len(raw_params), op_code, flags, BODY_AT, model)
         end = offset + BODY_AT
         if raw_params:
             pos, end = end, end + len(raw_params)
@@ -377,6 +384,13 @@ class ProcessReceiptPipeline:
                     future.set_exception(self._dead)
                 futures.clear()
             self._done.notify_all()
+
+
+def _digest(parts: list[Any]) -> bytes:
+    digest = sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.digest()
 
 
 def check_nonce(nonce: bytes) -> None:

@@ -21,6 +21,8 @@ offset  size   field
 24      4      params bytes (canonical CBOR), 0 if none
 28      1      op code (``OPS`` index); ``VOID`` for a response that failed after taking
                its slot: the sealer answers it with an error record, no receipt
+29      1      flags: ``DIGESTS`` = the body holds the two commitments (32 bytes each)
+               instead of the encodings (responses too big for a slot; hashed by the writer)
 30      2      body offset in the slot (at least ``BODY_AT``; a bound model aligns its data)
 32      32     model sha256
 64      1      nonce length (at most ``MAX_NONCE``)
@@ -40,8 +42,9 @@ OPS = ("infer", "generate")
 OP_CODES = {op: code for code, op in enumerate(OPS)}
 VOID = 255
 MAX_NONCE = 64
-#: timestamp_ms, input bytes, output bytes, params bytes, op code, body offset, model sha256 (at offset 8)
-STATIC = struct.Struct("<QIIIBxH32s")
+#: timestamp_ms, input bytes, output bytes, params bytes, op code, flags, body offset, model sha256 (at offset 8)
+STATIC = struct.Struct("<QIIIBBH32s")
+DIGESTS = 1
 STATIC_AT = 8
 OP_AT = 28
 TIMESTAMP = struct.Struct("<Q")

@@ -32,6 +32,7 @@ from enclave_app.receipts.ring import (
     CLOSING,
     CONTROL_BYTES,
     CPU_AT,
+    DIGESTS,
     FLUSH,
     NONCE,
     NONCE_AT,
@@ -100,7 +101,7 @@ def seal_forever(
                 if words[offset >> 3] != seq:
                     break
                 header = STATIC.unpack_from(buf, offset + STATIC_AT)
-                timestamp_ms, in_size, out_size, params_size, op_code, body_at, model = header
+                timestamp_ms, in_size, out_size, params_size, op_code, flags, body_at, model = header
                 nonce_size, padded = NONCE.unpack_from(buf, offset + NONCE_AT)
                 pos = offset + body_at
                 if op_code == VOID:
@@ -111,9 +112,13 @@ def seal_forever(
                     continue
                 params = cbor2.loads(bytes(buf[pos : pos + params_size])) if params_size else None
                 pos += params_size
-                input_digest = sha256(buf[pos : pos + in_size]).digest()
-                pos += in_size
-                output_digest = sha256(buf[pos : pos + out_size]).digest()
+                if flags & DIGESTS:  # committed by the writer: the response did not fit the slot
+                    input_digest = bytes(buf[pos : pos + 32])
+                    output_digest = bytes(buf[pos + 32 : pos + 64])
+                else:
+                    input_digest = sha256(buf[pos : pos + in_size]).digest()
+                    pos += in_size
+                    output_digest = sha256(buf[pos : pos + out_size]).digest()
                 read += 1
                 control[READ] = read  # the slot is free again
                 took = True

@@ -102,13 +102,36 @@ def test_params_are_committed_in_the_statement() -> None:
     assert (statement.op, dict(statement.params)) == ("generate", {"max_new_tokens": 4})
 
 
-def test_a_response_larger_than_a_slot_is_refused_with_a_typed_error_and_the_next_one_is_sealed() -> None:
+def test_a_response_larger_than_a_slot_is_committed_by_submit_and_its_receipt_verifies() -> None:
     key = ReceiptKey.generate()
     pipeline = ProcessReceiptPipeline(key, ATTESTATION, slot_size=4096)
+    rng = np.random.default_rng(7)
+    big = {"image": rng.standard_normal((3, 64, 64)).astype(np.float32)}  # 48 KiB, twelve slots' worth
+    small = {"x": np.arange(4, dtype=np.float32)}
+    out = {"y": np.ones(2, np.float32)}
+    futures = [pipeline.submit("infer", MODEL, big, out, b"big"), pipeline.submit("infer", MODEL, small, out, b"s")]
+    receipts = [future.result(timeout=30) for future in futures if future is not None]
+    pipeline.close()
+    for seq, (raw, inputs, nonce) in enumerate(zip(receipts, (big, small), (b"big", b"s"), strict=True), 1):
+        statement = open_receipt(raw, public_key=key.public_key_der(), attestation_digest=ATTESTATION).statement
+        check_statement(
+            statement,
+            ReceiptExpectation(
+                models=frozenset({MODEL}), inputs=_tensors(inputs), outputs=_tensors(out), nonce=nonce, min_seq=seq
+            ),
+        )
+        assert statement.input.digest == commit_tensors(_tensors(inputs))
+        assert statement.seq == seq
+
+
+def test_params_larger_than_a_slot_are_refused_with_a_typed_error_and_the_next_response_is_sealed() -> None:
+    key = ReceiptKey.generate()
+    pipeline = ProcessReceiptPipeline(key, ATTESTATION, slot_size=4096)
+    x, y = {"x": np.zeros(4, np.float32)}, {"y": np.zeros(1, np.float32)}
     with pytest.raises(SealerProcessError) as caught:
-        pipeline.submit("infer", MODEL, {"x": np.zeros(2048, np.float32)}, {"y": np.zeros(1, np.float32)}, b"")
+        pipeline.submit("generate", MODEL, x, y, b"", {"note": "p" * 5000})
     assert caught.value.code == "RECEIPT_SLOT_OVERFLOW"
-    future = pipeline.submit("infer", MODEL, {"x": np.zeros(4, np.float32)}, {"y": np.zeros(1, np.float32)}, b"")
+    future = pipeline.submit("infer", MODEL, x, y, b"")
     assert future is not None
     statement = open_receipt(
         future.result(timeout=30), public_key=key.public_key_der(), attestation_digest=ATTESTATION
