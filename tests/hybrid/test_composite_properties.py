@@ -71,3 +71,15 @@ def test_a_mutated_value_is_rejected_with_a_composite_error(data: st.DataObject)
     # one of two commitment kinds while the other still links every piece of evidence.
     dropped_kind = replacement is None and path[-1] in ("sha256", "poseidon")
     assert "cost" in path or "evidence" in path or dropped_kind, path
+
+
+def test_non_ascii_tensor_data_is_a_composite_error_not_a_value_error() -> None:
+    """Regression (found by the property test above): base64 of non-ASCII text raised ValueError."""
+    document = build().document
+    document["tensors"]["decision"]["tensor"]["data"] = "\x80"
+    try:
+        _check(document)
+    except CompositeError as err:
+        assert err.code == "COMPOSITE_MALFORMED"
+    else:
+        raise AssertionError("accepted non-ASCII base64")

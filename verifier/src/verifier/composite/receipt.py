@@ -9,7 +9,6 @@ never see a malformed value.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -202,7 +201,7 @@ def _tensor(raw: Any, where: str) -> TensorData:
         raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.shape to be a list of dimensions")
     try:
         data = base64.b64decode(_string(raw["data"], f"{where}.data"), validate=True)
-    except binascii.Error as err:
+    except ValueError as err:  # binascii.Error, or non-ASCII text (a plain ValueError)
         raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.data to be base64: {err}") from err
     count = 1
     for dim in shape:
