@@ -19,6 +19,7 @@ from enclave_app.models import LoadedModel, ModelRegistry, load_model
 from enclave_app.nsm.device import NsmError
 from enclave_app.nsm.selection import NSM_MODES, load_pcrs, open_nsm
 from enclave_app.receipts.key import KEY_TYPES
+from enclave_app.receipts.ring import SealerProcessError
 from enclave_app.server import EnclaveServer, ServerLimits
 from enclave_app.service import SEALERS, EnclaveService
 
@@ -120,6 +121,6 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, NsmError) as err:
         print(f"trustdial serve: {err}", file=sys.stderr)
         return 2
-    except (InputError, VerificationError) as err:
+    except (InputError, VerificationError, SealerProcessError) as err:
         print(f"trustdial serve: [{err.code}] {err.reason}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from typing import Any
 from enclave_app.addresses import Address, listening_socket
 from enclave_app.errors import RequestError
 from enclave_app.frames import DEFAULT_MAX_FRAME, FrameError, decode_message, encode_frame, read_frame
+from enclave_app.receipts.ring import SealerProcessError
 from enclave_app.service import EnclaveService
 from enclave_app.wire import tensors_from_cbor, tensors_to_cbor
 
@@ -96,6 +97,9 @@ class EnclaveServer:
             reply = {"id": request_id, "ok": True, **(await dispatch(self.service, message))}
         except RequestError as err:
             reply = error_message(request_id, err.code, err.message, err.status)
+        except SealerProcessError as err:  # no receipt can be made: the response is withheld
+            log.error("request %r: %s", request_id, err)
+            reply = error_message(request_id, err.code, f"no receipt: {err.reason}", 503)
         except Exception:  # a bug in one request must not take the connection down silently
             log.exception("request %r failed", request_id)
             reply = error_message(request_id, "INTERNAL", "the enclave failed to process the request", 500)

@@ -5,9 +5,14 @@ its sealing in a child process of the server."""
 
 from __future__ import annotations
 
+import base64
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -39,6 +44,39 @@ def threaded(model_files: ModelFiles, tmp_path_factory: pytest.TempPathFactory) 
 
 def test_the_default_server_seals_in_a_child_process(live: LiveService) -> None:
     assert any("enclave_app.receipts.sealer_process" in command for command in _children(live.processes[0].pid))
+
+
+def test_a_dead_sealer_withholds_responses_with_503_sealer_died_and_the_server_keeps_answering(
+    model_files: ModelFiles, tmp_path: Path
+) -> None:
+    service = start_service(model_files, tmp_path)
+    try:
+        body = {
+            "model": "mlp",
+            "inputs": {"x": {"dtype": "float32", "shape": [1, 16], "data": base64.b64encode(bytes(64)).decode()}},
+        }
+        assert httpx.post(f"{service.url}/v1/infer", json=body, timeout=30).status_code == 200
+        (sealer,) = [
+            int(pid)
+            for task in Path(f"/proc/{service.processes[0].pid}/task").iterdir()
+            for pid in (task / "children").read_text().split()
+            if b"sealer_process" in (Path("/proc") / pid / "cmdline").read_bytes()
+        ]
+        os.kill(sealer, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:  # the server notices when the sealer's pipe closes
+            response = httpx.post(f"{service.url}/v1/infer", json=body, timeout=30)
+            if response.status_code != 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "SEALER_DIED"
+        assert "receipt" not in response.json()
+        assert httpx.get(f"{service.url}/v1/models", timeout=30).status_code == 200
+        attestation = httpx.get(f"{service.url}/v1/attestation", params={"nonce": "00" * 16}, timeout=30)
+        assert attestation.status_code == 200
+    finally:
+        stop_service(service)
 
 
 def test_the_threaded_server_has_no_sealer_process(threaded: LiveService) -> None:
