@@ -377,6 +377,7 @@ def main() -> None:
     parser.add_argument("--e2e-clients", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--record", action="store_true", help=f"also write the JSON line to {RESULTS.name}")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where --record writes")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.rounds, args.e2e_seconds = 500, 2, 2.0
@@ -434,7 +435,7 @@ def main() -> None:
     summary["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     line = json.dumps(summary)
     if args.record:
-        RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+        args.results.write_text(json.dumps(summary, indent=2) + "\n")
     print(line)
 
 
