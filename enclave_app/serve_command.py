@@ -21,7 +21,7 @@ from enclave_app.nsm.selection import NSM_MODES, load_pcrs, open_nsm
 from enclave_app.receipts.key import KEY_TYPES
 from enclave_app.receipts.ring import SealerProcessError
 from enclave_app.server import EnclaveServer, ServerLimits
-from enclave_app.service import SEALERS, EnclaveService
+from enclave_app.service import SEALERS, EnclaveService, default_sealer
 
 
 def register(subparsers: Any) -> None:
@@ -49,9 +49,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--sealer",
         choices=SEALERS,
-        default="process",
+        default=default_sealer(),
         help="seal receipts in a sealer process fed through shared memory (static-shape models bound to its "
-        "slots) or in a thread of the server; docs/receipts.md §10",
+        "slots; the default on x86-64) or in a thread of the server (the default elsewhere); docs/receipts.md §10",
     )
     parser.set_defaults(run=run)
 

@@ -26,6 +26,7 @@ from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.pipeline import ReceiptPipeline
 from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline, SealerProcessError
+from enclave_app.receipts.ring import ring_supported
 
 if TYPE_CHECKING:
     from enclave_app.nsm.interface import Nsm
@@ -36,6 +37,11 @@ MAX_NEW_TOKENS = 512
 #: where receipts are sealed: a sealer process fed through shared memory, with plain static-shape
 #: ONNX models bound to its slots (docs/receipts.md §10), or a thread of this process
 SEALERS = ("process", "thread")
+
+
+def default_sealer() -> str:
+    """``process`` where the ring's publish is sound (x86-64), else ``thread``."""
+    return "process" if ring_supported() else "thread"
 
 
 def _nonce(value: Any) -> bytes:

@@ -29,13 +29,16 @@ slots (:mod:`enclave_app.receipts.ring` has the layout):
   child and unlinks the shared memory.
 
 The ready and index words are single aligned 8-byte stores, written after the slot's bytes
-(x86-64 keeps store order); the sealer publishes its own CPU time after every seal
-(:meth:`child_cpu_seconds`) so benchmarks can count the second core.
+(x86-64 keeps store order; on other CPUs the pipeline refuses to start with
+``SEALER_UNSUPPORTED_PLATFORM`` and the server defaults to the thread); the sealer publishes
+its own CPU time after every seal (:meth:`child_cpu_seconds`) so benchmarks can count the
+second core.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -75,6 +78,7 @@ from enclave_app.receipts.ring import (
     VOID,
     WRITTEN,
     SealerProcessError,
+    ring_supported,
     slot_offset,
 )
 
@@ -101,6 +105,11 @@ class ProcessReceiptPipeline:
         timeout: float = 10.0,
         start_timeout: float = 60.0,
     ) -> None:
+        if not ring_supported():
+            raise SealerProcessError(
+                "SEALER_UNSUPPORTED_PLATFORM",
+                f"the shared-memory ring needs x86-64's store order, found {platform.machine()!r}: use the thread",
+            )
         if max_batch < 1 or max_wait < 0 or poll <= 0 or slots < 1 or timeout <= 0:
             raise ValueError("max_batch >= 1, max_wait >= 0, poll > 0, slots >= 1, timeout > 0")
         if slot_size < BODY_AT + 64 or slot_size % 64:

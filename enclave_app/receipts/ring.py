@@ -33,6 +33,7 @@ offset  size   field
 
 from __future__ import annotations
 
+import platform
 import struct
 
 CONTROL_BYTES = 128
@@ -66,8 +67,18 @@ class SealerProcessError(RuntimeError):
         self.reason = reason
 
 
+#: CPUs whose stores become visible to other cores in program order (x86-64's TSO): the ring's
+#: publish (body first, ready word last, plain stores from Python) relies on it. Elsewhere (e.g.
+#: aarch64, where a Nitro enclave can also run) it would need barriers Python does not offer.
+STORE_ORDERED_MACHINES = frozenset({"x86_64", "amd64", "AMD64"})
+
+
+def ring_supported(machine: str | None = None) -> bool:
+    return (platform.machine() if machine is None else machine) in STORE_ORDERED_MACHINES
+
+
 def slot_offset(index: int, slot_size: int) -> int:
     return CONTROL_BYTES + index * slot_size
 
 
-__all__ = ["SealerProcessError", "slot_offset"]
+__all__ = ["SealerProcessError", "ring_supported", "slot_offset"]

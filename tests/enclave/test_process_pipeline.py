@@ -219,3 +219,17 @@ def test_close_delivers_every_receipt_then_ends_the_child_and_unlinks_the_shared
     with pytest.raises(SealerProcessError) as caught:
         pipeline.submit("infer", MODEL, {"x": np.zeros(3, np.float32)}, {"y": np.zeros(1, np.float32)}, b"")
     assert caught.value.code == "PIPELINE_CLOSED"
+
+
+def test_the_ring_is_refused_where_stores_may_be_seen_out_of_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The publish relies on x86-64's store order; elsewhere the pipeline must not start (and
+    the server falls back to its sealing thread)."""
+    from enclave_app.receipts import ring
+    from enclave_app.service import default_sealer
+
+    assert ring.ring_supported("x86_64") and not ring.ring_supported("aarch64")
+    monkeypatch.setattr(ring.platform, "machine", lambda: "aarch64")
+    with pytest.raises(SealerProcessError) as caught:
+        ProcessReceiptPipeline(ReceiptKey.generate(), ATTESTATION)
+    assert caught.value.code == "SEALER_UNSUPPORTED_PLATFORM"
+    assert default_sealer() == "thread"
