@@ -139,7 +139,9 @@ class ProcessReceiptPipeline:
         self.receipts_issued = 0
         self.batches_sealed = 0
         self._shm = SharedMemory(create=True, size=CONTROL_BYTES + slots * slot_size)
-        self.buf = self._shm.buf
+        if self._shm.buf is None:
+            raise SealerProcessError("SEALER_START", "the shared memory has no buffer")
+        self.buf: memoryview = self._shm.buf
         self.buf[:CONTROL_BYTES] = bytes(CONTROL_BYTES)
         self._words = self.buf.cast("Q")
         for offset in self._offsets:

@@ -66,6 +66,8 @@ def seal_forever(
     # Python 3.11 registers attached segments too; this process's tracker must not unlink the parent's
     resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
     buf = shm.buf
+    if buf is None:
+        raise RuntimeError("the shared memory has no buffer")
     words = buf.cast("Q")
     control = buf[:CONTROL_BYTES].cast("Q")
     cpu = buf[CPU_AT : CPU_AT + 8].cast("d")
