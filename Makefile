@@ -21,6 +21,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy --strict verifier/src/verifier
+	$(BIN)/mypy --strict enclave_app
 
 pytest: install
 	$(BIN)/pytest

@@ -190,7 +190,9 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
     async def infer(request: Request) -> dict[str, Any]:
         body = await _parse(request, limits, InferRequest)
         inputs = tensors_from_json({k: v.model_dump() for k, v in body.inputs.items()})
-        message = {"op": "infer", "model": body.model, "inputs": tensors_to_cbor(inputs), "nonce": _nonce(body.nonce)}
+        message: dict[str, Any] = {
+            "op": "infer", "model": body.model, "inputs": tensors_to_cbor(inputs), "nonce": _nonce(body.nonce)
+        }  # fmt: skip
         if body.poseidon_scale is not None:
             message["poseidon_scale"] = body.poseidon_scale
         reply = await link.call(message)

@@ -19,7 +19,7 @@ def _model(graph: onnx.GraphProto) -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="trustdial")
     model.ir_version = 8
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())
 
 
 def _init(name: str, array: np.ndarray) -> onnx.TensorProto:
@@ -99,7 +99,8 @@ def tiny_lm_weights(vocab: int = 32, dim: int = 16, max_len: int = 64, *, seed: 
     rng = np.random.default_rng(seed)
 
     def w(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+        weights: np.ndarray = (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+        return weights
 
     return TinyLmWeights(
         embed=w(vocab, dim),

@@ -92,7 +92,7 @@ IoctlFunction = Callable[[int, int, NsmMessage], int]
 
 
 def _system_ioctl(fd: int, request: int, message: NsmMessage) -> int:
-    return fcntl.ioctl(fd, request, message, True)
+    return int(fcntl.ioctl(fd, request, message, True))
 
 
 class DeviceNsm:

@@ -93,7 +93,7 @@ def issue(
     path_length: int | None,
     key_usage: x509.KeyUsage,
     key_usage_critical: bool = True,
-    hash_algorithm: hashes.HashAlgorithm | None = None,
+    hash_algorithm: hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None = None,
 ) -> Issued:
     """Issue one certificate; ``issuer`` None = self-signed. Keyword knobs let tests build bad chains."""
     signer_key = key if issuer is None else issuer.key

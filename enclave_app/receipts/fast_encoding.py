@@ -111,7 +111,7 @@ class ArrayCommitter:
                 if header is not None:
                     digest = hashlib.sha256(header)
                     try:
-                        digest.update(value)
+                        digest.update(value)  # type: ignore[arg-type]  # numpy's buffer, untyped as such
                     except (BufferError, ValueError):  # not C-contiguous
                         digest.update(_little_endian(value))
                     return digest.digest()
