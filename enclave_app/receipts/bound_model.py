@@ -22,7 +22,7 @@ models go through ``submit``). The first input's data region starts on a 64-byte
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -83,7 +83,7 @@ class BoundModel:
         self.outputs = _place(outs, out_headers, start + in_size)
         self._static = (in_size, out_size, start)
         self._by_name = {t.name: t for t in self.inputs}
-        self._order = [session.get_inputs()[i].name for i in range(len(ins))]
+        self._order = [arg.name for arg in session.get_inputs()]
         self._out_order = [arg.name for arg in session.get_outputs()]
         self._headers = [(t.header_at, h) for t, h in zip(self.inputs, in_headers, strict=True)] + [
             (t.header_at, h) for t, h in zip(self.outputs, out_headers, strict=True)
@@ -106,7 +106,8 @@ class BoundModel:
                 binding.bind_output(name, "cpu", 0, view.dtype, list(view.shape), view.ctypes.data)
             self._slot.append((in_views, binding, out_views))
         self._checks = [(name, self._by_name[name].dtype, self._by_name[name].shape) for name in self._order]
-        self._single = self._checks[0] if len(self._checks) == 1 else None
+        # one input that is not bool (bool bytes must also be checked to be 0 or 1): checked inline
+        self._single = self._checks[0] if len(self._checks) == 1 and self._checks[0][1] != np.bool_ else None
         pipeline.on_close(self._release)
 
     @staticmethod
@@ -131,6 +132,8 @@ class BoundModel:
                 array = feeds.get(name)
                 if type(array) is not np.ndarray or array.dtype != dtype or array.shape != shape:
                     break
+                if dtype == np.bool_ and array.view(np.uint8).max(initial=0) > 1:
+                    raise TensorError("TENSOR_BOOL", f"expected the bytes of bool input {name!r} to be 0 or 1")
                 arrays.append(array)
             else:
                 return arrays
@@ -149,11 +152,13 @@ class BoundModel:
         With ``copy=False`` the outputs are views of the slot, valid until the ring comes round
         to it again (``slots`` responses later): for callers that encode them at once."""
         single = self._single
+        arrays: Sequence[np.ndarray]
         if single is not None and len(feeds) == 1:  # the common case, checked inline
             array = feeds.get(single[0])
             if type(array) is not np.ndarray or array.dtype != single[1] or array.shape != single[2]:
-                self.check(feeds)  # raises the typed error
-            arrays: list[np.ndarray] | tuple[np.ndarray] = (array,)  # type: ignore[assignment]
+                arrays = self.check(feeds)  # raises the typed error
+            else:
+                arrays = (array,)
         else:
             arrays = self.check(feeds)
         if len(nonce) > MAX_NONCE:

@@ -112,7 +112,7 @@ def seal_forever(
                     refuse(seq, "INFERENCE_FAILED", "the response failed after it took its slot")
                     took = True
                     continue
-                params = cbor2.loads(bytes(buf[pos : pos + params_size])) if params_size else None
+                raw_params = bytes(buf[pos : pos + params_size])
                 pos += params_size
                 if flags & DIGESTS:  # committed by the writer: the response did not fit the slot
                     input_digest = bytes(buf[pos : pos + 32])
@@ -127,6 +127,7 @@ def seal_forever(
                 if not timestamp_ms:
                     timestamp_ms = int(time.time() * 1000)
                 try:
+                    params = cbor2.loads(raw_params) if raw_params else None
                     statement = encoder.encode(
                         OPS[op_code], model, input_digest, output_digest, padded[:nonce_size], timestamp_ms, seq, params
                     )

@@ -260,3 +260,27 @@ def test_models_without_static_shapes_are_not_bindable() -> None:
         assert caught.value.code == "RECEIPT_SLOT_OVERFLOW"
     finally:
         small.close()
+
+
+def test_bool_inputs_must_hold_canonical_bytes() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Not", ["flags"], ["inverted"])],
+        "bools",
+        [helper.make_tensor_value_info("flags", TensorProto.BOOL, [4])],
+        [helper.make_tensor_value_info("inverted", TensorProto.BOOL, [4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    key = ReceiptKey.generate()
+    pipeline = ProcessReceiptPipeline(key, ATTESTATION)
+    try:
+        bound = BoundModel(pipeline, _session(model), MODEL)
+        with pytest.raises(TensorError) as caught:  # a byte of 2 is "true" to numpy, not canonical
+            bound.run({"flags": np.frombuffer(b"\x00\x01\x02\x00", np.bool_)}, b"")
+        assert caught.value.code == "TENSOR_BOOL"
+        flags = np.array([True, False, True, True])
+        (inverted,), future = bound.run({"flags": flags}, b"b")
+        assert inverted.tolist() == [False, True, False, False]
+        assert future is not None
+        _verify(key, future.result(timeout=30), {"flags": flags}, {"inverted": inverted}, b"b")
+    finally:
+        pipeline.close()
