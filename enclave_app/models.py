@@ -4,7 +4,8 @@ SHA-256 of the file's bytes."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,15 @@ ORT_TYPES: Mapping[str, str] = {
     "tensor(uint64)": "uint64",
     "tensor(bool)": "bool",
 }
+
+
+@contextmanager
+def refused_by_onnxruntime() -> Iterator[None]:
+    """onnxruntime's refusal of a run (bad values for the graph) as ``INFERENCE_FAILED``."""
+    try:
+        yield
+    except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument) as err:
+        raise RequestError("INFERENCE_FAILED", f"onnxruntime refused the inputs: {err}", status=422) from err
 
 
 @dataclass(frozen=True)
@@ -93,10 +103,8 @@ class LoadedModel:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.check_inputs(feeds)
-        try:
+        with refused_by_onnxruntime():
             values = self.session.run(None, dict(feeds))
-        except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument) as err:
-            raise RequestError("INFERENCE_FAILED", f"onnxruntime refused the inputs: {err}", status=422) from err
         return {spec.name: np.ascontiguousarray(v) for spec, v in zip(self.outputs, values, strict=True)}
 
     def run_signed(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int | str] | None]:

@@ -16,12 +16,11 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
 from verifier.tensors import Tensor
 
 from enclave_app.errors import RequestError
 from enclave_app.generation import greedy_decode
-from enclave_app.models import LoadedModel, ModelRegistry
+from enclave_app.models import LoadedModel, ModelRegistry, refused_by_onnxruntime
 from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.pipeline import ReceiptPipeline
@@ -70,10 +69,8 @@ def poseidon_params(outputs: dict[str, Any], scale: Any) -> dict[str, int | str]
 def _run_bound(
     bound: BoundModel, feeds: dict[str, np.ndarray], nonce: bytes
 ) -> tuple[list[np.ndarray], Future[bytes] | None]:
-    try:
+    with refused_by_onnxruntime():
         return bound.run(feeds, nonce)
-    except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument) as err:
-        raise RequestError("INFERENCE_FAILED", f"onnxruntime refused the inputs: {err}", status=422) from err
 
 
 class EnclaveService:

@@ -21,25 +21,19 @@ models go through ``submit``). The first input's data region starts on a 64-byte
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
-from verifier.tensors import DTYPE_SIZES, MAGIC, Tensor, TensorError, tensor_header
+from verifier.tensors import DTYPE_SIZES, TensorError
 
+from enclave_app.models import ORT_TYPES
+from enclave_app.receipts.canonical_parts import canonical_headers
 from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline, check_nonce
 from enclave_app.receipts.ring import BODY_AT, MAX_NONCE, OP_CODES, STATIC, STATIC_AT, SealerProcessError
 
-#: onnxruntime's element type strings -> the tensor encoding's dtype names
-_ORT_DTYPES = {
-    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16", "tensor(uint16)": "uint16",
-    "tensor(int32)": "int32", "tensor(uint32)": "uint32", "tensor(int64)": "int64", "tensor(uint64)": "uint64",
-    "tensor(bool)": "bool",
-}  # fmt: skip
 #: name, dtype, static shape, data bytes
 Spec = tuple[str, np.dtype, tuple[int, ...], int]
 
@@ -184,7 +178,7 @@ class BoundModel:
 
 
 def _spec(arg: ort.NodeArg) -> Spec:
-    dtype = _ORT_DTYPES.get(arg.type)
+    dtype = ORT_TYPES.get(arg.type)
     if dtype is None or not all(isinstance(d, int) and d >= 0 for d in arg.shape):
         raise SealerProcessError(
             "RECEIPT_NOT_BINDABLE",
@@ -199,9 +193,7 @@ def _canonical_order(specs: list[Spec]) -> list[Spec]:
 
 
 def _canonical_headers(specs: list[Spec]) -> list[bytes]:
-    """Per tensor (in canonical order), the bytes before its data; the first carries MAGIC and count."""
-    headers = [tensor_header(name, Tensor(dtype.name, shape, bytes(nbytes))) for name, dtype, shape, nbytes in specs]
-    return [MAGIC + struct.pack(">I", len(specs)) + headers[0], *headers[1:]]
+    return canonical_headers([(name, dtype.name, shape) for name, dtype, shape, _ in specs])
 
 
 def _place(specs: list[Spec], headers: list[bytes], start: int) -> tuple[BoundTensor, ...]:

@@ -5,7 +5,7 @@ with the headers cached per layout, so that nothing is re-encoded per response."
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,18 +47,11 @@ class CanonicalParts:
         return parts, size
 
     def _layout(self, key: tuple[Any, ...], items: list[tuple[str, Any]]) -> list[bytes]:
-        headers = []
+        layout = []
         for name, value in items:
-            if not isinstance(name, str) or not name or len(name.encode("utf-8")) > MAX_NAME_BYTES:
-                raise TensorError("TENSOR_NAME", f"expected a non-empty name of at most {MAX_NAME_BYTES} bytes")
             dtype = value.dtype if isinstance(value, Tensor) else value.dtype.name
-            if dtype not in DTYPE_SIZES:
-                raise TensorError("TENSOR_DTYPE", f"expected one of {sorted(DTYPE_SIZES)}, found dtype {dtype!r}")
-            shape = tuple(int(d) for d in value.shape)
-            size = DTYPE_SIZES[dtype] * int(np.prod(shape, dtype=np.int64))
-            headers.append(tensor_header(name, Tensor(dtype, shape, bytes(size))))
-        prefix = MAGIC + struct.pack(">I", len(items))
-        headers = [prefix + headers[0], *headers[1:]] if headers else [prefix]
+            layout.append((name, dtype, tuple(int(d) for d in value.shape)))
+        headers = canonical_headers(layout)
         if len(self._layouts) > 4096:
             self._layouts.clear()
             self._single.clear()
@@ -68,6 +61,21 @@ class CanonicalParts:
             if value.dtype.byteorder != ">" and value.dtype != np.bool_:
                 self._single[name, value.dtype, value.shape] = (headers[0], len(headers[0]) + value.nbytes)
         return headers
+
+
+def canonical_headers(layout: Sequence[tuple[str, str, tuple[int, ...]]]) -> list[bytes]:
+    """For (name, dtype name, shape) in canonical order: the bytes before each tensor's data, the
+    first carrying MAGIC and the count (for no tensors, just those). Names and dtypes are checked."""
+    headers = []
+    for name, dtype, shape in layout:
+        if not isinstance(name, str) or not name or len(name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise TensorError("TENSOR_NAME", f"expected a non-empty name of at most {MAX_NAME_BYTES} bytes")
+        if dtype not in DTYPE_SIZES:
+            raise TensorError("TENSOR_DTYPE", f"expected one of {sorted(DTYPE_SIZES)}, found dtype {dtype!r}")
+        size = DTYPE_SIZES[dtype] * int(np.prod(shape, dtype=np.int64))
+        headers.append(tensor_header(name, Tensor(dtype, shape, bytes(size))))
+    prefix = MAGIC + struct.pack(">I", len(layout))
+    return [prefix + headers[0], *headers[1:]] if headers else [prefix]
 
 
 def _dtype_key(value: Any) -> Any:
@@ -81,4 +89,4 @@ def _canonical_array(array: Any) -> Any:
     return converted
 
 
-__all__ = ["CanonicalParts"]
+__all__ = ["CanonicalParts", "canonical_headers"]
