@@ -15,6 +15,7 @@ Interleaved rounds in one process; medians. Every loop's receipts are sealed ins
 (drain). The last line is a JSON object with µs per run and the ratio of each loop to ``plain``.
 
     .venv/bin/python bench/tee_handoff.py [--rounds 15] [--runs 3000] [--record]
+        [--poll S] [--max-wait S] [--slots N] [--max-batch N]
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--runs", type=int, default=3000, help="runs per loop and round")
+    parser.add_argument("--poll", type=float, default=0.0005, help="the sealer's sleep when the ring is empty (s)")
+    parser.add_argument("--max-wait", type=float, default=0.002, help="latency budget of a micro-batch (s)")
+    parser.add_argument("--slots", type=int, default=64)
+    parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--record", action="store_true", help=f"also write the JSON line to {RESULTS.name}")
     args = parser.parse_args()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -92,7 +97,10 @@ def main() -> None:
     fixed = session.io_binding()
     fixed.bind_cpu_input("x", x)
     fixed.bind_output("y", "cpu")
-    pipeline = ProcessReceiptPipeline(ReceiptKey.generate(), b"\x22" * 32)
+    pipeline = ProcessReceiptPipeline(
+        ReceiptKey.generate(), b"\x22" * 32, poll=args.poll, max_wait=args.max_wait, slots=args.slots,
+        max_batch=args.max_batch,
+    )  # fmt: skip
     try:
         bound = BoundModel(pipeline, session, b"\x11" * 32)
         for index in range(pipeline.slots):  # every slot laid out for this model, holding x
@@ -135,6 +143,7 @@ def main() -> None:
         "ratio_to_plain": {name: round(medians["plain"] / value, 4) for name, value in medians.items()},
         "added_us": {name: round(value - medians["plain"], 2) for name, value in medians.items()},
         "receipts_sealed": sealed,
+        "sealer": {"poll_s": args.poll, "max_wait_s": args.max_wait, "slots": args.slots, "max_batch": args.max_batch},
         "rounds": args.rounds,
         "runs": args.runs,
         "started_utc": started,

@@ -146,13 +146,17 @@ class BoundModel:
         With ``copy=False`` the outputs are views of the slot, valid until the ring comes round
         to it again (``slots`` responses later): for callers that encode them at once."""
         single = self._single
-        arrays: Sequence[np.ndarray]
+        arrays: Sequence[np.ndarray] | None = None
         if single is not None and len(feeds) == 1:  # the common case, checked inline
             array = feeds.get(single[0])
-            if type(array) is not np.ndarray or array.dtype != single[1] or array.shape != single[2]:
+            # dtype identity first (numpy's == on dtypes costs more than the rest of the check)
+            bound = (
+                type(array) is np.ndarray
+                and (array.dtype is single[1] or array.dtype == single[1])
+                and array.shape == single[2]
+            )
+            if not bound:
                 arrays = self.check(feeds)  # raises the typed error
-            else:
-                arrays = (array,)
         else:
             arrays = self.check(feeds)
         if len(nonce) > MAX_NONCE:
@@ -164,8 +168,11 @@ class BoundModel:
         try:
             if self._owners[index] is not self:
                 self._own(index)
-            for view, array in zip(in_views, arrays):  # noqa: B905 (lengths checked)
-                view[...] = array
+            if arrays is None:
+                in_views[0][...] = array
+            else:
+                for view, item in zip(in_views, arrays):  # noqa: B905 (lengths checked)
+                    view[...] = item
             self._run(binding)
             outputs = [view.copy() for view in out_views] if copy else out_views
         except BaseException:
@@ -185,7 +192,8 @@ def _spec(arg: ort.NodeArg) -> Spec:
             f"expected static shapes and tensor dtypes, found {arg.name!r} {arg.type} {arg.shape}",
         )
     shape = tuple(int(d) for d in arg.shape)
-    return arg.name, np.dtype(dtype).newbyteorder("<"), shape, DTYPE_SIZES[dtype] * int(np.prod(shape, dtype=np.int64))
+    little = np.dtype(np.dtype(dtype).newbyteorder("<").str)  # numpy's shared instance where native
+    return arg.name, little, shape, DTYPE_SIZES[dtype] * int(np.prod(shape, dtype=np.int64))
 
 
 def _canonical_order(specs: list[Spec]) -> list[Spec]:

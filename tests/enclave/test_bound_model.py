@@ -146,8 +146,9 @@ def test_bound_runs_and_submitted_responses_share_one_sequence() -> None:
         {"x": np.zeros((1, 784), np.float32), "extra": np.zeros(1, np.float32)},
         {"y": np.zeros((1, 784), np.float32)},
         {"x": [[0.0] * 784]},
+        {"x": np.zeros((1, 784), ">f4")},
     ],
-    ids=["dtype", "shape", "extra-input", "wrong-name", "not-an-array"],
+    ids=["dtype", "shape", "extra-input", "wrong-name", "not-an-array", "big-endian"],
 )
 def test_inputs_off_the_bound_layout_are_refused_before_taking_a_slot(feeds) -> None:
     key = ReceiptKey.generate()
@@ -159,6 +160,20 @@ def test_inputs_off_the_bound_layout_are_refused_before_taking_a_slot(feeds) -> 
     x = np.zeros((1, 784), np.float32)
     outputs, future = bound.run({"x": x}, b"")
     assert _verify(key, future.result(timeout=30), {"x": x}, {"y": outputs[0]}, b"").seq == 1
+    pipeline.close()
+
+
+def test_an_equal_dtype_that_is_not_numpys_shared_instance_is_accepted() -> None:
+    """The inline check compares dtypes by identity first; an equal dtype object must still pass."""
+    key = ReceiptKey.generate()
+    pipeline = ProcessReceiptPipeline(key, ATTESTATION)
+    bound = BoundModel(pipeline, _session(build_mlp()), MODEL)
+    x = np.random.default_rng(3).standard_normal((1, 784)).astype(np.float32)
+    other = x.view(np.dtype(np.float32).newbyteorder("<"))
+    assert other.dtype is not x.dtype and other.dtype == x.dtype
+    outputs, future = bound.run({"x": other}, b"eq")
+    assert np.array_equal(outputs[0], _session(build_mlp()).run(None, {"x": x})[0])
+    _verify(key, future.result(timeout=30), {"x": x}, {"y": outputs[0]}, b"eq")
     pipeline.close()
 
 
