@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 from typing import Any
 
 import uvicorn
 
-from enclave_app.addresses import parse_address
+from enclave_app.addresses import parse_address, tcp_listener
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.gateway import GatewayLimits, create_app
 
@@ -28,7 +27,7 @@ def register(subparsers: Any) -> None:
 
 async def _serve(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
-    sock = socket.create_server((host or "127.0.0.1", int(port)))
+    sock = tcp_listener(host or "127.0.0.1", int(port))
     link = EnclaveLink(parse_address(args.enclave), timeout=args.enclave_timeout)
     app = create_app(link, GatewayLimits(max_body=args.max_body, body_timeout=args.body_timeout))
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, access_log=False)
