@@ -6,7 +6,9 @@ and timestamp and appends the tensors to a deque: no condition variable, no wake
 response. The sealing thread polls the deque every ``poll`` seconds (well under the latency
 budget), computes the commitments, encodes the statements, and seals micro-batches: a batch is
 signed once it holds ``max_batch`` statements, its oldest statement has waited ``max_wait``
-seconds, or :meth:`ReceiptPipeline.drain` asks for everything now. Every receipt still carries
+seconds, no new response arrived for a whole ``poll`` interval (nothing more to amortize over:
+a lone request is not held for the budget), or :meth:`ReceiptPipeline.drain` asks for
+everything now. Every receipt still carries
 its own inclusion path, so each response verifies on its own. ``max_batch=1`` is the
 per-request mode (one signature per response). onnxruntime releases the GIL, so on a
 multi-core enclave the receipt work overlaps with the next inferences. Inline mode does the
@@ -149,17 +151,22 @@ class ReceiptPipeline:
 
     def _run(self) -> None:
         queue = self._queue
+        idle = False  # the last pass found nothing new and slept a poll interval
         while True:
             closing = self._closed  # read first: every job submitted before close is queued by now
             took = bool(queue)
             while queue:
                 self._take(queue.popleft())
-            if self._jobs and (closing or self._flush or time.monotonic() - self._jobs[0].queued >= self.max_wait):
+            jobs = self._jobs
+            if jobs and (
+                closing or self._flush or (idle and not took) or time.monotonic() - jobs[0].queued >= self.max_wait
+            ):
                 self._flush = False
                 self._seal_open_batch()
             if closing and not queue and not self._jobs:
                 return
-            if not took:
+            idle = not took
+            if idle:
                 time.sleep(self._poll)
 
     def _take(self, job: _Job) -> None:

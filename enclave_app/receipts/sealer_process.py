@@ -7,8 +7,9 @@ PKCS#8 DER among it) arrives once, as CBOR, on stdin.
 Per slot: wait until its ready word holds the expected sequence number, hash the canonical
 input and output regions in place (the commitments are SHA-256 of exactly those bytes), stamp
 the time if the writer left it to the sealer, encode the statement and its Merkle leaf, free
-the slot. A batch is sealed when it is full, once its oldest response waited ``max_wait``, on a
-drain's flush target, or on close.
+the slot. A batch is sealed when it is full, once its oldest response waited ``max_wait``, when
+no new slot was published during a whole ``poll`` sleep (a lone request is not held for the
+budget), on a drain's flush target, or on close.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def seal_forever(
     try:
         conn.send_bytes(READY)
         read = 0
+        idle = False  # the last pass found nothing new and slept a poll interval
         while True:
             closing = control[CLOSING]  # read first: every slot published before close is visible now
             took = False
@@ -141,11 +143,14 @@ def seal_forever(
                 seqs.append(seq)
                 if len(statements) >= max_batch:
                     seal()
-            if statements and (closing or control[FLUSH] >= seqs[0] or time.monotonic() - oldest >= max_wait):
+            if statements and (
+                closing or (idle and not took) or control[FLUSH] >= seqs[0] or time.monotonic() - oldest >= max_wait
+            ):
                 seal()
             if closing and read >= control[WRITTEN] and not statements:
                 break
-            if not took:
+            idle = not took
+            if idle:
                 if os.getppid() != parent_pid:
                     break
                 time.sleep(poll)
