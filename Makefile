@@ -22,6 +22,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict verifier/src/verifier
 	$(BIN)/mypy --strict enclave_app
+	$(BIN)/mypy --strict prover trustdial infra
 
 pytest: install
 	$(BIN)/pytest

@@ -7,8 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import ezkl
-
+from prover import ezkl_api
 from prover.console import ezkl_prints_to_stderr
 from prover.errors import ProverError
 
@@ -37,24 +36,23 @@ class CircuitOptions:
 
 def write_settings(model: Path, calibration: Path, settings: Path, options: CircuitOptions) -> dict[str, Any]:
     """gen_settings + calibrate_settings (target "resources"); returns the resulting settings."""
-    run_args = ezkl.PyRunArgs()
-    run_args.input_visibility = options.input_visibility
-    run_args.output_visibility = options.output_visibility
-    run_args.param_visibility = "fixed"
-    if options.decomp_base is not None:
-        run_args.decomp_base = options.decomp_base
-    if options.decomp_legs is not None:
-        run_args.decomp_legs = options.decomp_legs
+    run_args = ezkl_api.run_args(
+        options.input_visibility,
+        options.output_visibility,
+        decomp_base=options.decomp_base,
+        decomp_legs=options.decomp_legs,
+    )
     try:
-        ezkl.gen_settings(str(model), str(settings), py_run_args=run_args)
-        kwargs: dict[str, Any] = {}
-        if options.scales is not None:
-            kwargs["scales"] = list(options.scales)
-        if options.lookup_safety_margin is not None:
-            kwargs["lookup_safety_margin"] = options.lookup_safety_margin
+        ezkl_api.gen_settings(model, settings, run_args)
         # calibrate prints a large fidelity table on stdout; keep stdout for results only.
         with ezkl_prints_to_stderr():
-            ezkl.calibrate_settings(str(calibration), str(model), str(settings), "resources", **kwargs)
+            ezkl_api.calibrate_settings(
+                calibration,
+                model,
+                settings,
+                scales=None if options.scales is None else list(options.scales),
+                lookup_safety_margin=options.lookup_safety_margin,
+            )
     except RuntimeError as err:
         raise ProverError("SETTINGS_FAILED", f"ezkl could not build settings for {model}: {err}") from err
     loaded: dict[str, Any] = json.loads(settings.read_text(encoding="utf-8"))

@@ -6,10 +6,10 @@ import importlib.metadata
 import shutil
 from pathlib import Path
 
-import ezkl
 from verifier.proof.artifacts import ArtifactFile, Artifacts, sha256_file, write_artifacts
 from verifier.proof.srs import SRS_KIND_CEREMONY, SRS_KIND_DEV
 
+from prover import ezkl_api
 from prover.circuit_settings import CircuitOptions, write_settings
 from prover.console import ezkl_prints_to_stderr, progress, ticking
 from prover.errors import ProverError
@@ -61,7 +61,7 @@ def compile_model(
     progress("zk compile", f"logrows={logrows} rows={settings.get('num_rows')}")
     compiled = out_dir / COMPILED_FILE
     try:
-        ezkl.compile_circuit(str(model_path), str(compiled), str(settings_path))
+        ezkl_api.compile_circuit(model_path, compiled, settings_path)
     except RuntimeError as err:
         raise ProverError("COMPILE_FAILED", f"ezkl could not compile {model}: {err}") from err
 
@@ -81,7 +81,7 @@ def compile_model(
     vk, pk = out_dir / VK_FILE, out_dir / PK_FILE
     with ticking("zk compile", f"key setup (logrows={logrows})"), ezkl_prints_to_stderr():
         try:
-            ezkl.setup(str(compiled), str(vk), str(pk), srs_path=str(srs_path))
+            ezkl_api.setup(compiled, vk, pk, srs_path)
         except RuntimeError as err:
             raise ProverError(
                 "SETUP_FAILED", f"ezkl setup failed (is the SRS large enough for k={logrows}?): {err}"

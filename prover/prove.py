@@ -6,11 +6,11 @@ import json
 import tempfile
 from pathlib import Path
 
-import ezkl
 from verifier.errors import VerificationError
 from verifier.proof.artifacts import check_file_hashes, load_artifacts
 from verifier.proof.tensors import Tensor
 
+from prover import ezkl_api
 from prover.console import ezkl_prints_to_stderr, progress, ticking
 from prover.errors import ProverError
 
@@ -35,16 +35,10 @@ def prove(artifacts_dir: Path, tensor: Tensor, proof_path: Path) -> Path:
         data.write_text(json.dumps({"input_data": [list(tensor.values)]}), encoding="utf-8")
         try:
             with ezkl_prints_to_stderr():
-                ezkl.gen_witness(str(data), str(paths["compiled_circuit"]), str(witness))
+                ezkl_api.gen_witness(data, paths["compiled_circuit"], witness)
             progress("zk prove", f"witness ready ({len(tensor.values)} input values)")
             with ticking("zk prove", f"proving (logrows={artifacts.logrows})"), ezkl_prints_to_stderr():
-                ezkl.prove(
-                    str(witness),
-                    str(paths["compiled_circuit"]),
-                    str(paths["pk"]),
-                    str(proof_path),
-                    srs_path=str(paths["srs"]),
-                )
+                ezkl_api.prove(witness, paths["compiled_circuit"], paths["pk"], proof_path, paths["srs"])
         except RuntimeError as err:
             raise ProverError("PROVE_FAILED", f"ezkl could not prove this input: {err}") from err
     progress("zk prove", f"wrote {proof_path}")

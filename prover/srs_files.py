@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import ezkl
 from verifier.proof.artifacts import sha256_file
 from verifier.proof.srs import ceremony_k
 
+from prover import ezkl_api
 from prover.errors import ProverError
 
 
@@ -23,7 +23,7 @@ def generate_dev_srs(path: Path, logrows: int) -> Path:
     """Write an insecure single-party SRS for circuits up to ``logrows``."""
     started = time.monotonic()
     sys.stderr.write(f"[zk srs] generating a DEV-INSECURE SRS, k={logrows} (about 128 * 2^k bytes)\n")
-    ezkl.gen_srs(str(path), logrows)
+    ezkl_api.gen_srs(path, logrows)
     sys.stderr.write(f"[zk srs] done in {time.monotonic() - started:.1f}s -> {path}\n")
     return path
 

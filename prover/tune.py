@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import ezkl
 import numpy as np
 
+from prover import ezkl_api
 from prover.calibration import load_samples, reference_outputs
 from prover.circuit_settings import CircuitOptions, write_settings
 from prover.console import ezkl_prints_to_stderr, progress
@@ -72,8 +72,8 @@ def _evaluate(
     model: Path,
     calibration: Path,
     options: CircuitOptions,
-    samples: list[np.ndarray],  # type: ignore[type-arg]
-    expected: list[np.ndarray],  # type: ignore[type-arg]
+    samples: list[np.ndarray],
+    expected: list[np.ndarray],
     work: Path,
     tolerance: float,
 ) -> Candidate:
@@ -81,7 +81,7 @@ def _evaluate(
     compiled = work / "network.compiled"
     try:
         settings = write_settings(model, calibration, settings_path, options)
-        ezkl.compile_circuit(str(model), str(compiled), str(settings_path))
+        ezkl_api.compile_circuit(model, compiled, settings_path)
     except (ProverError, RuntimeError) as err:
         return Candidate(options, -1, -1, float("inf"), False, f"settings failed: {err}")
     logrows = int(settings["run_args"]["logrows"])
@@ -94,10 +94,10 @@ def _evaluate(
             data.write_text(json.dumps({"input_data": [sample.ravel().tolist()]}), encoding="utf-8")
             witness_path = work / "witness.json"
             with ezkl_prints_to_stderr():
-                witness = ezkl.gen_witness(str(data), str(compiled), str(witness_path))
+                witness = ezkl_api.gen_witness(data, compiled, witness_path)
                 if index == 0:
-                    ezkl.mock(str(witness_path), str(compiled))
-            got = np.array([ezkl.felt_to_float(f, scale) for f in witness["outputs"][0]])
+                    ezkl_api.mock(witness_path, compiled)
+            got = np.array([ezkl_api.felt_to_float(f, scale) for f in witness["outputs"][0]])
             worst = max(worst, float(np.max(np.abs(got - want))))
     except RuntimeError as err:
         return Candidate(options, logrows, rows, float("inf"), False, f"circuit failed: {str(err)[:120]}")

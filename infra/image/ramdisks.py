@@ -126,12 +126,12 @@ def write_customer_cpio(
     for name in sorted(rules.TOUCH):
         if name in found:
             continue
-        kind, perm, link = rules.TOUCH[name]
+        kind, perm, target = rules.TOUCH[name]
         full = prefix + name.rstrip("/")
         if name == "etc/hosts":
             writer.add(full, "reg", perm=perm, mtime=rules.DEFAULT_MTIME, size=len(rules.HOSTS), data=[rules.HOSTS])
         elif kind == "symlink":
-            writer.add(full, kind, perm=perm, mtime=rules.DEFAULT_MTIME, size=len(link), data=[link.encode()])
+            writer.add(full, kind, perm=perm, mtime=rules.DEFAULT_MTIME, size=len(target), data=[target.encode()])
         else:
             writer.add(full, kind, perm=perm, mtime=rules.DEFAULT_MTIME)
     writer.add(prefix.rstrip("/"), "dir", perm=0o755, mtime=rules.DEFAULT_MTIME)

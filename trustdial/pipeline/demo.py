@@ -120,8 +120,8 @@ def print_report(result: DemoResult) -> None:
     if "outputs" in v:
         print(f"  verified decision: {v['outputs']}")
     print()
-    for name, seconds in result.stages.items():
-        print(f"  stage {name:<22} {seconds:8.2f} s")
+    for name, stage_s in result.stages.items():
+        print(f"  stage {name:<22} {stage_s:8.2f} s")
     print()
     if result.full_zk is not None:
         for line in full_zk_lines(result.full_zk):

@@ -20,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import ezkl
 import numpy as np
 import onnxruntime as ort
+
+from prover import ezkl_api
 
 Progress = Callable[[str], None]
 
@@ -76,10 +77,7 @@ def measure(
     srs, vk, pk = workdir / "kzg.srs", workdir / "vk.key", workdir / "pk.key"
     witness, proof = workdir / "witness.json", workdir / "proof.json"
 
-    run_args = ezkl.PyRunArgs()
-    run_args.input_visibility = input_visibility
-    run_args.output_visibility = output_visibility
-    run_args.param_visibility = "fixed"
+    run_args = ezkl_api.run_args(input_visibility, output_visibility)
 
     def timed(label: str, call: Callable[[], object]) -> float:
         progress(f"{label} ...")
@@ -89,12 +87,12 @@ def measure(
         progress(f"{label} done in {elapsed:.1f} s")
         return elapsed
 
-    settings_s = timed("gen_settings", lambda: ezkl.gen_settings(str(model), str(settings), py_run_args=run_args))
+    settings_s = timed("gen_settings", lambda: ezkl_api.gen_settings(model, settings, run_args))
     calibrate_s = timed(
         "calibrate_settings",
-        lambda: ezkl.calibrate_settings(str(cal_path), str(model), str(settings), "resources"),
+        lambda: ezkl_api.calibrate_settings(cal_path, model, settings),
     )
-    compile_s = timed("compile_circuit", lambda: ezkl.compile_circuit(str(model), str(compiled), str(settings)))
+    compile_s = timed("compile_circuit", lambda: ezkl_api.compile_circuit(model, compiled, settings))
     logrows = int(json.loads(settings.read_text())["run_args"]["logrows"])
     progress(f"circuit needs 2^{logrows} rows")
     cached = srs_cache / f"dev-kzg{logrows}.srs" if srs_cache is not None else None
@@ -103,14 +101,14 @@ def measure(
         shutil.copyfile(cached, srs)
         srs_s = 0.0
     else:
-        srs_s = timed(f"gen_srs (dev, k={logrows})", lambda: ezkl.gen_srs(str(srs), logrows))
+        srs_s = timed(f"gen_srs (dev, k={logrows})", lambda: ezkl_api.gen_srs(srs, logrows))
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(srs, cached)
-    setup_s = timed("setup", lambda: ezkl.setup(str(compiled), str(vk), str(pk), srs_path=str(srs)))
-    witness_s = timed("gen_witness", lambda: ezkl.gen_witness(str(input_path), str(compiled), str(witness)))
-    prove_s = timed("prove", lambda: ezkl.prove(str(witness), str(compiled), str(pk), str(proof), srs_path=str(srs)))
-    verify_s = timed("verify", lambda: _verified(ezkl.verify(str(proof), str(settings), str(vk), srs_path=str(srs))))
+    setup_s = timed("setup", lambda: ezkl_api.setup(compiled, vk, pk, srs))
+    witness_s = timed("gen_witness", lambda: ezkl_api.gen_witness(input_path, compiled, witness))
+    prove_s = timed("prove", lambda: ezkl_api.prove(witness, compiled, pk, proof, srs))
+    verify_s = timed("verify", lambda: _verified(ezkl_api.verify(proof, settings, vk, srs)))
     proof_bytes = len(json.loads(proof.read_text())["proof"])  # the proof as a list of byte values
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return ZkCost(
