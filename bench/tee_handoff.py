@@ -32,13 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
+from mlp_ring import ATTESTATION, bound_to_every_slot, fixed_binding, mlp_session
 
 from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline
 from enclave_app.receipts.ring import NONCE, NONCE_AT, READ, WRITTEN
-from enclave_app.reference_models import build_mlp
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tee_handoff.json"
 
@@ -89,23 +88,15 @@ def main() -> None:
     args = parser.parse_args()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load_start = round(os.getloadavg()[0], 2)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(build_mlp(), options, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal((1, 784)).astype(np.float32)
+    session, x = mlp_session()
     nonce = os.urandom(32)
-    fixed = session.io_binding()
-    fixed.bind_cpu_input("x", x)
-    fixed.bind_output("y", "cpu")
+    fixed = fixed_binding(session, x)
     pipeline = ProcessReceiptPipeline(
-        ReceiptKey.generate(), b"\x22" * 32, poll=args.poll, max_wait=args.max_wait, slots=args.slots,
+        ReceiptKey.generate(), ATTESTATION, poll=args.poll, max_wait=args.max_wait, slots=args.slots,
         max_batch=args.max_batch,
     )  # fmt: skip
     try:
-        bound = BoundModel(pipeline, session, b"\x11" * 32)
-        for index in range(pipeline.slots):  # every slot laid out for this model, holding x
-            bound._own(index)
-            bound._slot[index][0][0][...] = x
+        bound = bound_to_every_slot(pipeline, session, x)
         run_bound = functools.partial(bound.run, {"x": x}, nonce, want_future=False, copy=False)
 
         def bound_loop(count: int) -> None:

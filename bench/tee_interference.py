@@ -27,14 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import onnxruntime as ort
+from mlp_ring import ATTESTATION, bound_to_every_slot, fixed_binding, mlp_session
 
-from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline
 from enclave_app.receipts.ring import READ, WRITTEN
-from enclave_app.reference_models import build_mlp
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tee_interference.json"
 
@@ -61,21 +58,13 @@ def main() -> None:
     args = parser.parse_args()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load_start = round(os.getloadavg()[0], 2)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(build_mlp(), options, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal((1, 784)).astype(np.float32)
-    fixed = session.io_binding()
-    fixed.bind_cpu_input("x", x)
-    fixed.bind_output("y", "cpu")
+    session, x = mlp_session()
+    fixed = fixed_binding(session, x)
     run = session.run_with_iobinding
     clock = time.perf_counter
-    pipeline = ProcessReceiptPipeline(ReceiptKey.generate(), b"\x22" * 32)
+    pipeline = ProcessReceiptPipeline(ReceiptKey.generate(), ATTESTATION)
     try:
-        bound = BoundModel(pipeline, session, b"\x11" * 32)
-        for index in range(pipeline.slots):  # every slot laid out for this model, holding x
-            bound._own(index)  # private parts: a bench dissecting the hand-off
-            bound._slot[index][0][0][...] = x
+        bound = bound_to_every_slot(pipeline, session, x)
         if args.pin:
             os.sched_setaffinity(0, {0})
             os.sched_setaffinity(pipeline.child_pid or 0, {1})
