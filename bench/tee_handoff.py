@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import statistics
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from json_line import emit
 from mlp_ring import ATTESTATION, bound_to_every_slot, fixed_binding, mlp_session
 
 from enclave_app.receipts.bound_model import BoundModel
@@ -144,10 +144,7 @@ def main() -> None:
     }
     for name in loops:
         print(f"{name:>11}: {medians[name]:7.2f} µs/run  ratio {result['ratio_to_plain'][name]:.3f}")
-    line = json.dumps(result)
-    if args.record:
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(line)
+    emit(result, RESULTS, args.record)
 
 
 if __name__ == "__main__":

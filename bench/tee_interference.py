@@ -18,7 +18,6 @@ thread) on CPU 1. The last line is a JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from json_line import emit
 from mlp_ring import ATTESTATION, bound_to_every_slot, fixed_binding, mlp_session
 
 from enclave_app.receipts.key import ReceiptKey
@@ -130,10 +130,7 @@ def main() -> None:
             f"mean w/o slowest 1% {row['mean_without_slowest_1pct_us']:7.2f}  p99 {row['p99_us']:8.2f} µs  "
             f"share {row['share']:.3f}"
         )
-    line = json.dumps(result)
-    if args.record:
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(line)
+    emit(result, RESULTS, args.record)
 
 
 if __name__ == "__main__":
