@@ -4,8 +4,8 @@ ezkl 23's bundled stubs do not match its runtime: they mark defaulted arguments 
 (``setup``'s ``witness_path``, ``gen_witness``'s ``vk_path``, ``verify``'s ``reduced_srs``, ...)
 and leave out ``PyRunArgs``' visibility and decomposition attributes. Every call the prover and
 the pipeline tools make goes through a function here, with the signature trustdial relies on;
-ezkl itself is handled as untyped below. (The verifier has its own, smaller boundary:
-``verifier.proof.ezkl_calls``.)
+ezkl itself is handled as untyped below. Verifying a proof and converting field elements are
+the verifier's (``verifier.proof.ezkl_calls``), used from there.
 """
 
 from __future__ import annotations
@@ -80,20 +80,9 @@ def prove(witness: Path, compiled: Path, pk: Path, proof: Path, srs: Path) -> No
     _ezkl.prove(str(witness), str(compiled), str(pk), str(proof), srs_path=str(srs))
 
 
-def verify(proof: Path, settings: Path, vk: Path, srs: Path) -> bool:
-    """ezkl's verdict as it returns it (``True``), or its exception."""
-    ok: bool = _ezkl.verify(str(proof), str(settings), str(vk), srs_path=str(srs))
-    return ok
-
-
-def felt_to_float(felt: str, scale: int) -> float:
-    return float(_ezkl.felt_to_float(felt, scale))
-
-
 __all__ = [
     "calibrate_settings",
     "compile_circuit",
-    "felt_to_float",
     "gen_settings",
     "gen_srs",
     "gen_witness",
@@ -101,5 +90,4 @@ __all__ = [
     "prove",
     "run_args",
     "setup",
-    "verify",
 ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from verifier.proof import ezkl_calls
 
 from prover import ezkl_api
 from prover.calibration import load_samples, reference_outputs
@@ -97,7 +98,7 @@ def _evaluate(
                 witness = ezkl_api.gen_witness(data, compiled, witness_path)
                 if index == 0:
                     ezkl_api.mock(witness_path, compiled)
-            got = np.array([ezkl_api.felt_to_float(f, scale) for f in witness["outputs"][0]])
+            got = np.array([ezkl_calls.felt_to_float(f, scale) for f in witness["outputs"][0]])
             worst = max(worst, float(np.max(np.abs(got - want))))
     except RuntimeError as err:
         return Candidate(options, logrows, rows, float("inf"), False, f"circuit failed: {str(err)[:120]}")

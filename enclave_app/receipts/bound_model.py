@@ -150,12 +150,12 @@ class BoundModel:
         if single is not None and len(feeds) == 1:  # the common case, checked inline
             array = feeds.get(single[0])
             # dtype identity first (numpy's == on dtypes costs more than the rest of the check)
-            bound = (
+            on_layout = (
                 type(array) is np.ndarray
                 and (array.dtype is single[1] or array.dtype == single[1])
                 and array.shape == single[2]
             )
-            if not bound:
+            if not on_layout:
                 arrays = self.check(feeds)  # raises the typed error
         else:
             arrays = self.check(feeds)

@@ -8,8 +8,8 @@ budget), computes the commitments, encodes the statements, and seals micro-batch
 signed once it holds ``max_batch`` statements, its oldest statement has waited ``max_wait``
 seconds, no new response arrived for a whole ``poll`` interval (nothing more to amortize over:
 a lone request is not held for the budget), or :meth:`ReceiptPipeline.drain` asks for
-everything now. Every receipt still carries
-its own inclusion path, so each response verifies on its own. ``max_batch=1`` is the
+everything now. Every receipt still carries its own inclusion path, so each response verifies
+on its own. ``max_batch=1`` is the
 per-request mode (one signature per response). onnxruntime releases the GIL, so on a
 multi-core enclave the receipt work overlaps with the next inferences. Inline mode does the
 same work in the submitting thread, a whole batch at once when it is full or when a submit finds
