@@ -39,6 +39,7 @@ clean:
 FUZZ_RUNS ?= 100000
 fuzz: install
 	$(BIN)/python tests/fuzz/fuzz_attestation.py -runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=$${TMPDIR:-/tmp}/trustdial-fuzz-
+	$(BIN)/python tests/fuzz/fuzz_decoders.py -runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=$${TMPDIR:-/tmp}/trustdial-fuzz-decoders-
 
 # --- enclave image (issue 3): reproducible EIF, PCRs, rebuild check. Docker is needed only here. ---
 EIF_IMAGE ?= trustdial-enclave:build
