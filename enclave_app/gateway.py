@@ -18,15 +18,25 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from verifier.tensors import DTYPE_SIZES
 
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.errors import RequestError
-from enclave_app.wire import tensors_from_cbor, tensors_from_json, tensors_to_cbor, tensors_to_json
+from enclave_app.limits import MAX_NEW_TOKENS, MAX_NONCE
+from enclave_app.wire import MAX_TENSORS, tensors_from_cbor, tensors_from_json, tensors_to_cbor, tensors_to_json
 
-MAX_NONCE_HEX = 128
+MAX_NONCE_HEX = 2 * MAX_NONCE
+DTYPE_NAMES: list[Any] = sorted(DTYPE_SIZES)
+# What the gateway and the enclave accept, stated in the OpenAPI document (checked in code, with the
+# stable codes listed there, rather than by the schema validator)
+HEX_BYTE = "[0-9a-fA-F]{2}"
+NONCE_PATTERN = f"^({HEX_BYTE}){{0,{MAX_NONCE}}}$"
+ATTESTATION_NONCE_PATTERN = f"^({HEX_BYTE}){{1,{MAX_NONCE}}}$"
+BASE64_PATTERN = "^[A-Za-z0-9+/]*={0,2}$"
 _Body = TypeVar("_Body", bound="BaseModel")
 
 
@@ -37,18 +47,27 @@ class GatewayLimits:
 
 
 class TensorJson(BaseModel):
-    dtype: str = Field(description="numpy dtype name, e.g. float32, int64")
-    shape: list[int]
-    data: str = Field(description="base64 of the little-endian C-order bytes")
+    dtype: str = Field(description="numpy dtype name", json_schema_extra={"enum": DTYPE_NAMES})
+    shape: list[int] = Field(json_schema_extra={"items": {"type": "integer", "minimum": 0}, "maxItems": 32})
+    data: str = Field(
+        description="base64 of the little-endian C-order bytes (dtype size x the product of shape)",
+        json_schema_extra={"pattern": BASE64_PATTERN},
+    )
 
 
 class InferRequest(BaseModel):
-    model: str
-    inputs: dict[str, TensorJson]
-    nonce: str | None = Field(default=None, description="hex, at most 64 bytes; echoed in the receipt")
+    model: str = Field(json_schema_extra={"minLength": 1})
+    inputs: dict[str, TensorJson] = Field(json_schema_extra={"minProperties": 1, "maxProperties": MAX_TENSORS})
+    nonce: str | None = Field(
+        default=None,
+        description="hex, at most 64 bytes; echoed in the receipt",
+        json_schema_extra={"pattern": NONCE_PATTERN},
+    )
     include_attestation: bool = Field(default=False, description="also return the key-binding attestation document")
     poseidon_scale: int | None = Field(
-        default=None, description="hybrid pipelines: also sign ezkl's Poseidon hash of each output at this scale"
+        default=None,
+        description="hybrid pipelines: also sign ezkl's Poseidon hash of each output at this scale",
+        json_schema_extra={"minimum": 0, "maximum": 30},
     )
 
 
@@ -60,11 +79,11 @@ class InferResponse(BaseModel):
 
 
 class GenerateRequest(BaseModel):
-    model: str
-    prompt_ids: list[int]
-    max_new_tokens: int = 16
-    eos_token_id: int | None = None
-    nonce: str | None = None
+    model: str = Field(json_schema_extra={"minLength": 1})
+    prompt_ids: list[int] = Field(json_schema_extra={"minItems": 1, "items": {"type": "integer", "minimum": 0}})
+    max_new_tokens: int = Field(default=16, json_schema_extra={"minimum": 1, "maximum": MAX_NEW_TOKENS})
+    eos_token_id: int | None = Field(default=None, json_schema_extra={"minimum": 0})
+    nonce: str | None = Field(default=None, json_schema_extra={"pattern": NONCE_PATTERN})
     include_attestation: bool = False
 
 
@@ -139,8 +158,33 @@ async def _parse(request: Request, limits: GatewayLimits, model: type[_Body]) ->
         raise RequestError("BAD_REQUEST", f"{where}: {first['msg']}") from err
 
 
+REF_TEMPLATE = "#/components/schemas/{model}"
+# statuses a route can answer with besides 200, each with the error body
+ENCLAVE_STATUSES = (500, 502, 503, 504)
+REQUEST_STATUSES = (400, 404, 408, 413, 422)
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse} for status in sorted(statuses)}
+
+
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+    """A request body read by hand (size limit, deadline), described as ``model``; its nested
+    models are registered as components by :func:`_openapi`."""
+    schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _openapi(app: FastAPI, bodies: tuple[type[BaseModel], ...]) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in bodies:
+            for name, schema in model.model_json_schema(ref_template=REF_TEMPLATE).get("$defs", {}).items():
+                schemas.setdefault(name, schema)
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAPI:
@@ -157,7 +201,8 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
         version="1",
         description="Attested inference: every response carries a receipt signed inside the enclave.",
     )
-    errors: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+    request_errors = _errors(*REQUEST_STATUSES, *ENCLAVE_STATUSES)
+    app.openapi = lambda: _openapi(app, (InferRequest, GenerateRequest))  # type: ignore[method-assign]
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, err: RequestError) -> JSONResponse:
@@ -170,15 +215,21 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(err.status_code, "HTTP_ERROR")
-        return _error(err.status_code, code, str(err.detail))
+        response = _error(err.status_code, code, str(err.detail))
+        response.headers.update(err.headers or {})  # 405 names the allowed methods (Allow)
+        return response
 
-    @app.get("/v1/models", responses=errors)
+    @app.get("/v1/models", responses=_errors(*ENCLAVE_STATUSES))
     async def models() -> dict[str, Any]:
         reply = await link.call({"op": "models"})
         return {"models": reply["models"]}
 
-    @app.get("/v1/attestation", response_model=AttestationResponse, responses=errors)
-    async def attestation(nonce: str = Query(description="hex nonce, 1..64 bytes")) -> dict[str, str]:
+    @app.get("/v1/attestation", response_model=AttestationResponse, responses=_errors(400, *ENCLAVE_STATUSES))
+    async def attestation(
+        nonce: str = Query(
+            description="hex nonce, 1..64 bytes", json_schema_extra={"pattern": ATTESTATION_NONCE_PATTERN}
+        ),
+    ) -> dict[str, str]:
         reply = await link.call({"op": "attest", "nonce": _nonce(nonce)})
         return {k: base64.b64encode(reply[k]).decode("ascii") for k in ("document", "binding")}
 
@@ -186,7 +237,7 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
         reply = await link.call({"op": "binding"})
         return base64.b64encode(reply["binding"]).decode("ascii")
 
-    @app.post("/v1/infer", response_model=InferResponse, responses=errors, openapi_extra=_schema(InferRequest))
+    @app.post("/v1/infer", response_model=InferResponse, responses=request_errors, openapi_extra=_schema(InferRequest))
     async def infer(request: Request) -> dict[str, Any]:
         body = await _parse(request, limits, InferRequest)
         inputs = tensors_from_json({k: v.model_dump() for k, v in body.inputs.items()})
@@ -205,7 +256,12 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
             result["attestation"] = await binding_document()
         return result
 
-    @app.post("/v1/generate", response_model=GenerateResponse, responses=errors, openapi_extra=_schema(GenerateRequest))
+    @app.post(
+        "/v1/generate",
+        response_model=GenerateResponse,
+        responses=request_errors,
+        openapi_extra=_schema(GenerateRequest),
+    )
     async def generate(request: Request) -> dict[str, Any]:
         body = await _parse(request, limits, GenerateRequest)
         message = {

@@ -20,6 +20,7 @@ from verifier.tensors import Tensor
 
 from enclave_app.errors import RequestError
 from enclave_app.generation import greedy_decode
+from enclave_app.limits import MAX_NEW_TOKENS, MAX_NONCE
 from enclave_app.models import LoadedModel, ModelRegistry, refused_by_onnxruntime
 from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from enclave_app.nsm.interface import Nsm
 
 BINDING_USER_DATA = b"trustdial/receipt-key/v1"
-MAX_NONCE = 64
-MAX_NEW_TOKENS = 512
 #: where receipts are sealed: a sealer process fed through shared memory, with plain static-shape
 #: ONNX models bound to its slots (docs/receipts.md §10), or a thread of this process
 SEALERS = ("process", "thread")
