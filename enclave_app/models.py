@@ -73,6 +73,14 @@ class LoadedModel:
             return "causal-lm"
         return "tensor"
 
+    @property
+    def vocab_size(self) -> int | None:
+        """A causal LM's vocabulary size, when its logits' last dimension is static."""
+        if self.kind != "causal-lm":
+            return None
+        last = self.outputs[0].shape[-1] if self.outputs[0].shape else None
+        return last if isinstance(last, int) and last > 0 else None
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -165,12 +165,13 @@ class EnclaveService:
             raise RequestError(
                 "NOT_A_LANGUAGE_MODEL", f"model {model_name!r} is not a decoder-only LM (input_ids -> logits)"
             )
-        if not isinstance(prompt, list) or not prompt or not all(type(t) is int and 0 <= t < 1 << 62 for t in prompt):
-            raise RequestError("BAD_PROMPT", "prompt_ids must be a non-empty list of non-negative integers")
+        ids = model.vocab_size or 1 << 62  # token ids are checked against the vocabulary before running
+        if not isinstance(prompt, list) or not prompt or not all(type(t) is int and 0 <= t < ids for t in prompt):
+            raise RequestError("BAD_PROMPT", f"prompt_ids must be a non-empty list of token ids in 0..{ids - 1}")
         if type(max_new_tokens) is not int or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
             raise RequestError("BAD_PARAMS", f"max_new_tokens must be an integer in 1..{MAX_NEW_TOKENS}")
-        if eos_token_id is not None and (type(eos_token_id) is not int or eos_token_id < 0):
-            raise RequestError("BAD_PARAMS", "eos_token_id must be a non-negative integer or absent")
+        if eos_token_id is not None and (type(eos_token_id) is not int or not 0 <= eos_token_id < ids):
+            raise RequestError("BAD_PARAMS", f"eos_token_id must be a token id in 0..{ids - 1} or absent")
         fresh = _nonce(nonce)
         eos = -1 if eos_token_id is None else eos_token_id
         completion = await asyncio.get_running_loop().run_in_executor(

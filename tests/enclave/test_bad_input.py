@@ -271,7 +271,18 @@ def test_too_many_new_tokens_is_400(live: LiveService) -> None:
     assert (response.status_code, _code(response)) == (400, "BAD_PARAMS")
 
 
-def test_token_outside_the_vocabulary_is_422_and_the_service_continues(live: LiveService) -> None:
-    response = _generate(live, {"model": "lm", "prompt_ids": [1, 10_000], "max_new_tokens": 2})
-    assert (response.status_code, _code(response)) == (422, "INFERENCE_FAILED")
+def test_token_outside_the_vocabulary_is_400_before_running_and_the_service_continues(live: LiveService) -> None:
+    # the test LM has 32 token ids (logits [1, T, 32]): 32 is the first id outside it
+    for prompt in ([1, 10_000], [1, 32]):
+        response = _generate(live, {"model": "lm", "prompt_ids": prompt, "max_new_tokens": 2})
+        assert (response.status_code, _code(response)) == (400, "BAD_PROMPT")
+        assert "0..31" in response.json()["error"]["message"]
+    assert _generate(live, {"model": "lm", "prompt_ids": [1, 31], "max_new_tokens": 2}).status_code == 200
     _still_serving(live)
+
+
+def test_an_end_token_outside_the_vocabulary_is_400(live: LiveService) -> None:
+    # an id that can never be produced would only be signed into the receipt (up to a CBOR bignum)
+    for eos in (32, 2**70):
+        response = _generate(live, {"model": "lm", "prompt_ids": [1], "max_new_tokens": 2, "eos_token_id": eos})
+        assert (response.status_code, _code(response)) == (400, "BAD_PARAMS")
