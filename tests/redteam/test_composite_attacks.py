@@ -1,0 +1,163 @@
+"""Red team, round 2: attacks on composite (hybrid) receipts by someone holding a genuine one.
+
+Two levels, like tests/hybrid: attacks on the *verified facts* (``hybrid.composite_fixtures``: each
+piece of step evidence already verified, only the composition is attacked), and attacks on real
+evidence (simulated-NSM enclave receipts and real ezkl proofs of the session's published reference
+pipeline, ``private`` / ``private_run`` in tests/conftest.py). Each attack must be rejected with
+its stable code; none of these duplicates tests/hybrid/test_composite_links.py or
+test_composite_e2e.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hybrid.composite_fixtures import Scenario, build
+from verifier.cli import main as verify_main
+from verifier.composite.chain import ChainOptions, check_links, check_structure, trusted_policy
+from verifier.composite.errors import CompositeError
+from verifier.composite.receipt import MAX_STEPS, parse_receipt
+from verifier.tensors import Tensor, commit_tensors
+
+# --- attacks on the verified facts ------------------------------------------------------------
+
+
+def _verify_facts(s: Scenario) -> None:
+    receipt = parse_receipt(json.dumps(s.document).encode())
+    pinned = trusted_policy(receipt, s.policy, s.manifest)
+    check_structure(receipt, pinned, s.manifest)
+    check_links(receipt, pinned, s.manifest, s.facts, ChainOptions())
+
+
+def _code(s: Scenario) -> str:
+    with pytest.raises(CompositeError) as caught:
+        _verify_facts(s)
+    return caught.value.code
+
+
+def test_genuine_facts_pass() -> None:
+    _verify_facts(build())
+
+
+@pytest.mark.parametrize(
+    ("policy", "code"),
+    [
+        ({}, "COMPOSITE_POLICY_INVALID"),
+        ({"format": "trustdial.pipeline/1", "name": "reference-decision", "segments": [], "tensors": {}}, None),
+        (None, "COMPOSITE_MALFORMED"),
+        ([], "COMPOSITE_MALFORMED"),
+    ],
+)
+def test_embedded_policy_that_is_empty_or_not_an_object_checks_nothing_and_is_refused(
+    policy: Any, code: str | None
+) -> None:
+    # A policy with no segments would make every step "unknown" and every check vacuous; even with
+    # its hash recomputed it is refused before any step is looked at.
+    scenario = build()
+    scenario.document["policy"] = policy
+    with pytest.raises(CompositeError) as caught:
+        receipt = parse_receipt(json.dumps(scenario.document).encode())
+        trusted_policy(receipt, None, scenario.manifest)
+    assert caught.value.code == (code or "COMPOSITE_POLICY_INVALID")
+
+
+def test_more_steps_than_the_cap_are_malformed_before_any_evidence_is_read() -> None:
+    scenario = build()
+    scenario.document["steps"] = [scenario.document["steps"][0]] * (MAX_STEPS + 1)
+    with pytest.raises(CompositeError) as caught:
+        parse_receipt(json.dumps(scenario.document).encode())
+    assert caught.value.code == "COMPOSITE_MALFORMED"
+
+
+def test_public_tensor_declaring_a_huge_shape_over_few_bytes_is_malformed() -> None:
+    # 8 dimensions of 2**31 - 1: the element count is computed, never allocated.
+    scenario = build()
+    scenario.document["tensors"]["decision"]["tensor"]["shape"] = [2**31 - 1] * 8
+    with pytest.raises(CompositeError) as caught:
+        parse_receipt(json.dumps(scenario.document).encode())
+    assert caught.value.code == "COMPOSITE_MALFORMED"
+
+
+def test_poseidon_hash_presented_as_the_sha256_commitment_is_rejected() -> None:
+    # Kind confusion: the boundary record moves the embedding's Poseidon value into its SHA-256 slot.
+    scenario = build()
+    record = scenario.document["tensors"]["embedding"]["commitment"]
+    record["sha256"] = record["poseidon"]
+    assert _code(scenario) == "COMPOSITE_OUTPUT_LINK_MISMATCH"
+
+
+# --- attacks on real evidence -------------------------------------------------------------------
+
+
+def _verify(args: list[str | Path], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    status = verify_main(["receipt", *map(str, args)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, lines
+    result: dict[str, Any] = json.loads(lines[0])
+    return status, result
+
+
+def _rejected(args: list[str | Path], capsys: pytest.CaptureFixture[str]) -> str:
+    status, result = _verify(args, capsys)
+    assert (status, result["valid"]) == (1, False), result
+    return str(result["code"])
+
+
+def _tampered(run: tuple[Path, Path], name: str, edit: Callable[[dict[str, Any]], None]) -> Path:
+    document = json.loads(run[0].read_text())
+    edit(document)
+    path = run[0].with_name(f"redteam2-{name}.json")
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _set_public(document: dict[str, Any], name: str, dtype: str, shape: list[int], data: bytes) -> None:
+    """Replace a public tensor's values and restate every commitment to it (record and steps)."""
+    record = document["tensors"][name]
+    record["tensor"] = {"dtype": dtype, "shape": shape, "data": base64.b64encode(data).decode()}
+    digest = commit_tensors({name: Tensor(dtype, tuple(shape), data)}).hex()
+    record["commitment"]["sha256"] = digest
+    for step in document["steps"]:
+        for side in ("inputs", "outputs"):
+            if name in step[side]:
+                step[side][name]["sha256"] = digest
+
+
+def _decision(run: tuple[Path, Path]) -> list[float]:
+    record = json.loads(run[0].read_text())["tensors"]["decision"]["tensor"]
+    assert record["dtype"] == "float32" and record["shape"] == [1, 2]
+    return list(struct.unpack("<2f", base64.b64decode(record["data"])))
+
+
+@pytest.mark.slow
+def test_genuine_receipt_verifies(
+    private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, result = _verify(private.verify_args(*private_run), capsys)
+    assert (status, result["valid"]) == (0, True), result
+
+
+@pytest.mark.slow
+def test_empty_public_decision_is_rejected(
+    private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An empty tensor has no values to quantize: refused as a document before any proof is read.
+    receipt = _tampered(private_run, "empty", lambda d: _set_public(d, "decision", "float32", [1, 0], b""))
+    assert _rejected(private.verify_args(receipt, private_run[1]), capsys) == "COMPOSITE_MALFORMED"
+
+
+@pytest.mark.slow
+def test_public_decision_as_integers_is_malformed(
+    private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # dtype confusion: the same element count as int32; a proof's instances are quantized floats.
+    values = _decision(private_run)
+    data = struct.pack("<2i", *(round(v) for v in values))
+    receipt = _tampered(private_run, "int32", lambda d: _set_public(d, "decision", "int32", [1, 2], data))
+    assert _rejected(private.verify_args(receipt, private_run[1]), capsys) == "COMPOSITE_MALFORMED"
