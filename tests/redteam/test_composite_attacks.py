@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hybrid.composite_fixtures import Scenario, build
+from hybrid.composite_fixtures import Scenario, build, h
 from verifier.cli import main as verify_main
 from verifier.composite.chain import ChainOptions, check_links, check_structure, trusted_policy
 from verifier.composite.errors import CompositeError
-from verifier.composite.receipt import MAX_STEPS, parse_receipt
+from verifier.composite.receipt import MAX_STEPS, Commitment, parse_receipt
 from verifier.tensors import Tensor, commit_tensors
 
 # --- attacks on the verified facts ------------------------------------------------------------
@@ -90,6 +90,21 @@ def test_poseidon_hash_presented_as_the_sha256_commitment_is_rejected() -> None:
     record = scenario.document["tensors"]["embedding"]["commitment"]
     record["sha256"] = record["poseidon"]
     assert _code(scenario) == "COMPOSITE_OUTPUT_LINK_MISMATCH"
+
+
+def test_private_link_whose_producer_and_consumer_share_no_commitment_kind_is_rejected() -> None:
+    # The enclave signed only the embedding's SHA-256 (the operator asked for no Poseidon hash); the
+    # head's proof is about another embedding. The record states the enclave's SHA-256 and the
+    # proof's Poseidon hash, so each piece agrees with the record, and nothing links the two.
+    scenario = build()
+    sha = scenario.facts[0]["tee"].outputs["embedding"].sha256
+    other = h("poseidon of another request's embedding")
+    scenario.edit_fact(0, "tee", outputs={"embedding": Commitment(sha256=sha)})
+    scenario.edit_fact(1, "zk", inputs={"embedding": Commitment(poseidon=other)})
+    scenario.document["tensors"]["embedding"]["commitment"] = {"sha256": sha, "poseidon": other}
+    scenario.document["steps"][0]["outputs"]["embedding"] = {"sha256": sha}
+    scenario.document["steps"][1]["inputs"]["embedding"] = {"poseidon": other}
+    assert _code(scenario) == "COMPOSITE_LINK_UNPROVEN"
 
 
 # --- attacks on real evidence -------------------------------------------------------------------
@@ -161,3 +176,68 @@ def test_public_decision_as_integers_is_malformed(
     data = struct.pack("<2i", *(round(v) for v in values))
     receipt = _tampered(private_run, "int32", lambda d: _set_public(d, "decision", "int32", [1, 2], data))
     assert _rejected(private.verify_args(receipt, private_run[1]), capsys) == "COMPOSITE_MALFORMED"
+
+
+class _OperatorEnclave:
+    """The genuine (simulated) enclave, driven by a dishonest operator: ``tamper`` receives the real
+    enclave, the request, and returns (values handed on to the next step, values the enclave
+    signed, receipt, binding document)."""
+
+    def __init__(self, inner: Any, tamper: Callable[..., tuple[dict[str, Any], dict[str, Any], bytes, bytes]]) -> None:
+        self.inner, self.tamper = inner, tamper
+        self.signed: dict[str, Any] = {}
+
+    def infer(self, model: str, inputs: Any, nonce: bytes, poseidon_scale: int | None) -> tuple[Any, bytes, bytes]:
+        handed_on, self.signed, receipt, binding = self.tamper(self.inner, model, inputs, nonce, poseidon_scale)
+        return handed_on, receipt, binding
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _operator_run(published: Any, name: str, tamper: Callable[..., Any]) -> tuple[Path, Path]:
+    """One inference of the published private pipeline through ``_OperatorEnclave``; the receipt then
+    restates the embedding's SHA-256 as the enclave signed it (what a forger must do). Returns the
+    receipt and the simulated enclave's root."""
+    import numpy as np
+
+    from trustdial.pipeline.run import enclave_for, load_split, run_pipeline
+    from trustdial.pipeline.spec import load_spec
+
+    spec, split = load_spec(published.pipeline), load_split(published.split)
+    signed = published.manifest.read_bytes()
+    enclave = enclave_for(split, spec.policy, signed)
+    operator = _OperatorEnclave(enclave, tamper)
+    x = np.random.default_rng(11).random((1, 784), dtype=np.float32)
+    try:
+        result = run_pipeline(spec, split, {"input": x}, manifest_signed=signed, enclave=operator)  # type: ignore[arg-type]
+    finally:
+        operator.close()
+    document = result.receipt
+    signed_sha = commit_tensors({"embedding": Tensor.from_array(operator.signed["embedding"])}).hex()
+    document["tensors"]["embedding"]["commitment"]["sha256"] = signed_sha
+    document["steps"][0]["outputs"]["embedding"]["sha256"] = signed_sha
+    receipt, root = published.root / f"redteam2-{name}.json", published.root / f"redteam2-{name}.root.pem"
+    receipt.write_text(json.dumps(document))
+    root.write_bytes(enclave.root_pem)
+    return receipt, root
+
+
+@pytest.mark.slow
+def test_embedding_of_another_request_spliced_under_an_enclave_receipt_without_poseidon_is_rejected(
+    private: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The operator asks the enclave for no Poseidon hash (it signs the embedding's SHA-256 only), then
+    # proves the head on the embedding of *another* input. Verified as is, the receipt would say
+    # "this input gave this decision" with the decision of the other input.
+    import numpy as np
+
+    other = {"input": np.random.default_rng(12).random((1, 784), dtype=np.float32)}
+
+    def tamper(enclave: Any, model: str, inputs: Any, nonce: bytes, scale: int | None) -> Any:
+        signed, receipt, binding = enclave.infer(model, inputs, nonce, None)
+        spliced, _receipt, _binding = enclave.infer(model, other, nonce, None)
+        return spliced, signed, receipt, binding
+
+    receipt, root = _operator_run(private, "no-poseidon", tamper)
+    assert _rejected(private.verify_args(receipt, root), capsys) == "COMPOSITE_LINK_UNPROVEN"

@@ -454,6 +454,34 @@ def _check_tensor_links(
                         f"tensor {name!r}: the receipt records {record.commitment}, step {segment.name!r} "
                         f"({evidence.kind}) proves it consumed {evidence.inputs.get(name)}",
                     )
+        _check_pairwise(name, policy, position, verified)
+
+
+def _check_pairwise(
+    name: str,
+    policy: PipelinePolicy,
+    position: Mapping[str, int],
+    verified: Sequence[Mapping[str, VerifiedEvidence]],
+) -> None:
+    """Agreement with the boundary record is not transitive: a producer that proved only the SHA-256
+    and a consumer that proved only the Poseidon hash each agree with a record stating both, while
+    nothing shows they are the same tensor. So every two pieces of evidence of different steps that
+    produce or consume ``name`` must agree with each other (pieces of one ``tee+zk`` step: _check_dual)."""
+    pieces: list[tuple[str, VerifiedEvidence, Commitment | None]] = []
+    for segment in policy.segments:
+        side = "outputs" if name in segment.outputs else "inputs" if name in segment.inputs else None
+        if side is None:
+            continue
+        for evidence in verified[position[segment.name]].values():
+            pieces.append((segment.name, evidence, getattr(evidence, side).get(name)))
+    for i, (step_a, a, commitment_a) in enumerate(pieces):
+        for step_b, b, commitment_b in pieces[i + 1 :]:
+            if step_a != step_b and (commitment_a is None or not _agree(commitment_a, commitment_b)):
+                raise CompositeError(
+                    "COMPOSITE_LINK_UNPROVEN",
+                    f"tensor {name!r}: step {step_a!r} ({a.kind}) proves {commitment_a}, step {step_b!r} ({b.kind}) "
+                    f"proves {commitment_b}: no commitment kind in common, nothing shows they are the same tensor",
+                )
 
 
 def _agree(a: Commitment, b: Commitment | None) -> bool:
