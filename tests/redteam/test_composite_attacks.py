@@ -107,6 +107,25 @@ def test_private_link_whose_producer_and_consumer_share_no_commitment_kind_is_re
     assert _code(scenario) == "COMPOSITE_LINK_UNPROVEN"
 
 
+@pytest.mark.parametrize("signed_scales", [{"embedding": 6}, {}], ids=["another scale", "no scale signed"])
+def test_private_link_by_poseidon_hashes_of_felts_at_another_scale_is_rejected(signed_scales: dict[str, int]) -> None:
+    # Equal Poseidon hashes are equal felts; the enclave quantized at one scale, the circuit reads them
+    # at another (the fixtures' circuits quantize at 7), i.e. it computed on other values.
+    scenario = build()
+    scenario.edit_fact(0, "tee", poseidon_scales=signed_scales)
+    assert _code(scenario) == "COMPOSITE_LINK_SCALE_MISMATCH"
+
+
+def test_scale_an_enclave_executing_a_circuit_signs_is_not_what_links_its_step() -> None:
+    # A tee+zk enclave hashes at its pinned circuit's scales, whatever poseidon_scale the request
+    # carried: its step's proof reports the scale, so the link holds.
+    scenario = build(modes=("tee", "tee+zk"))
+    scenario.edit_fact(1, "tee", poseidon_scales={"embedding": 3})
+    _verify_facts(scenario)
+    scenario.edit_fact(1, "zk", poseidon_scales={"embedding": 3})
+    assert _code(scenario) == "COMPOSITE_LINK_SCALE_MISMATCH"
+
+
 # --- attacks on real evidence -------------------------------------------------------------------
 
 
@@ -241,3 +260,22 @@ def test_embedding_of_another_request_spliced_under_an_enclave_receipt_without_p
 
     receipt, root = _operator_run(private, "no-poseidon", tamper)
     assert _rejected(private.verify_args(receipt, root), capsys) == "COMPOSITE_LINK_UNPROVEN"
+
+
+@pytest.mark.slow
+def test_embedding_hashed_by_the_enclave_at_another_scale_than_the_circuits_is_rejected(
+    private: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The operator asks the enclave for the Poseidon hash one scale below the head's input scale and
+    # proves the head on half the embedding: the same felts, so the same hash. The head's decision
+    # is then the decision for half this input's embedding.
+    import numpy as np
+
+    def tamper(enclave: Any, model: str, inputs: Any, nonce: bytes, scale: int | None) -> Any:
+        assert scale is not None
+        signed, receipt, binding = enclave.infer(model, inputs, nonce, scale - 1)
+        halved = {name: (value / 2).astype(np.float32) for name, value in signed.items()}
+        return halved, signed, receipt, binding
+
+    receipt, root = _operator_run(private, "half-scale", tamper)
+    assert _rejected(private.verify_args(receipt, root), capsys) == "COMPOSITE_LINK_SCALE_MISMATCH"

@@ -67,6 +67,9 @@ class VerifiedEvidence:
     issued_at_ms: int | None = None  # tee: enclave timestamp of the receipt
     attested_at_ms: int | None = None  # tee: timestamp of the attestation document binding the key
     executed_circuit_sha256: str | None = None  # tee: the compiled ezkl circuit the enclave executed, if it signed one
+    # tensor -> the ezkl scale its Poseidon commitment quantized at (zk: the pinned settings; tee: the signed
+    # poseidon_scale). Equal Poseidon hashes are equal felts; only at equal scales are they equal values.
+    poseidon_scales: Mapping[str, int] = field(default_factory=dict)
     prover: str = ""  # who vouches: receipt key + enclave PCR0, or the vk
     evidence_bytes: int = 0
 
@@ -466,21 +469,36 @@ def _check_pairwise(
     """Agreement with the boundary record is not transitive: a producer that proved only the SHA-256
     and a consumer that proved only the Poseidon hash each agree with a record stating both, while
     nothing shows they are the same tensor. So every two pieces of evidence of different steps that
-    produce or consume ``name`` must agree with each other (pieces of one ``tee+zk`` step: _check_dual)."""
-    pieces: list[tuple[str, VerifiedEvidence, Commitment | None]] = []
+    produce or consume ``name`` must agree with each other (pieces of one ``tee+zk`` step: _check_dual).
+    Two pieces linked by the Poseidon hash alone must also have quantized at the same scale: equal
+    hashes are equal felts, and felts read at another scale are other values."""
+    pieces: list[tuple[str, VerifiedEvidence, Commitment | None, int | None]] = []
     for segment in policy.segments:
         side = "outputs" if name in segment.outputs else "inputs" if name in segment.inputs else None
         if side is None:
             continue
-        for evidence in verified[position[segment.name]].values():
-            pieces.append((segment.name, evidence, getattr(evidence, side).get(name)))
-    for i, (step_a, a, commitment_a) in enumerate(pieces):
-        for step_b, b, commitment_b in pieces[i + 1 :]:
-            if step_a != step_b and (commitment_a is None or not _agree(commitment_a, commitment_b)):
+        facts = verified[position[segment.name]]
+        for evidence in facts.values():
+            scale = evidence.poseidon_scales.get(name)
+            if evidence.kind == "tee" and evidence.executed_circuit_sha256 is not None and "zk" in facts:
+                scale = facts["zk"].poseidon_scales.get(name)  # it executed the step's pinned circuit (_check_dual)
+            pieces.append((segment.name, evidence, getattr(evidence, side).get(name), scale))
+    for i, (step_a, a, commitment_a, scale_a) in enumerate(pieces):
+        for step_b, b, commitment_b, scale_b in pieces[i + 1 :]:
+            if step_a == step_b:
+                continue
+            if commitment_a is None or commitment_b is None or not _agree(commitment_a, commitment_b):
                 raise CompositeError(
                     "COMPOSITE_LINK_UNPROVEN",
                     f"tensor {name!r}: step {step_a!r} ({a.kind}) proves {commitment_a}, step {step_b!r} ({b.kind}) "
                     f"proves {commitment_b}: no commitment kind in common, nothing shows they are the same tensor",
+                )
+            same_bytes = commitment_a.sha256 is not None and commitment_b.sha256 is not None
+            if not same_bytes and (scale_a is None or scale_a != scale_b):
+                raise CompositeError(
+                    "COMPOSITE_LINK_SCALE_MISMATCH",
+                    f"tensor {name!r}: step {step_a!r} ({a.kind}) and step {step_b!r} ({b.kind}) share only a Poseidon "
+                    f"hash, quantized at scale {scale_a} and {scale_b}: the same felts, not the same values",
                 )
 
 

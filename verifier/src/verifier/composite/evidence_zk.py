@@ -81,6 +81,7 @@ def check_zk_evidence(step: Step, evidence: Mapping[str, Any], context: StepCont
             )
         },
         vk_sha256=report.vk_sha256,
+        poseidon_scales={input_name: report.input_scale, output_name: report.output_scale},
         prover=f"ezkl {report.ezkl_version} proof, vk {report.vk_sha256[:16]}..., SRS {report.srs_kind}",
         evidence_bytes=len(proof_text),
     )

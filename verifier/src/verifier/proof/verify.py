@@ -38,6 +38,8 @@ class ProofReport:
     logrows: int
     input_visibility: str
     output_visibility: str
+    input_scale: int  # ezkl quantization scale of the input felts (settings.json), what a Poseidon hash of them means
+    output_scale: int
     input_checked: bool
     output_checked: bool
     input_sha256: str | None
@@ -114,6 +116,8 @@ def verify_proof(
         logrows=layout.logrows,
         input_visibility=layout.input_visibility,
         output_visibility=layout.output_visibility,
+        input_scale=layout.input_scale,
+        output_scale=layout.output_scale,
         input_checked=inputs is not None or input_poseidon is not None,
         output_checked=outputs is not None or output_poseidon is not None,
         input_sha256=inputs.sha256 if inputs is not None else None,
