@@ -186,6 +186,38 @@ def test_empty_public_decision_is_rejected(
     assert _rejected(private.verify_args(receipt, private_run[1]), capsys) == "COMPOSITE_MALFORMED"
 
 
+def _nudged(values: list[float], dtype: str) -> tuple[str, list[int], bytes]:
+    # Each logit moved by a quarter of the head's quantization step (2**-13): the same felts.
+    moved = [values[0] + 2**-15, values[1] - 2**-15]
+    return dtype, [1, 2], struct.pack(f"<2{'f' if dtype == 'float32' else 'd'}", *moved)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "relabel",
+    [
+        pytest.param(lambda v: _nudged(v, "float32"), id="nudged within the quantization step"),
+        pytest.param(lambda v: _nudged(v, "float64"), id="nudged as float64"),
+        pytest.param(lambda v: ("float32", [2, 1], struct.pack("<2f", *v)), id="shape 2x1"),
+        pytest.param(lambda v: ("float32", [2], struct.pack("<2f", *v)), id="shape 2"),
+    ],
+)
+def test_public_decision_other_than_the_proven_one_but_quantizing_to_its_instances_is_rejected(
+    relabel: Callable[[list[float]], tuple[str, list[int], bytes]],
+    private: Any,
+    private_run: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The proof's public instances are the felts of the decision; values that merely round to them
+    # (or the same values under another shape) are not what the circuit computed: released outputs
+    # could be moved across a decision threshold by up to half a quantization step.
+    dtype, shape, data = relabel(_decision(private_run))
+    receipt = _tampered(
+        private_run, f"decision-{dtype}-{shape}", lambda d: _set_public(d, "decision", dtype, shape, data)
+    )
+    assert _rejected(private.verify_args(receipt, private_run[1]), capsys) == "OUTPUT_INSTANCE_MISMATCH"
+
+
 @pytest.mark.slow
 def test_public_decision_as_integers_is_malformed(
     private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]

@@ -40,6 +40,8 @@ class ProofReport:
     output_visibility: str
     input_scale: int  # ezkl quantization scale of the input felts (settings.json), what a Poseidon hash of them means
     output_scale: int
+    input_shape: list[int] | None  # shape of a public tensor as the pinned settings fix it
+    output_shape: list[int] | None
     input_checked: bool
     output_checked: bool
     input_sha256: str | None
@@ -118,6 +120,8 @@ def verify_proof(
         output_visibility=layout.output_visibility,
         input_scale=layout.input_scale,
         output_scale=layout.output_scale,
+        input_shape=None if layout.input_shape is None else list(layout.input_shape),
+        output_shape=None if layout.output_shape is None else list(layout.output_shape),
         input_checked=inputs is not None or input_poseidon is not None,
         output_checked=outputs is not None or output_poseidon is not None,
         input_sha256=inputs.sha256 if inputs is not None else None,
