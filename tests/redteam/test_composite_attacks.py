@@ -311,3 +311,14 @@ def test_embedding_hashed_by_the_enclave_at_another_scale_than_the_circuits_is_r
 
     receipt, root = _operator_run(private, "half-scale", tamper)
     assert _rejected(private.verify_args(receipt, root), capsys) == "COMPOSITE_LINK_SCALE_MISMATCH"
+
+
+@pytest.mark.slow
+def test_public_decision_too_large_to_quantize_is_a_rejection_not_an_io_error(
+    private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ezkl raises OSError("Failed to quantize input") for 1e300: it reached the CLI as IO_ERROR (exit 2)
+    # and escaped verify_composite as an untyped exception.
+    data = struct.pack("<2d", 1e300, 0.0)
+    receipt = _tampered(private_run, "huge", lambda d: _set_public(d, "decision", "float64", [1, 2], data))
+    assert _rejected(private.verify_args(receipt, private_run[1]), capsys) == "OUTPUT_INSTANCE_MISMATCH"

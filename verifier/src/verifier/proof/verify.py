@@ -215,6 +215,15 @@ def _read_instances(proof: Path, layout: InstanceLayout) -> list[str]:
 
 
 def _check_tensor(tensor: Tensor, part: list[str], visibility: str, scale: int, as_f32: bool, *, side: str) -> None:
+    try:
+        _check_quantized(tensor, part, visibility, scale, as_f32, side=side)
+    except ezkl_calls.QuantizationError as err:
+        raise VerificationError(
+            f"{side}_INSTANCE_MISMATCH", f"the given tensor cannot be the proof's instances: {err.reason}"
+        ) from err
+
+
+def _check_quantized(tensor: Tensor, part: list[str], visibility: str, scale: int, as_f32: bool, *, side: str) -> None:
     if visibility == "public":
         if len(tensor.values) != len(part):
             raise VerificationError(
