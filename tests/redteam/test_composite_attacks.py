@@ -126,6 +126,25 @@ def test_scale_an_enclave_executing_a_circuit_signs_is_not_what_links_its_step()
     assert _code(scenario) == "COMPOSITE_LINK_SCALE_MISMATCH"
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_standard_json_constant_in_the_receipt_is_malformed(constant: str) -> None:
+    # Python's json reads NaN; a stated cost of NaN went through to a "valid" --json report that
+    # strict JSON parsers cannot read.
+    text = json.dumps(build().document).replace('"seconds": 0.5', f'"seconds": {constant}', 1)
+    assert constant in text
+    with pytest.raises(CompositeError) as caught:
+        parse_receipt(text.encode())
+    assert caught.value.code == "COMPOSITE_MALFORMED"
+
+
+def test_receipt_nested_beyond_the_json_parsers_recursion_limit_is_malformed() -> None:
+    # json.loads raises RecursionError, which escaped parse_receipt (and so verify_composite) untyped.
+    text = '{"format": "trustdial.composite-receipt/1", "policy": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(CompositeError) as caught:
+        parse_receipt(text.encode())
+    assert caught.value.code == "COMPOSITE_MALFORMED"
+
+
 # --- attacks on real evidence -------------------------------------------------------------------
 
 
