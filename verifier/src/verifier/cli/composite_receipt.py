@@ -165,7 +165,7 @@ def _at_ms(text: str | None) -> int:
         return int(time.time() * 1000)
     try:
         return int(float(text) * 1000)
-    except ValueError as err:
+    except (ValueError, OverflowError) as err:  # nan; inf, 1e400
         raise InputError("BAD_TIME", f"expected --at now or UNIX seconds, found {text!r}") from err
 
 
