@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redteam_support import MODEL_SHA256, ReceiptEnclave, write_infer_evidence
 from verifier.cli import main
 
 pytestmark = pytest.mark.slow
@@ -49,6 +50,14 @@ def test_verification_time_that_is_not_a_finite_number_is_a_usage_error(
     assert (status, result["code"]) == (2, "BAD_TIME")
 
 
+def test_verification_time_without_a_maximum_age_checks_nothing_and_is_refused(
+    private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --at only dates the --max-age check; alone it was accepted and checked nothing.
+    status, result = _run(capsys, _args(private, private_run, "--at", str(int(time.time()) + 86_400)))
+    assert (status, result["code"]) == (2, "FLAG_NOT_APPLICABLE")
+
+
 def test_verification_time_a_day_later_with_a_maximum_age_is_stale(
     private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -56,6 +65,26 @@ def test_verification_time_a_day_later_with_a_maximum_age_is_stale(
         capsys, _args(private, private_run, "--at", str(int(time.time()) + 86_400), "--max-age", "60")
     )
     assert (status, result["code"]) == (1, "COMPOSITE_RECEIPT_STALE")
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--pcr", "0=" + "00" * 48],
+        ["--model-sha256", "00" * 32],
+        ["--min-seq", "1000000"],
+        ["--pcrs", "pcrs.json"],
+        ["--request", "request.json"],
+        ["--attestation", "attestation.cbor"],
+    ],
+    ids=lambda flag: flag[0],
+)
+def test_single_receipt_expectation_given_for_a_composite_receipt_is_refused_not_ignored(
+    flag: list[str], private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each of these was accepted and ignored: e.g. --pcr 0=<another image> still printed valid.
+    status, result = _run(capsys, _args(private, private_run, *flag))
+    assert (status, result["code"]) == (2, "FLAG_NOT_APPLICABLE")
 
 
 def test_composite_receipt_without_zk_artifacts_is_a_usage_error_not_a_skipped_proof(
@@ -70,3 +99,40 @@ def test_composite_receipt_without_the_manifest_key_is_a_usage_error(
 ) -> None:
     status, result = _run(capsys, _without(_args(private, private_run), "--manifest-key"))
     assert (status, result["code"]) == (2, "MISSING_ARGUMENT")
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_infer_evidence(ReceiptEnclave(), tmp_path_factory.mktemp("single-receipt"))
+
+
+def _single_args(single: dict[str, Path], *extra: str | Path) -> list[str | Path]:
+    return [
+        single["response"], "--request", single["request"], "--pcrs", single["pcrs"], "--root", single["root"],
+        "--model-sha256", MODEL_SHA256.hex(), "--json", *extra,
+    ]  # fmt: skip
+
+
+def test_genuine_single_receipt_is_valid(single: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    status, result = _run(capsys, _single_args(single))
+    assert (status, result["valid"]) == (0, True)
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--max-age", "60"],
+        ["--at", "now"],
+        ["--policy", "pipeline.toml"],
+        ["--zk-artifacts", "zk"],
+        ["--max-attestation-age", "60"],
+        ["--allow-dev-srs"],
+    ],
+    ids=lambda flag: flag[0],
+)
+def test_composite_check_given_for_a_single_receipt_is_refused_not_ignored(
+    flag: list[str], single: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # e.g. --max-age 60 on a single TEE receipt was accepted and no age was checked.
+    status, result = _run(capsys, _single_args(single, *flag))
+    assert (status, result["code"]) == (2, "FLAG_NOT_APPLICABLE")
