@@ -468,10 +468,11 @@ def _check_pairwise(
 ) -> None:
     """Agreement with the boundary record is not transitive: a producer that proved only the SHA-256
     and a consumer that proved only the Poseidon hash each agree with a record stating both, while
-    nothing shows they are the same tensor. So every two pieces of evidence of different steps that
-    produce or consume ``name`` must agree with each other (pieces of one ``tee+zk`` step: _check_dual).
-    Two pieces linked by the Poseidon hash alone must also have quantized at the same scale: equal
-    hashes are equal felts, and felts read at another scale are other values."""
+    nothing shows they are the same tensor. So the pieces of evidence that produce or consume
+    ``name`` must be linked to each other, directly or through a piece that proved both kinds (one
+    signer vouching both are of one tensor). Two pieces are linked when they share the SHA-256 (the
+    same bytes), or the Poseidon hash quantized at the same scale: equal hashes are equal felts, and
+    felts read at another scale are other values."""
     pieces: list[tuple[str, VerifiedEvidence, Commitment | None, int | None]] = []
     for segment in policy.segments:
         side = "outputs" if name in segment.outputs else "inputs" if name in segment.inputs else None
@@ -483,23 +484,36 @@ def _check_pairwise(
             if evidence.kind == "tee" and evidence.executed_circuit_sha256 is not None and "zk" in facts:
                 scale = facts["zk"].poseidon_scales.get(name)  # it executed the step's pinned circuit (_check_dual)
             pieces.append((segment.name, evidence, getattr(evidence, side).get(name), scale))
-    for i, (step_a, a, commitment_a, scale_a) in enumerate(pieces):
-        for step_b, b, commitment_b, scale_b in pieces[i + 1 :]:
-            if step_a == step_b:
-                continue
-            if commitment_a is None or commitment_b is None or not _agree(commitment_a, commitment_b):
-                raise CompositeError(
-                    "COMPOSITE_LINK_UNPROVEN",
-                    f"tensor {name!r}: step {step_a!r} ({a.kind}) proves {commitment_a}, step {step_b!r} ({b.kind}) "
-                    f"proves {commitment_b}: no commitment kind in common, nothing shows they are the same tensor",
-                )
-            same_bytes = commitment_a.sha256 is not None and commitment_b.sha256 is not None
-            if not same_bytes and (scale_a is None or scale_a != scale_b):
+
+    def linked(a: int, b: int, *, scales: bool) -> bool:
+        (_, _, commitment_a, scale_a), (_, _, commitment_b, scale_b) = pieces[a], pieces[b]
+        if commitment_a is None or commitment_b is None or not _agree(commitment_a, commitment_b):
+            return False
+        same_bytes = commitment_a.sha256 is not None and commitment_b.sha256 is not None
+        return same_bytes or not scales or (scale_a is not None and scale_a == scale_b)
+
+    for scales in (False, True):
+        reached = {0}
+        frontier = [0]
+        while frontier:
+            a = frontier.pop()
+            for b in range(len(pieces)):
+                if b not in reached and linked(a, b, scales=scales):
+                    reached.add(b)
+                    frontier.append(b)
+        if len(reached) < len(pieces):
+            found = ", ".join(f"step {step!r} ({e.kind}) proves {c} at scale {k}" for step, e, c, k in pieces)
+            if scales:
                 raise CompositeError(
                     "COMPOSITE_LINK_SCALE_MISMATCH",
-                    f"tensor {name!r}: step {step_a!r} ({a.kind}) and step {step_b!r} ({b.kind}) share only a Poseidon "
-                    f"hash, quantized at scale {scale_a} and {scale_b}: the same felts, not the same values",
+                    f"tensor {name!r}: evidence linked only by Poseidon hashes quantized at different (or unsigned) "
+                    f"scales, the same felts but not the same values: {found}",
                 )
+            raise CompositeError(
+                "COMPOSITE_LINK_UNPROVEN",
+                f"tensor {name!r}: no commitment kind links every piece of evidence, nothing shows they are the "
+                f"same tensor: {found}",
+            )
 
 
 def _agree(a: Commitment, b: Commitment | None) -> bool:
