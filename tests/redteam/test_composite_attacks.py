@@ -181,6 +181,20 @@ def test_scale_an_enclave_executing_a_circuit_signs_is_not_what_links_its_step()
     assert _code(scenario) == "COMPOSITE_LINK_SCALE_MISMATCH"
 
 
+def test_maximum_age_on_a_receipt_with_no_enclave_step_is_not_vacuously_met() -> None:
+    # Only enclave receipts carry a time; with every step proven in zk, --max-age checked nothing.
+    from hybrid.composite_fixtures import ATTESTED_AT_MS
+
+    options = ChainOptions(at_ms=ATTESTED_AT_MS + 86_400_000, max_age_s=60)
+    scenario = build(modes=("zk", "zk"))
+    receipt = parse_receipt(json.dumps(scenario.document).encode())
+    pinned = trusted_policy(receipt, scenario.policy, scenario.manifest)
+    check_structure(receipt, pinned, scenario.manifest)
+    with pytest.raises(CompositeError) as caught:
+        check_links(receipt, pinned, scenario.manifest, scenario.facts, options)
+    assert caught.value.code == "COMPOSITE_RECEIPT_UNDATED"
+
+
 # --- attacks on real evidence -------------------------------------------------------------------
 
 

@@ -252,6 +252,12 @@ def check_links(
                 ),
             )
         )
+    if options.max_age_s is not None and last_issued < 0:
+        raise CompositeError(
+            "COMPOSITE_RECEIPT_UNDATED",
+            f"expected an inference at most {options.max_age_s} s old; no step carries enclave evidence, the only "
+            "evidence with a time (proofs carry none), so the age cannot be checked",
+        )
     _check_tensor_links(receipt, policy, verified)
     return reports
 
