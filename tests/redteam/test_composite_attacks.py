@@ -195,6 +195,16 @@ def test_maximum_age_on_a_receipt_with_no_enclave_step_is_not_vacuously_met() ->
     assert caught.value.code == "COMPOSITE_RECEIPT_UNDATED"
 
 
+def test_policy_given_to_the_verifier_does_not_void_the_manifests_policy_pin() -> None:
+    # The signed manifest pins the deployment's policy; a receipt under another policy, checked with
+    # --policy naming that other policy (e.g. a file the operator handed over), was accepted.
+    from dataclasses import replace
+
+    scenario = build()
+    scenario.manifest = replace(scenario.manifest, policy_sha256s=frozenset({h("the published policy")}))
+    assert _code(scenario) == "COMPOSITE_POLICY_UNPINNED"
+
+
 # --- attacks on real evidence -------------------------------------------------------------------
 
 

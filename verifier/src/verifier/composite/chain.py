@@ -157,6 +157,12 @@ def check_structure(receipt: CompositeReceipt, policy: PipelinePolicy, manifest:
             "COMPOSITE_MANIFEST_MISMATCH",
             f"expected manifest sha256 {manifest.sha256}, the receipt was made under {receipt.manifest_sha256}",
         )
+    if manifest.policy_sha256s and receipt.policy_sha256 not in manifest.policy_sha256s:
+        raise CompositeError(
+            "COMPOSITE_POLICY_UNPINNED",
+            f"the manifest pins policy {sorted(manifest.policy_sha256s)}, the receipt follows {receipt.policy_sha256}: "
+            "a policy given to the verifier does not void the signed manifest's pin",
+        )
     if receipt.pipeline != policy.name:
         raise CompositeError(
             "COMPOSITE_PIPELINE_MISMATCH", f"expected pipeline {policy.name!r}, found {receipt.pipeline!r}"
