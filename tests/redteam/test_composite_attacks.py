@@ -49,14 +49,15 @@ def test_genuine_facts_pass() -> None:
     ("policy", "code"),
     [
         ({}, "COMPOSITE_POLICY_INVALID"),
-        ({"format": "trustdial.pipeline/1", "name": "reference-decision", "segments": [], "tensors": {}}, None),
+        (
+            {"format": "trustdial.pipeline/1", "name": "reference-decision", "segments": [], "tensors": {}},
+            "COMPOSITE_POLICY_INVALID",
+        ),
         (None, "COMPOSITE_MALFORMED"),
         ([], "COMPOSITE_MALFORMED"),
     ],
 )
-def test_embedded_policy_that_is_empty_or_not_an_object_checks_nothing_and_is_refused(
-    policy: Any, code: str | None
-) -> None:
+def test_embedded_policy_that_is_empty_or_not_an_object_checks_nothing_and_is_refused(policy: Any, code: str) -> None:
     # A policy with no segments would make every step "unknown" and every check vacuous; even with
     # its hash recomputed it is refused before any step is looked at.
     scenario = build()
@@ -64,7 +65,7 @@ def test_embedded_policy_that_is_empty_or_not_an_object_checks_nothing_and_is_re
     with pytest.raises(CompositeError) as caught:
         receipt = parse_receipt(json.dumps(scenario.document).encode())
         trusted_policy(receipt, None, scenario.manifest)
-    assert caught.value.code == (code or "COMPOSITE_POLICY_INVALID")
+    assert caught.value.code == code
 
 
 def test_more_steps_than_the_cap_are_malformed_before_any_evidence_is_read() -> None:
