@@ -45,3 +45,37 @@ def aws(moto_endpoint: str) -> dict[str, Any]:
     aws_loopback.reset_moto(moto_endpoint)
     clients = {service: aws_loopback.aws_client(service, moto_endpoint) for service in ("s3", "ssm", "kms")}
     return {"endpoint": moto_endpoint, **clients}
+
+
+# --- published hybrid pipelines (tests/hybrid/hybrid_setup.py): built once per session, shared by the hybrid
+# end-to-end tests and the red team's composite attacks (split + zk compile dominates their cost) ---
+
+
+@pytest.fixture(scope="session")
+def private(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The reference pipeline with a private embedding boundary, published (``hybrid_setup.Published``)."""
+    from hybrid.hybrid_setup import publish
+
+    return publish(tmp_path_factory.mktemp("private"), "private")
+
+
+@pytest.fixture(scope="session")
+def public(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The reference pipeline with a public embedding boundary, published (``hybrid_setup.Published``)."""
+    from hybrid.hybrid_setup import publish
+
+    return publish(tmp_path_factory.mktemp("public"), "public")
+
+
+@pytest.fixture(scope="session")
+def private_run(private: Any) -> tuple[Path, Path]:
+    """One zk-mode inference of ``private``: (composite receipt, simulated NSM root PEM)."""
+    run: tuple[Path, Path] = private.run("first", seed=1)
+    return run
+
+
+@pytest.fixture(scope="session")
+def public_run(public: Any) -> tuple[Path, Path]:
+    """One zk-mode inference of ``public``: (composite receipt, simulated NSM root PEM)."""
+    run: tuple[Path, Path] = public.run("first", seed=1)
+    return run

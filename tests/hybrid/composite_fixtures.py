@@ -106,6 +106,7 @@ def build(modes: tuple[str, ...] = ("tee", "zk"), boundary: str = "private", non
                 executed_circuit_sha256=h(f"circuit:{segment.name}")
                 if segment.mode == "tee+zk" and kind == "tee"
                 else None,
+                poseidon_scales={t: 7 for t in (*segment.inputs, *segment.outputs)},
                 prover=f"{kind} prover",
                 evidence_bytes=100,
             )

@@ -57,7 +57,28 @@ def _root(path: Path) -> x509.Certificate:
         raise InputError("BAD_ROOT", f"expected a PEM certificate in {path}: {err}") from None
 
 
+#: the composite path's own flags and their defaults: a single TEE receipt checks none of them
+COMPOSITE_FLAGS: dict[str, Any] = {
+    "policy": None,
+    "zk_artifacts": None,
+    "allow_dev_srs": False,
+    "max_attestation_age": ChainOptions().max_attestation_age_s,
+    "at": None,
+    "max_age": None,
+}
+
+
+def refuse_flags(args: argparse.Namespace, flags: dict[str, Any], form: str) -> None:
+    """A flag given where nothing checks it is a usage error, never silently dropped (e.g. --max-age
+    on a single TEE receipt, --pcr on a composite receipt whose PCRs come from the manifest)."""
+    given = [f"--{name.replace('_', '-')}" for name, default in flags.items() if getattr(args, name) != default]
+    if given:
+        raise InputError("FLAG_NOT_APPLICABLE", f"{', '.join(given)}: not checked for {form}; leave it out")
+
+
 def check_composite(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    if args.at is not None and args.max_age is None:
+        raise InputError("FLAG_NOT_APPLICABLE", "--at is the verification time of --max-age; alone it checks nothing")
     key = load_public_key(_file(args.manifest_key, "--manifest-key").read_bytes())
     manifest = load_signed_manifest(_file(args.measurements, "--measurements").read_bytes(), key)
     policy = load_policy(args.policy) if args.policy is not None else None
@@ -165,7 +186,7 @@ def _at_ms(text: str | None) -> int:
         return int(time.time() * 1000)
     try:
         return int(float(text) * 1000)
-    except ValueError as err:
+    except (ValueError, OverflowError) as err:  # nan; inf, 1e400
         raise InputError("BAD_TIME", f"expected --at now or UNIX seconds, found {text!r}") from err
 
 

@@ -171,7 +171,13 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError("FILE_NOT_FOUND", f"no such file: {args.response}")
     data = args.response.read_bytes()
     if is_composite_bytes(data):
+        composite_receipt.refuse_flags(
+            args,
+            {"request": None, "attestation": None, "pcr": [], "pcrs": None, "model_sha256": [], "min_seq": 0},
+            "a composite receipt (its PCRs, models and zk pins come from --measurements)",
+        )
         return composite_receipt.check_composite(args, data)
+    composite_receipt.refuse_flags(args, composite_receipt.COMPOSITE_FLAGS, "a single TEE receipt")
     if args.request is None:
         raise InputError("MISSING_ARGUMENT", "a single TEE receipt needs --request REQUEST.json")
     manifest = _manifest(args)

@@ -67,6 +67,9 @@ class VerifiedEvidence:
     issued_at_ms: int | None = None  # tee: enclave timestamp of the receipt
     attested_at_ms: int | None = None  # tee: timestamp of the attestation document binding the key
     executed_circuit_sha256: str | None = None  # tee: the compiled ezkl circuit the enclave executed, if it signed one
+    # tensor -> the ezkl scale its Poseidon commitment quantized at (zk: the pinned settings; tee: the signed
+    # poseidon_scale). Equal Poseidon hashes are equal felts; only at equal scales are they equal values.
+    poseidon_scales: Mapping[str, int] = field(default_factory=dict)
     prover: str = ""  # who vouches: receipt key + enclave PCR0, or the vk
     evidence_bytes: int = 0
 
@@ -153,6 +156,12 @@ def check_structure(receipt: CompositeReceipt, policy: PipelinePolicy, manifest:
         raise CompositeError(
             "COMPOSITE_MANIFEST_MISMATCH",
             f"expected manifest sha256 {manifest.sha256}, the receipt was made under {receipt.manifest_sha256}",
+        )
+    if manifest.policy_sha256s and receipt.policy_sha256 not in manifest.policy_sha256s:
+        raise CompositeError(
+            "COMPOSITE_POLICY_UNPINNED",
+            f"the manifest pins policy {sorted(manifest.policy_sha256s)}, the receipt follows {receipt.policy_sha256}: "
+            "a policy given to the verifier does not void the signed manifest's pin",
         )
     if receipt.pipeline != policy.name:
         raise CompositeError(
@@ -248,6 +257,12 @@ def check_links(
                     for k in sorted(facts)
                 ),
             )
+        )
+    if options.max_age_s is not None and last_issued < 0:
+        raise CompositeError(
+            "COMPOSITE_RECEIPT_UNDATED",
+            f"expected an inference at most {options.max_age_s} s old; no step carries enclave evidence, the only "
+            "evidence with a time (proofs carry none), so the age cannot be checked",
         )
     _check_tensor_links(receipt, policy, verified)
     return reports
@@ -454,6 +469,63 @@ def _check_tensor_links(
                         f"tensor {name!r}: the receipt records {record.commitment}, step {segment.name!r} "
                         f"({evidence.kind}) proves it consumed {evidence.inputs.get(name)}",
                     )
+        _check_pairwise(name, policy, position, verified)
+
+
+def _check_pairwise(
+    name: str,
+    policy: PipelinePolicy,
+    position: Mapping[str, int],
+    verified: Sequence[Mapping[str, VerifiedEvidence]],
+) -> None:
+    """Agreement with the boundary record is not transitive: a producer that proved only the SHA-256
+    and a consumer that proved only the Poseidon hash each agree with a record stating both, while
+    nothing shows they are the same tensor. So the pieces of evidence that produce or consume
+    ``name`` must be linked to each other, directly or through a piece that proved both kinds (one
+    signer vouching both are of one tensor). Two pieces are linked when they share the SHA-256 (the
+    same bytes), or the Poseidon hash quantized at the same scale: equal hashes are equal felts, and
+    felts read at another scale are other values."""
+    pieces: list[tuple[str, VerifiedEvidence, Commitment | None, int | None]] = []
+    for segment in policy.segments:
+        side = "outputs" if name in segment.outputs else "inputs" if name in segment.inputs else None
+        if side is None:
+            continue
+        facts = verified[position[segment.name]]
+        for evidence in facts.values():
+            scale = evidence.poseidon_scales.get(name)
+            if evidence.kind == "tee" and evidence.executed_circuit_sha256 is not None and "zk" in facts:
+                scale = facts["zk"].poseidon_scales.get(name)  # it executed the step's pinned circuit (_check_dual)
+            pieces.append((segment.name, evidence, getattr(evidence, side).get(name), scale))
+
+    def linked(a: int, b: int, *, scales: bool) -> bool:
+        (_, _, commitment_a, scale_a), (_, _, commitment_b, scale_b) = pieces[a], pieces[b]
+        if commitment_a is None or commitment_b is None or not _agree(commitment_a, commitment_b):
+            return False
+        same_bytes = commitment_a.sha256 is not None and commitment_b.sha256 is not None
+        return same_bytes or not scales or (scale_a is not None and scale_a == scale_b)
+
+    for scales in (False, True):
+        reached = {0}
+        frontier = [0]
+        while frontier:
+            a = frontier.pop()
+            for b in range(len(pieces)):
+                if b not in reached and linked(a, b, scales=scales):
+                    reached.add(b)
+                    frontier.append(b)
+        if len(reached) < len(pieces):
+            found = ", ".join(f"step {step!r} ({e.kind}) proves {c} at scale {k}" for step, e, c, k in pieces)
+            if scales:
+                raise CompositeError(
+                    "COMPOSITE_LINK_SCALE_MISMATCH",
+                    f"tensor {name!r}: evidence linked only by Poseidon hashes quantized at different (or unsigned) "
+                    f"scales, the same felts but not the same values: {found}",
+                )
+            raise CompositeError(
+                "COMPOSITE_LINK_UNPROVEN",
+                f"tensor {name!r}: no commitment kind links every piece of evidence, nothing shows they are the "
+                f"same tensor: {found}",
+            )
 
 
 def _agree(a: Commitment, b: Commitment | None) -> bool:

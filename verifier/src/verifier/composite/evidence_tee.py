@@ -96,9 +96,21 @@ def check_tee_evidence(step: Step, evidence: Mapping[str, Any], context: StepCon
         issued_at_ms=statement.timestamp_ms,
         attested_at_ms=document.timestamp_ms,
         executed_circuit_sha256=_executed_circuit(statement.params),
+        poseidon_scales=_poseidon_scales(statement.params, output_name),
         prover=f"enclave {document.module_id} (PCR0 {document.pcrs[0].hex()[:16]}...), receipt seq {statement.seq}",
         evidence_bytes=len(receipt) + len(attestation),
     )
+
+
+def _poseidon_scales(params: Mapping[str, object], output_name: str) -> dict[str, int]:
+    """The scale the enclave quantized its output at for ``poseidon/<output>``: the signed
+    ``poseidon_scale`` (chosen by whoever sent the request). An enclave executing a circuit hashes at
+    that circuit's own scales (its step's proof reports them); a ``poseidon_scale`` it also signed
+    does not describe those hashes, so none is reported."""
+    scale = params.get(POSEIDON_SCALE_PARAM)
+    if _executed_circuit(params) is not None or type(scale) is not int:
+        return {}
+    return {output_name: scale}
 
 
 def _executed_circuit(params: Mapping[str, object]) -> str | None:

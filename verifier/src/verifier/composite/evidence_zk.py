@@ -6,6 +6,7 @@ instances from the exact bytes in the receipt; private ones by the Poseidon inst
 from __future__ import annotations
 
 import json
+import struct
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from verifier.composite.tensor_commitment import tensor_sha256
 from verifier.composite.verify import StepContext
 from verifier.errors import InputError
 from verifier.proof import verify_proof
+from verifier.proof.quantization import felts_to_floats, tensor_to_felts
 from verifier.proof.tensors import tensor_from_bytes
 
 
@@ -26,6 +28,35 @@ def _public(name: str, tensor: TensorData) -> Any:
         return tensor_from_bytes(tensor.dtype, tensor.shape, tensor.data)
     except InputError as err:
         raise CompositeError("COMPOSITE_MALFORMED", f"tensor {name!r}: {err.reason}") from err
+
+
+def _check_shape(step: Step, side: str, name: str, tensor: TensorData, pinned: list[int] | None) -> None:
+    """A public tensor's instances are its flattened values; the pinned settings fix its shape. A
+    receipt relabelling [1, 2] as [2, 1] states a tensor the circuit did not compute."""
+    if pinned is not None and list(tensor.shape) != pinned:
+        raise CompositeError(
+            f"{side}_INSTANCE_MISMATCH",
+            f"step {step.index}: tensor {name!r} has shape {list(tensor.shape)}, the circuit's is {pinned}",
+        )
+
+
+def _check_exact(step: Step, name: str, tensor: TensorData, scale: int) -> None:
+    """A step's public output is released exactly as the proof's felts dequantize (what the circuit
+    computed), not any value that rounds to them: otherwise a receipt may move each output by up to
+    half a quantization step (e.g. across a decision threshold) and still match the instances."""
+    values = _public(name, tensor).values
+    exact = felts_to_floats(tensor_to_felts(values, scale, as_f32=False), scale)
+    fmt = {"float32": "f", "float64": "d"}[tensor.dtype]  # _public admitted only these
+    try:
+        expected = struct.pack(f"<{len(exact)}{fmt}", *exact)
+    except (OverflowError, struct.error):
+        expected = b""
+    if expected != tensor.data:
+        raise CompositeError(
+            "OUTPUT_INSTANCE_MISMATCH",
+            f"step {step.index}: tensor {name!r} holds {list(values)[:8]}, the proof's instances dequantize to "
+            f"{exact[:8]} at scale {scale}: a public output is released exactly as proven",
+        )
 
 
 def check_zk_evidence(step: Step, evidence: Mapping[str, Any], context: StepContext) -> VerifiedEvidence:
@@ -62,6 +93,11 @@ def check_zk_evidence(step: Step, evidence: Mapping[str, Any], context: StepCont
             allow_dev_srs=bool(context.options.get("allow_dev_srs", False)),
             expected_sha256=pins,
         )
+    if inputs is not None:
+        _check_shape(step, "INPUT", input_name, public[input_name], report.input_shape)
+    if outputs is not None:
+        _check_shape(step, "OUTPUT", output_name, public[output_name], report.output_shape)
+        _check_exact(step, output_name, public[output_name], report.output_scale)
     if inputs is None and report.input_poseidon is None:
         raise CompositeError("COMPOSITE_LINK_UNPROVEN", f"step {step.index}: private input but no hashed instance")
     if outputs is None and report.output_poseidon is None:
@@ -81,6 +117,7 @@ def check_zk_evidence(step: Step, evidence: Mapping[str, Any], context: StepCont
             )
         },
         vk_sha256=report.vk_sha256,
+        poseidon_scales={input_name: report.input_scale, output_name: report.output_scale},
         prover=f"ezkl {report.ezkl_version} proof, vk {report.vk_sha256[:16]}..., SRS {report.srs_kind}",
         evidence_bytes=len(proof_text),
     )

@@ -18,7 +18,7 @@ from typing import Any
 from verifier.composite.errors import CompositeError
 from verifier.composite.policy import MODE_STRENGTH, VISIBILITIES
 from verifier.errors import describe_value as _describe
-from verifier.strict_json import reject_duplicate_keys
+from verifier.strict_json import reject_constant, reject_duplicate_keys
 
 RECEIPT_FORMAT = "trustdial.composite-receipt/1"
 MAX_RECEIPT_BYTES = 64 << 20
@@ -81,8 +81,10 @@ def parse_receipt(data: bytes) -> CompositeReceipt:
     if len(data) > MAX_RECEIPT_BYTES:
         raise CompositeError("COMPOSITE_MALFORMED", f"expected at most {MAX_RECEIPT_BYTES} bytes, found {len(data)}")
     try:
-        document = json.loads(data.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
+        document = json.loads(
+            data.decode("utf-8"), object_pairs_hook=reject_duplicate_keys, parse_constant=reject_constant
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as err:
         raise CompositeError("COMPOSITE_MALFORMED", f"expected a UTF-8 JSON object: {err}") from err
     return receipt_from_mapping(document)
 

@@ -46,11 +46,21 @@ def verify_proof_file(proof: Path, settings: Path, vk: Path, srs: Path) -> None:
         raise VerificationError("PROOF_INVALID", f"expected ezkl.verify to return True, got {ok!r}")
 
 
+class QuantizationError(VerificationError):
+    """A value ezkl cannot quantize at the scale (its ``round(value * 2**scale)`` is out of range):
+    it is the felt of no proof instance."""
+
+
 def float_to_felt(value: float, scale: int, *, as_f32: bool) -> str:
     """Quantize ``round(value * 2**scale)`` into a BN254 field element (64 hex chars, little-endian)."""
     ezkl: Any = load_ezkl()
     input_type = ezkl.PyInputType.F32 if as_f32 else ezkl.PyInputType.F64
-    felt: str = ezkl.float_to_felt(float(value), scale, input_type)
+    try:
+        felt: str = ezkl.float_to_felt(float(value), scale, input_type)
+    except (OSError, RuntimeError, OverflowError, ValueError) as err:  # ezkl: OSError "Failed to quantize input"
+        raise QuantizationError(
+            "TENSOR_NOT_QUANTIZABLE", f"expected a value ezkl can quantize at scale {scale}, found {value!r}: {err}"
+        ) from err
     return felt
 
 

@@ -24,6 +24,8 @@ class InstanceLayout:
     input_count: int
     output_count: int
     logrows: int
+    input_shape: tuple[int, ...] | None = None  # shape of a public input (settings' model_instance_shapes)
+    output_shape: tuple[int, ...] | None = None  # shape of a public output
 
     @property
     def total(self) -> int:
@@ -63,15 +65,19 @@ def layout_from_settings(settings: Any) -> InstanceLayout:
         )
     public_shapes = list(shapes)
     counts: list[int] = []
+    public: list[tuple[int, ...] | None] = []
     for visibility in (input_visibility, output_visibility):
         if visibility == "public":
             if not public_shapes:
                 raise VerificationError(
                     "SETTINGS_MALFORMED", "expected a model_instance_shapes entry per public tensor"
                 )
-            counts.append(math.prod(int(d) for d in public_shapes.pop(0)))
+            shape = tuple(int(d) for d in public_shapes.pop(0))
+            counts.append(math.prod(shape))
+            public.append(shape)
         else:
             counts.append(1)
+            public.append(None)
     if public_shapes:
         raise VerificationError("SETTINGS_MALFORMED", f"unexpected extra instance shapes {public_shapes}")
     return InstanceLayout(
@@ -83,6 +89,8 @@ def layout_from_settings(settings: Any) -> InstanceLayout:
         input_count=counts[0],
         output_count=counts[1],
         logrows=int(logrows),
+        input_shape=public[0],
+        output_shape=public[1],
     )
 
 

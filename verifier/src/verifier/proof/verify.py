@@ -38,6 +38,10 @@ class ProofReport:
     logrows: int
     input_visibility: str
     output_visibility: str
+    input_scale: int  # ezkl quantization scale of the input felts (settings.json), what a Poseidon hash of them means
+    output_scale: int
+    input_shape: list[int] | None  # shape of a public tensor as the pinned settings fix it
+    output_shape: list[int] | None
     input_checked: bool
     output_checked: bool
     input_sha256: str | None
@@ -114,6 +118,10 @@ def verify_proof(
         logrows=layout.logrows,
         input_visibility=layout.input_visibility,
         output_visibility=layout.output_visibility,
+        input_scale=layout.input_scale,
+        output_scale=layout.output_scale,
+        input_shape=None if layout.input_shape is None else list(layout.input_shape),
+        output_shape=None if layout.output_shape is None else list(layout.output_shape),
         input_checked=inputs is not None or input_poseidon is not None,
         output_checked=outputs is not None or output_poseidon is not None,
         input_sha256=inputs.sha256 if inputs is not None else None,
@@ -207,6 +215,15 @@ def _read_instances(proof: Path, layout: InstanceLayout) -> list[str]:
 
 
 def _check_tensor(tensor: Tensor, part: list[str], visibility: str, scale: int, as_f32: bool, *, side: str) -> None:
+    try:
+        _check_quantized(tensor, part, visibility, scale, as_f32, side=side)
+    except ezkl_calls.QuantizationError as err:
+        raise VerificationError(
+            f"{side}_INSTANCE_MISMATCH", f"the given tensor cannot be the proof's instances: {err.reason}"
+        ) from err
+
+
+def _check_quantized(tensor: Tensor, part: list[str], visibility: str, scale: int, as_f32: bool, *, side: str) -> None:
     if visibility == "public":
         if len(tensor.values) != len(part):
             raise VerificationError(
