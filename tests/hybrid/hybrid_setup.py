@@ -55,13 +55,15 @@ class Published:
     def zk_artifacts(self) -> Path:
         return self.split / "zk"
 
-    def run(self, name: str, seed: int) -> tuple[Path, Path]:
-        """One inference; returns (composite receipt, simulated NSM root PEM)."""
+    def run(self, name: str, seed: int, nonce: str | None = None) -> tuple[Path, Path]:
+        """One inference (request nonce ``nonce``, else a random one); returns (composite receipt,
+        simulated NSM root PEM)."""
         receipt, root_pem = self.root / f"{name}.json", self.root / f"{name}.root.pem"
         given = input_file(self.root / f"{name}.in.json", seed)
         trustdial(
             "pipeline", "run", self.pipeline, "--split", self.split, "--input", given,
             "--local", "--measurements", self.manifest, "--output", receipt, "--root-out", root_pem,
+            *(["--nonce", nonce] if nonce is not None else []),
         )  # fmt: skip
         return receipt, root_pem
 

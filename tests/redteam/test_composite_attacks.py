@@ -196,6 +196,31 @@ def test_maximum_age_on_a_receipt_with_no_enclave_step_is_not_vacuously_met() ->
     assert caught.value.code == "COMPOSITE_RECEIPT_UNDATED"
 
 
+def test_an_expected_nonce_needs_an_enclave_step_to_have_signed_it() -> None:
+    # Proofs sign no nonce: with every step in zk, the request nonce is only what the document states.
+    options = ChainOptions(request_nonce=h("request-1"))
+    for modes, code in ((("zk", "zk"), "COMPOSITE_NONCE_UNBOUND"), (("tee", "zk"), None)):
+        scenario = build(modes=modes)
+        receipt = parse_receipt(json.dumps(scenario.document).encode())
+        pinned = trusted_policy(receipt, scenario.policy, scenario.manifest)
+        check_structure(receipt, pinned, scenario.manifest)
+        if code is None:
+            check_links(receipt, pinned, scenario.manifest, scenario.facts, options)
+            continue
+        with pytest.raises(CompositeError) as caught:
+            check_links(receipt, pinned, scenario.manifest, scenario.facts, options)
+        assert caught.value.code == code
+
+
+def test_an_expected_nonce_refuses_the_receipt_of_another_request() -> None:
+    scenario = build(nonce=h("an earlier request"))
+    receipt = parse_receipt(json.dumps(scenario.document).encode())
+    pinned = trusted_policy(receipt, scenario.policy, scenario.manifest)
+    with pytest.raises(CompositeError) as caught:
+        check_links(receipt, pinned, scenario.manifest, scenario.facts, ChainOptions(request_nonce=h("request-1")))
+    assert caught.value.code == "COMPOSITE_NONCE_MISMATCH"
+
+
 def test_policy_given_to_the_verifier_does_not_void_the_manifests_policy_pin() -> None:
     # The signed manifest pins the deployment's policy; a receipt under another policy, checked with
     # --policy naming that other policy (e.g. a file the operator handed over), was accepted.

@@ -136,3 +136,25 @@ def test_composite_check_given_for_a_single_receipt_is_refused_not_ignored(
     # e.g. --max-age 60 on a single TEE receipt was accepted and no age was checked.
     status, result = _run(capsys, _single_args(single, *flag))
     assert (status, result["code"]) == (2, "FLAG_NOT_APPLICABLE")
+
+
+def test_the_receipt_of_another_request_is_refused_when_the_nonce_sent_is_given(
+    private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without an expected nonce, any earlier genuine receipt verified as the answer to a new request.
+    from conftest import PRIVATE_RUN_NONCE
+
+    status, result = _run(capsys, _args(private, private_run, "--nonce", PRIVATE_RUN_NONCE))
+    assert (status, result["valid"]) == (0, True)
+    status, result = _run(capsys, _args(private, private_run, "--nonce", PRIVATE_RUN_NONCE.upper()))
+    assert (status, result["valid"]) == (0, True)
+    status, result = _run(capsys, _args(private, private_run, "--nonce", "a1" * 32))
+    assert (status, result["code"]) == (1, "COMPOSITE_NONCE_MISMATCH")
+
+
+@pytest.mark.parametrize("nonce", ["", "5e" * 31, "5e" * 33, "zz" * 32])
+def test_a_nonce_that_is_not_64_hex_digits_is_a_usage_error(
+    nonce: str, private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, result = _run(capsys, _args(private, private_run, f"--nonce={nonce}"))
+    assert (status, result["code"]) == (2, "BAD_NONCE")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -77,16 +78,18 @@ def run_demo(workdir: Path, progress: Progress) -> DemoResult:
     given.write_text(json.dumps({"input": {"dtype": "float32", "shape": [1, 784],
                                            "data": base64.b64encode(x.astype("<f4").tobytes()).decode()}}))  # fmt: skip
     receipt, root = workdir / "receipt.json", workdir / "simulated-nsm-root.pem"
+    nonce = os.urandom(32).hex()  # the caller's: the verifier checks the receipt answers this request
     stage(
         "pipeline run",
         [trustdial, "pipeline", "run", str(pipeline), "--split", str(split), "--input", str(given), "--local",
-         "--measurements", str(pub / "manifest.cose"), "--output", str(receipt), "--root-out", str(root), "--json"],
+         "--measurements", str(pub / "manifest.cose"), "--output", str(receipt), "--root-out", str(root),
+         "--nonce", nonce, "--json"],
     )  # fmt: skip
     result.receipt_bytes = receipt.stat().st_size
     verify_args = [
         "--measurements", str(pub / "manifest.cose"), "--manifest-key", str(pub / "manifest-signing-dev.pub.pem"),
         "--policy", str(pipeline), "--zk-artifacts", str(split / "zk"), "--root", str(root), "--allow-dev-srs",
-        "--json",
+        "--nonce", nonce, "--json",
     ]  # fmt: skip
     started = time.perf_counter()
     done = _command([verify, "receipt", str(receipt), *verify_args], progress)

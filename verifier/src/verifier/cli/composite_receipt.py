@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import re
 import struct
 import time
 from pathlib import Path
@@ -40,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--at", help="verification time: now (default) or UNIX seconds, for --max-age")
     group.add_argument("--max-age", type=int, metavar="SECONDS", help="reject inferences older than this at --at")
+    group.add_argument(
+        "--nonce",
+        metavar="HEX",
+        help="the request nonce you sent (64 hex digits): the receipt must answer it, signed by an enclave step",
+    )
 
 
 def _file(path: Path | None, flag: str) -> Path:
@@ -65,6 +71,7 @@ COMPOSITE_FLAGS: dict[str, Any] = {
     "max_attestation_age": ChainOptions().max_attestation_age_s,
     "at": None,
     "max_age": None,
+    "nonce": None,
 }
 
 
@@ -89,7 +96,10 @@ def check_composite(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
         policy=policy,
         checkers={"tee": check_tee_evidence, "zk": check_zk_evidence},
         options=ChainOptions(
-            max_attestation_age_s=args.max_attestation_age, at_ms=_at_ms(args.at), max_age_s=args.max_age
+            max_attestation_age_s=args.max_attestation_age,
+            at_ms=_at_ms(args.at),
+            max_age_s=args.max_age,
+            request_nonce=_request_nonce(args.nonce),
         ),
         checker_options={
             "root": root,
@@ -179,6 +189,14 @@ def _duration(seconds: float | None) -> str:
 
 def _size(count: int) -> str:
     return f"{count} B" if count < 1024 else f"{count / 1024:.1f} KiB"
+
+
+def _request_nonce(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise InputError("BAD_NONCE", f"expected --nonce as 64 hex digits, found {text!r:.80}")
+    return text.lower()
 
 
 def _at_ms(text: str | None) -> int:

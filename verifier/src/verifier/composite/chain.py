@@ -101,11 +101,15 @@ class StepReport:
 class ChainOptions:
     """``max_attestation_age_s``: how long after its key's attestation a TEE receipt may be signed.
     ``at_ms`` + ``max_age_s``: the verification time and how old (by enclave clock) the inference
-    may be then; without ``max_age_s`` the receipt's age is not limited (auditing old evidence)."""
+    may be then; without ``max_age_s`` the receipt's age is not limited (auditing old evidence).
+    ``request_nonce`` (64 lowercase hex digits): the nonce the caller sent; the receipt must state it
+    and at least one enclave step must have signed a step nonce derived from it (proofs sign none),
+    else an earlier genuine receipt could be replayed as the answer to this request."""
 
     max_attestation_age_s: int = DEFAULT_MAX_ATTESTATION_AGE_S
     at_ms: int | None = None
     max_age_s: int | None = None
+    request_nonce: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -212,6 +216,12 @@ def check_links(
     """Check the verified facts of every step against the manifest, the request and each other."""
     if len(verified) != len(receipt.steps):
         raise CompositeError("COMPOSITE_EVIDENCE_MISSING", "expected verified evidence for every step")
+    if options.request_nonce is not None and options.request_nonce != receipt.request_nonce:
+        raise CompositeError(
+            "COMPOSITE_NONCE_MISMATCH",
+            f"expected the receipt of request nonce {options.request_nonce}, found {receipt.request_nonce} "
+            "(another request's receipt)",
+        )
     reports: list[StepReport] = []
     last_issued = -1
     for step, facts in zip(receipt.steps, verified, strict=True):
@@ -257,6 +267,12 @@ def check_links(
                     for k in sorted(facts)
                 ),
             )
+        )
+    if options.request_nonce is not None and last_issued < 0:
+        raise CompositeError(
+            "COMPOSITE_NONCE_UNBOUND",
+            "no step carries enclave evidence, the only evidence that signs the request nonce (proofs sign none): "
+            "nothing binds this receipt to the request",
         )
     if options.max_age_s is not None and last_issued < 0:
         raise CompositeError(
