@@ -10,12 +10,11 @@ Usage: python tests/fuzz/fuzz_attestation.py [-runs=N] [libFuzzer options]   (de
 
 from __future__ import annotations
 
-import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import atheris
+from fuzz_runner import fuzz
 
 with atheris.instrument_imports():
     from verifier.attestation import AttestationError, UnsafeNoPolicy, read_unverified_timestamp, verify_attestation
@@ -54,15 +53,7 @@ def seed_corpus(directory: Path) -> None:
 
 
 def main() -> None:
-    corpus = Path(tempfile.mkdtemp(prefix="trustdial-fuzz-"))
-    seed_corpus(corpus)
-    argv = list(sys.argv)
-    if not any(arg.startswith("-runs=") for arg in argv):
-        argv.append("-runs=100000")
-    argv += ["-max_len=16384", "-rss_limit_mb=4096", str(corpus)]
-    print(f"fuzzing verify_attestation; seed corpus {corpus} ({len(list(corpus.iterdir()))} files)", flush=True)
-    atheris.Setup(argv, test_one_input)
-    atheris.Fuzz()
+    fuzz(test_one_input, seed_corpus, what="verify_attestation", max_len=16384, prefix="trustdial-fuzz-")
 
 
 if __name__ == "__main__":

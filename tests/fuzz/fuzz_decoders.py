@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import atheris
+from fuzz_runner import fuzz
 
 with atheris.instrument_imports():
     from verifier.composite.receipt import parse_receipt
@@ -136,15 +135,9 @@ def seed_corpus(directory: Path) -> None:
 
 
 def main() -> None:
-    corpus = Path(tempfile.mkdtemp(prefix="trustdial-fuzz-decoders-"))
-    seed_corpus(corpus)
-    argv = list(sys.argv)
-    if not any(arg.startswith("-runs=") for arg in argv):
-        argv.append("-runs=100000")
-    argv += ["-max_len=32768", "-rss_limit_mb=4096", str(corpus)]
-    print(f"fuzzing {len(DECODERS)} decoders; seed corpus {corpus} ({len(list(corpus.iterdir()))} files)", flush=True)
-    atheris.Setup(argv, test_one_input)
-    atheris.Fuzz()
+    fuzz(
+        test_one_input, seed_corpus, what=f"{len(DECODERS)} decoders", max_len=32768, prefix="trustdial-fuzz-decoders-"
+    )
 
 
 if __name__ == "__main__":
