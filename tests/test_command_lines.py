@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,35 @@ def test_console_script_prints_help(script: str) -> None:
 def test_verify_without_command_is_a_usage_error() -> None:
     done = subprocess.run([str(BIN / "trustdial-verify")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["receipt", "response.json", "--max-age", "abc"],  # a value of the wrong type
+        ["receipt", "response.json", "--no-such-flag"],
+        ["no-such-command"],
+        ["attestation"],  # a required argument missing
+    ],
+)
+def test_a_refused_command_line_with_json_still_prints_one_json_object(words: list[str]) -> None:
+    done = subprocess.run(
+        [str(BIN / "trustdial-verify"), *words, "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout
+    answer = json.loads(lines[0])
+    assert (answer["valid"], answer["code"]) == (False, "BAD_ARGUMENTS")
+    assert answer["reason"]
+
+
+def test_a_refused_command_line_without_json_explains_on_stderr() -> None:
+    done = subprocess.run(
+        [str(BIN / "trustdial-verify"), "receipt", "response.json", "--max-age", "abc"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "trustdial-verify receipt: error: argument --max-age: invalid int value: 'abc'" in done.stderr
