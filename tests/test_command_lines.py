@@ -54,3 +54,16 @@ def test_a_refused_command_line_without_json_explains_on_stderr() -> None:
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert "trustdial-verify receipt: error: argument --max-age: invalid int value: 'abc'" in done.stderr
+
+
+def test_the_operator_command_keeps_the_json_contract_on_a_refused_command_line() -> None:
+    done = subprocess.run(
+        [str(BIN / "trustdial"), "pipeline", "run", "pipeline.toml", "--no-such-flag", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    answer = json.loads(done.stdout)
+    assert (answer["ok"], answer["code"]) == (False, "BAD_ARGUMENTS")
+    assert "--split" in answer["reason"]  # the first refusal argparse reports: required flags missing

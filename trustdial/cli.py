@@ -9,6 +9,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from verifier.cli.arguments import JsonAwareParser, parse_or_refuse
+
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per command module, e.g. "enclave_app.serve_command",
     "trustdial.demo_command",
@@ -23,7 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trustdial", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = JsonAwareParser(prog="trustdial", description=__doc__.split("\n\n")[0] if __doc__ else None)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -31,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_or_refuse(build_parser(), argv, {"ok": False})
+    if args is None:
+        return 2  # usage
     status: int = args.run(args)
     return status
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
+from verifier.cli.arguments import JsonAwareParser, parse_or_refuse
 from verifier.cli.report import EXIT_USAGE
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -25,26 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-class ArgumentsError(Exception):
-    """argparse refused the command line (unknown flag, a value of the wrong type, ...)."""
-
-    def __init__(self, prog: str, usage: str, message: str) -> None:
-        super().__init__(message)
-        self.prog = prog
-        self.usage = usage
-        self.message = message
-
-
-class _Parser(argparse.ArgumentParser):
-    """Raises instead of printing and exiting, so that ``main`` can answer with one JSON object when
-    ``--json`` was asked for (subcommand parsers are made of the same class)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ArgumentsError(self.prog, self.format_usage(), message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = JsonAwareParser(
         prog="trustdial-verify",
         description="Check trustdial evidence offline. Exit 0 valid, 1 rejected, 2 usage or I/O error.",
     )
@@ -55,15 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    words = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = parser.parse_args(words)
-    except ArgumentsError as err:
-        if "--json" in words:  # machines read one JSON object from stdout, whatever went wrong
-            print(json.dumps({"valid": False, "code": "BAD_ARGUMENTS", "reason": err.message}))
-        else:
-            sys.stderr.write(f"{err.usage}{err.prog}: error: {err.message}\n")
+    args = parse_or_refuse(build_parser(), argv, {"valid": False})
+    if args is None:
         return EXIT_USAGE
     status: int = args.run(args)
     return status
