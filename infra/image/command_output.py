@@ -1,6 +1,7 @@
-"""How ``trustdial`` build commands report: fields as text or one JSON object; typed errors
-become ``error [CODE] reason`` on stderr (and ``{"error", "reason"}`` with --json); exit status
-0 done, 1 rejected evidence, 2 unusable input or I/O error."""
+"""How ``trustdial`` build commands report: fields as text or one JSON object (``{"ok": true, ...}``);
+typed errors and I/O errors become ``error [CODE] reason`` on stderr (and ``{"ok": false, "code",
+"reason"}`` on stdout with --json, the shape of every ``trustdial`` command); exit status 0 done,
+1 rejected evidence, 2 unusable input or I/O error."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from verifier.errors import InputError, VerificationError
 
 def report(fields: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(fields) + "\n")
+        sys.stdout.write(json.dumps({"ok": True, **fields}) + "\n")
     else:
         for key, value in fields.items():
             sys.stdout.write(f"{key}: {value}\n")
@@ -24,11 +25,15 @@ def guarded(action: Callable[[], dict[str, Any]], as_json: bool) -> int:
     try:
         report(action(), as_json)
     except (InputError, VerificationError) as err:
-        if as_json:
-            sys.stdout.write(json.dumps({"error": err.code, "reason": err.reason}) + "\n")
-        sys.stderr.write(f"error [{err.code}] {err.reason}\n")
+        _refuse(err.code, err.reason, as_json)
         return 2 if isinstance(err, InputError) else 1
     except OSError as err:
-        sys.stderr.write(f"error [IO_ERROR] {err}\n")
+        _refuse("IO_ERROR", str(err), as_json)
         return 2
     return 0
+
+
+def _refuse(code: str, reason: str, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"ok": False, "code": code, "reason": reason}) + "\n")
+    sys.stderr.write(f"error [{code}] {reason}\n")

@@ -47,7 +47,7 @@ def image(tmp_path: Path) -> Path:
 def test_unpinned_blobs_are_refused_by_default(blobs: Path, image: Path, tmp_path: Path) -> None:
     status, out, _ = run_cli("trustdial", "eif", "image", "--blobs", str(blobs), "--image", str(image), "--output",
                              str(tmp_path / "e.eif"))  # fmt: skip
-    assert status == 2 and out["error"] == "BLOB_UNPINNED"
+    assert status == 2 and out["code"] == "BLOB_UNPINNED"
     assert not (tmp_path / "e.eif").exists()
 
 
@@ -55,7 +55,7 @@ def test_missing_blob_is_reported(blobs: Path, image: Path, tmp_path: Path) -> N
     (blobs / "nsm.ko").unlink()
     status, out, _ = run_cli("trustdial", "eif", "image", "--blobs", str(blobs), "--image", str(image), "--output",
                              str(tmp_path / "e.eif"), "--allow-unpinned-blobs")  # fmt: skip
-    assert status == 2 and out["error"] == "BLOB_MISSING"
+    assert status == 2 and out["code"] == "BLOB_MISSING"
 
 
 def test_image_build_pcrs_follow_from_the_ramdisk_known_answers(blobs: Path, image: Path, tmp_path: Path) -> None:

@@ -193,7 +193,7 @@ def test_failed_build_leaves_no_output_file(tmp_path: Path) -> None:
     args = _kat1_args(out)
     args[args.index(str(DATA / "kat1.ramdisk1.cpio"))] = str(tmp_path / "missing.cpio")
     status, result, _ = run_cli("trustdial", *args)
-    assert status == 2 and result["error"] == "EIF_BUILD_INPUT"
+    assert status == 2 and result["code"] == "EIF_BUILD_INPUT"
     assert list(tmp_path.iterdir()) == []
 
 

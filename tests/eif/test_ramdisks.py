@@ -199,7 +199,7 @@ def test_env_entries_keep_special_characters(tmp_path: Path) -> None:
 def test_image_without_cmd_or_entrypoint_is_refused(tmp_path: Path) -> None:
     _minimal_rootfs(tmp_path / "r.tar")
     status, result, out = _customer(tmp_path, tmp_path / "r.tar", {"Config": {"Env": []}})
-    assert status == 2 and result["error"] == "IMAGE_CONFIG_INVALID"
+    assert status == 2 and result["code"] == "IMAGE_CONFIG_INVALID"
     assert not out.exists()
 
 
@@ -248,7 +248,7 @@ def test_unsafe_or_ambiguous_members_are_refused_without_output(
 ) -> None:
     _minimal_rootfs(tmp_path / "r.tar", [(name, kwargs)])
     status, result, out = _customer(tmp_path, tmp_path / "r.tar", {"Config": {"Cmd": ["/bin/app"]}})
-    assert status == 2 and result["error"] == code
+    assert status == 2 and result["code"] == code
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "r.tar"]
 
@@ -265,7 +265,7 @@ def test_malformed_tar_checksum_is_refused(tmp_path: Path) -> None:
     data[0] ^= 0x20
     (tmp_path / "r.tar").write_bytes(bytes(data))
     status, result, out = _customer(tmp_path, tmp_path / "r.tar", {"Config": {"Cmd": ["/bin/app"]}})
-    assert status == 2 and result["error"] == "TAR_MALFORMED"
+    assert status == 2 and result["code"] == "TAR_MALFORMED"
     assert not out.exists()
 
 
@@ -275,7 +275,7 @@ def test_truncated_tar_is_refused(tmp_path: Path) -> None:
     end = data.index(b"x" * 100)
     (tmp_path / "r.tar").write_bytes(data[: end + 1000])
     status, result, _ = _customer(tmp_path, tmp_path / "r.tar", {"Config": {"Cmd": ["/bin/app"]}})
-    assert status == 2 and result["error"] == "TAR_MALFORMED"
+    assert status == 2 and result["code"] == "TAR_MALFORMED"
 
 
 def test_layer_hard_link_to_a_lower_layer_is_refused(tmp_path: Path) -> None:
@@ -287,5 +287,5 @@ def test_layer_hard_link_to_a_lower_layer_is_refused(tmp_path: Path) -> None:
     docker_save(tmp_path / "img.tar", [lower.getvalue(), upper.getvalue()], {"config": {"Cmd": ["/a"]}})
     status, result, _ = run_cli("trustdial", "eif", "ramdisk", "--image", str(tmp_path / "img.tar"), "--config",
                                 str(CUST / "image_inspect.json"), "--output", str(tmp_path / "o.cpio"))  # fmt: skip
-    assert status == 2 and result["error"] == "TAR_UNSAFE_PATH"
+    assert status == 2 and result["code"] == "TAR_UNSAFE_PATH"
     assert not (tmp_path / "o.cpio").exists()
