@@ -67,14 +67,12 @@ def public(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return publish(tmp_path_factory.mktemp("public"), "public")
 
 
-#: the request nonce ``private_run`` sends (what a verifier passes as ``--nonce``)
-PRIVATE_RUN_NONCE = "5e" * 32
-
-
 @pytest.fixture(scope="session")
 def private_run(private: Any) -> tuple[Path, Path]:
     """One zk-mode inference of ``private`` sent with ``PRIVATE_RUN_NONCE``: (composite receipt,
     simulated NSM root PEM)."""
+    from hybrid.hybrid_setup import PRIVATE_RUN_NONCE
+
     run: tuple[Path, Path] = private.run("first", seed=1, nonce=PRIVATE_RUN_NONCE)
     return run
 

@@ -36,6 +36,10 @@ def input_file(path: Path, seed: int) -> Path:
     return path
 
 
+#: the request nonce of the session's ``private_run`` (what its verifiers pass as ``--nonce``)
+PRIVATE_RUN_NONCE = "5e" * 32
+
+
 @dataclass(frozen=True)
 class Published:
     root: Path

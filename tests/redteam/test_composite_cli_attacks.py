@@ -142,7 +142,7 @@ def test_the_receipt_of_another_request_is_refused_when_the_nonce_sent_is_given(
     private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Without an expected nonce, any earlier genuine receipt verified as the answer to a new request.
-    from conftest import PRIVATE_RUN_NONCE
+    from hybrid.hybrid_setup import PRIVATE_RUN_NONCE
 
     status, result = _run(capsys, _args(private, private_run, "--nonce", PRIVATE_RUN_NONCE))
     assert (status, result["valid"]) == (0, True)
