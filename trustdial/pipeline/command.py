@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from verifier.errors import InputError
+from verifier.errors import InputError, VerificationError
 
 from prover.compile import DEFAULT_TOLERANCE
 from prover.errors import ProverError
@@ -199,7 +199,7 @@ def _run_run(args: argparse.Namespace) -> int:
         if args.root_out is not None and isinstance(enclave, LocalEnclave):
             args.root_out.write_bytes(enclave.root_pem)
         args.output.write_bytes(dump_composite(result.receipt))
-    except (InputError, ProverError) as err:
+    except (InputError, ProverError, VerificationError) as err:  # e.g. MANIFEST_*: a --measurements not signed
         _fail(err.code, err.reason, args.json)
         return 2
     except OSError as err:
