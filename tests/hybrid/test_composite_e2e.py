@@ -370,3 +370,16 @@ def test_run_under_a_manifest_that_is_not_signed_is_a_typed_error(
     assert status == 2
     assert json.loads(capsys.readouterr().out)["code"] == "MANIFEST_NOT_SIGNED"
     assert not receipt.exists()
+
+
+def test_publish_dev_into_an_unwritable_path_exits_2(
+    private: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trustdial.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    argv = ["pipeline", "publish-dev", str(private.pipeline), "--split", str(private.split)]
+    argv += ["--output", str(blocker / "pub")]
+    assert main(argv) == 2
+    assert "error [IO_ERROR]" in capsys.readouterr().err

@@ -93,7 +93,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run_reference(args: argparse.Namespace) -> int:
-    path = write_reference_pipeline(args.output, args.boundary)
+    try:
+        path = write_reference_pipeline(args.output, args.boundary)
+    except OSError as err:
+        _fail("IO_ERROR", str(err), False)
+        return 2
     print(path)
     return 0
 
@@ -148,6 +152,9 @@ def _run_publish(args: argparse.Namespace) -> int:
         published = publish_dev(spec.policy, load_split(args.split), args.output)
     except InputError as err:
         _fail(err.code, err.reason, False)
+        return 2
+    except OSError as err:
+        _fail("IO_ERROR", str(err), False)
         return 2
     print(f"SYNTHETIC development image {published.image.eif}")
     for name, value in published.image.pcrs.items():
