@@ -72,6 +72,13 @@ PRIVATE_RUN_NONCE = "5e" * 32
 
 
 @pytest.fixture(scope="session")
+def private_run_nonce() -> str:
+    """``PRIVATE_RUN_NONCE`` for tests in other directories: ``from conftest import`` would find whichever
+    ``conftest`` module pytest imported first (tests/prover/ has one too)."""
+    return PRIVATE_RUN_NONCE
+
+
+@pytest.fixture(scope="session")
 def private_run(private: Any) -> tuple[Path, Path]:
     """One zk-mode inference of ``private`` sent with ``PRIVATE_RUN_NONCE``: (composite receipt,
     simulated NSM root PEM)."""

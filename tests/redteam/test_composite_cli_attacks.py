@@ -139,14 +139,12 @@ def test_composite_check_given_for_a_single_receipt_is_refused_not_ignored(
 
 
 def test_the_receipt_of_another_request_is_refused_when_the_nonce_sent_is_given(
-    private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    private: Any, private_run: tuple[Path, Path], private_run_nonce: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Without an expected nonce, any earlier genuine receipt verified as the answer to a new request.
-    from conftest import PRIVATE_RUN_NONCE
-
-    status, result = _run(capsys, _args(private, private_run, "--nonce", PRIVATE_RUN_NONCE))
+    status, result = _run(capsys, _args(private, private_run, "--nonce", private_run_nonce))
     assert (status, result["valid"]) == (0, True)
-    status, result = _run(capsys, _args(private, private_run, "--nonce", PRIVATE_RUN_NONCE.upper()))
+    status, result = _run(capsys, _args(private, private_run, "--nonce", private_run_nonce.upper()))
     assert (status, result["valid"]) == (0, True)
     status, result = _run(capsys, _args(private, private_run, "--nonce", "a1" * 32))
     assert (status, result["code"]) == (1, "COMPOSITE_NONCE_MISMATCH")
