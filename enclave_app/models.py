@@ -31,6 +31,16 @@ ORT_TYPES: Mapping[str, str] = {
     "tensor(bool)": "bool",
 }
 
+#: What onnxruntime raises for a file it cannot load as a model (not ONNX, invalid graph, unsupported op).
+ORT_LOAD_ERRORS: tuple[type[Exception], ...] = (
+    ort.capi.onnxruntime_pybind11_state.Fail,
+    ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+    ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,
+    ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+    ort.capi.onnxruntime_pybind11_state.NotImplemented,
+    ort.capi.onnxruntime_pybind11_state.RuntimeException,
+)
+
 
 @contextmanager
 def refused_by_onnxruntime() -> Iterator[None]:
@@ -135,7 +145,10 @@ def load_model(path: Path, name: str | None = None, *, intra_op_threads: int = 0
     raw = path.read_bytes()
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
-    session = ort.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
+    except ORT_LOAD_ERRORS as err:  # onnxruntime's own exception types derive from Exception only
+        raise ValueError(f"onnxruntime cannot load {path}: {err}") from err
     return LoadedModel(
         name=name or path.stem,
         path=path,

@@ -67,3 +67,17 @@ def test_the_operator_command_keeps_the_json_contract_on_a_refused_command_line(
     answer = json.loads(done.stdout)
     assert (answer["ok"], answer["code"]) == (False, "BAD_ARGUMENTS")
     assert "--split" in answer["reason"]  # the first refusal argparse reports: required flags missing
+
+
+def test_serve_with_a_file_onnxruntime_cannot_load_exits_2(tmp_path: Path) -> None:
+    not_onnx = tmp_path / "model.onnx"
+    not_onnx.write_text('{"not": "an onnx model"}')
+    done = subprocess.run(
+        [
+            str(BIN / "trustdial"), "serve", "--model", f"m={not_onnx}",
+            "--listen", "tcp:127.0.0.1:0", "--nsm", "simulated",
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "trustdial serve:" in done.stderr and "model.onnx" in done.stderr and "Traceback" not in done.stderr

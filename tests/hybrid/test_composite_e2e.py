@@ -347,3 +347,39 @@ def test_private_head_circuit_fits_2_to_the_11_rows(private: Published) -> None:
     settings = json.loads((private.split / head["artifacts"] / "settings.json").read_text())
     assert head["logrows"] == settings["run_args"]["logrows"] <= 11
     assert settings["num_rows"] >= 41 * 32  # the hash of all 32 boundary values is in the circuit
+
+
+@pytest.mark.parametrize("how", ["--local", "--gateway"])
+def test_run_under_a_manifest_that_is_not_signed_is_a_typed_error(
+    private: Published, how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pipeline run` exits 2 with the manifest's code (docs/pipeline.md: any error, exit 2, nothing written)."""
+    from trustdial.cli import main
+
+    bare = tmp_path / "manifest.json"
+    bare.write_text(json.dumps({"schema": "trustdial.measurements/v1"}))
+    receipt = tmp_path / "never.json"
+    target = ["--local"] if how == "--local" else ["--gateway", "http://127.0.0.1:1"]
+    status = main(
+        [
+            "pipeline", "run", str(private.pipeline), "--split", str(private.split),
+            "--input", str(input_file(tmp_path / "in.json", 3)), *target,
+            "--measurements", str(bare), "--output", str(receipt), "--json",
+        ]
+    )  # fmt: skip
+    assert status == 2
+    assert json.loads(capsys.readouterr().out)["code"] == "MANIFEST_NOT_SIGNED"
+    assert not receipt.exists()
+
+
+def test_publish_dev_into_an_unwritable_path_exits_2(
+    private: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trustdial.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    argv = ["pipeline", "publish-dev", str(private.pipeline), "--split", str(private.split)]
+    argv += ["--output", str(blocker / "pub")]
+    assert main(argv) == 2
+    assert "error [IO_ERROR]" in capsys.readouterr().err

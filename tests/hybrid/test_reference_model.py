@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnxruntime as ort
+import pytest
 
 from trustdial.pipeline.reference_model import build_reference_model, sample_inputs
 
@@ -41,3 +44,12 @@ def test_model_runs_and_matches_a_numpy_forward_pass() -> None:
 def test_embedding_tensor_is_a_named_value_in_the_graph() -> None:
     outputs = {name for node in build_reference_model().model.graph.node for name in node.output}
     assert "embedding" in outputs
+
+
+def test_reference_command_into_an_unwritable_path_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trustdial.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["pipeline", "reference", "--output", str(blocker / "ref")]) == 2
+    assert "error [IO_ERROR]" in capsys.readouterr().err

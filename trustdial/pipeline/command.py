@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from verifier.errors import InputError
+from verifier.errors import InputError, VerificationError
 
 from prover.compile import DEFAULT_TOLERANCE
 from prover.errors import ProverError
@@ -93,7 +93,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run_reference(args: argparse.Namespace) -> int:
-    path = write_reference_pipeline(args.output, args.boundary)
+    try:
+        path = write_reference_pipeline(args.output, args.boundary)
+    except OSError as err:
+        _fail("IO_ERROR", str(err), False)
+        return 2
     print(path)
     return 0
 
@@ -149,6 +153,9 @@ def _run_publish(args: argparse.Namespace) -> int:
     except InputError as err:
         _fail(err.code, err.reason, False)
         return 2
+    except OSError as err:
+        _fail("IO_ERROR", str(err), False)
+        return 2
     print(f"SYNTHETIC development image {published.image.eif}")
     for name, value in published.image.pcrs.items():
         print(f"  {name} {value}")
@@ -199,7 +206,7 @@ def _run_run(args: argparse.Namespace) -> int:
         if args.root_out is not None and isinstance(enclave, LocalEnclave):
             args.root_out.write_bytes(enclave.root_pem)
         args.output.write_bytes(dump_composite(result.receipt))
-    except (InputError, ProverError) as err:
+    except (InputError, ProverError, VerificationError) as err:  # e.g. MANIFEST_*: a --measurements not signed
         _fail(err.code, err.reason, args.json)
         return 2
     except OSError as err:

@@ -217,6 +217,11 @@ def run_pipeline(
     progress: Progress = lambda _line: None,
 ) -> RunResult:
     policy = spec.policy
+    wide = [s.name for s in policy.segments if len(s.inputs) != 1 or len(s.outputs) != 1]
+    if wide:  # composite receipts version 1: a step commits to one input and one output (COMPOSITE_STEP_TENSORS)
+        raise PipelineError(
+            "PIPELINE_STEP_SHAPE", f"segments {wide} must have exactly one input and one output tensor to run"
+        )
     prover = prover or InlineProver()
     manifest = parse_manifest(signed_payload(manifest_signed))
     manifest_sha256 = hashlib.sha256(manifest.raw).hexdigest()
