@@ -31,6 +31,8 @@ def test_verify_without_command_is_a_usage_error() -> None:
         ["receipt", "response.json", "--no-such-flag"],
         ["no-such-command"],
         ["attestation"],  # a required argument missing
+        ["receipt", "response.json", "--max-age=-5"],  # a negative age would refuse every receipt
+        ["receipt", "response.json", "--max-attestation-age=-1"],
     ],
 )
 def test_a_refused_command_line_with_json_still_prints_one_json_object(words: list[str]) -> None:
@@ -53,7 +55,7 @@ def test_a_refused_command_line_without_json_explains_on_stderr() -> None:
         timeout=120,
     )
     assert (done.returncode, done.stdout) == (2, "")
-    assert "trustdial-verify receipt: error: argument --max-age: invalid int value: 'abc'" in done.stderr
+    assert "trustdial-verify receipt: error: argument --max-age: expected whole seconds, found 'abc'" in done.stderr
 
 
 def test_the_operator_command_keeps_the_json_contract_on_a_refused_command_line() -> None:

@@ -27,6 +27,17 @@ from verifier.measurements import load_public_key, load_signed_manifest
 TABLE_FIELD = "table"
 
 
+def _seconds(text: str) -> int:
+    """A whole number of seconds, not negative (a negative age would refuse every receipt)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole seconds, found {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, found {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("composite receipts (hybrid pipelines)")
     group.add_argument("--policy", type=Path, help="pipeline.toml the receipt must follow (else: the manifest's pin)")
@@ -34,13 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--allow-dev-srs", action="store_true", help="DANGER: accept proofs under a development SRS")
     group.add_argument(
         "--max-attestation-age",
-        type=int,
+        type=_seconds,
         default=ChainOptions().max_attestation_age_s,
         metavar="SECONDS",
         help="how long after its key's attestation a TEE step may be signed",
     )
     group.add_argument("--at", help="verification time: now (default) or UNIX seconds, for --max-age")
-    group.add_argument("--max-age", type=int, metavar="SECONDS", help="reject inferences older than this at --at")
+    group.add_argument("--max-age", type=_seconds, metavar="SECONDS", help="reject inferences older than this at --at")
     group.add_argument(
         "--nonce",
         metavar="HEX",
