@@ -14,8 +14,18 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, object]]:
+def stale_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An earlier demo's workdir (it holds the marker) with a file the next run must clear away."""
     workdir = tmp_path_factory.mktemp("demo") / "out"
+    workdir.mkdir()
+    (workdir / ".trustdial-demo").write_text("")
+    (workdir / "stale.json").write_text("{}")
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def demo(stale_workdir: Path) -> tuple[int, dict[str, object]]:
+    workdir = stale_workdir
     done = subprocess.run(
         [str(BIN / "trustdial"), "demo", "--workdir", str(workdir), "--json"],
         capture_output=True,
@@ -73,3 +83,22 @@ def test_demo_says_when_the_full_zk_numbers_were_not_re_measured() -> None:
 
     text = "\n".join(full_zk_lines(_recorded("recorded 2026-11-26T02:41:28Z")))
     assert "NOT re-measured" in text and "same run" not in text
+
+
+def test_demo_empties_an_earlier_demos_workdir(demo: tuple[int, dict[str, object]], stale_workdir: Path) -> None:
+    assert demo[0] == 0
+    assert not (stale_workdir / "stale.json").exists()
+    assert (stale_workdir / ".trustdial-demo").is_file() and (stale_workdir / "receipt.json").is_file()
+
+
+def test_demo_refuses_a_directory_it_did_not_write_and_keeps_its_files(tmp_path: Path) -> None:
+    (tmp_path / "thesis.tex").write_text("years of work")
+    done = subprocess.run(
+        [str(BIN / "trustdial"), "demo", "--workdir", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["code"] == "DEMO_WORKDIR_NOT_OURS"
+    assert (tmp_path / "thesis.tex").read_text() == "years of work"
