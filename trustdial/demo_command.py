@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from infra.image.command_output import refuse
 from trustdial.pipeline.demo import print_report, run_demo
 
 
@@ -31,23 +32,18 @@ def register(subparsers: Any) -> None:
 MARKER = ".trustdial-demo"
 
 
-def _refuse(code: str, reason: str, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps({"ok": False, "code": code, "reason": reason}))
-    print(f"error [{code}] {reason}", file=sys.stderr)
-    return 2
-
-
 def run(args: argparse.Namespace) -> int:
     workdir: Path = args.workdir
     if workdir.exists() and not workdir.is_dir():
-        return _refuse("DEMO_WORKDIR_NOT_A_DIRECTORY", f"{workdir} exists and is not a directory", args.json)
+        refuse("DEMO_WORKDIR_NOT_A_DIRECTORY", f"{workdir} exists and is not a directory", args.json)
+        return 2
     if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / MARKER).is_file():
-        return _refuse(
+        refuse(
             "DEMO_WORKDIR_NOT_OURS",
             f"{workdir} holds files no demo wrote (no {MARKER}); choose a new or empty --workdir",
             args.json,
         )
+        return 2
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)

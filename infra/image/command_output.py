@@ -25,15 +25,16 @@ def guarded(action: Callable[[], dict[str, Any]], as_json: bool) -> int:
     try:
         report(action(), as_json)
     except (InputError, VerificationError) as err:
-        _refuse(err.code, err.reason, as_json)
+        refuse(err.code, err.reason, as_json)
         return 2 if isinstance(err, InputError) else 1
     except OSError as err:
-        _refuse("IO_ERROR", str(err), as_json)
+        refuse("IO_ERROR", str(err), as_json)
         return 2
     return 0
 
 
-def _refuse(code: str, reason: str, as_json: bool) -> None:
+def refuse(code: str, reason: str, as_json: bool) -> None:
+    """A typed refusal: ``{"ok": false, "code", "reason"}`` on stdout with --json, ``error [CODE] reason`` on stderr."""
     if as_json:
         sys.stdout.write(json.dumps({"ok": False, "code": code, "reason": reason}) + "\n")
     sys.stderr.write(f"error [{code}] {reason}\n")
