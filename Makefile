@@ -41,6 +41,12 @@ fuzz: install
 	$(BIN)/python tests/fuzz/fuzz_attestation.py -runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=$${TMPDIR:-/tmp}/trustdial-fuzz-
 	$(BIN)/python tests/fuzz/fuzz_decoders.py -runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=$${TMPDIR:-/tmp}/trustdial-fuzz-decoders-
 
+# The enclave's runtime lock (infra/image/enclave/requirements.lock): the `enclave` role's requirements resolved
+# against constraints.txt into hash-pinned wheels for the image's Python. Run after changing either input.
+.PHONY: runtime-lock
+runtime-lock: install
+	$(BIN)/python -m infra.image.runtime_lock --constraints constraints.txt
+
 # --- enclave image (issue 3): reproducible EIF, PCRs, rebuild check. Docker is needed only here. ---
 EIF_IMAGE ?= trustdial-enclave:build
 EIF_DIR   ?= build/eif

@@ -1,6 +1,12 @@
 """``trustdial``: the operator's command line (serve, gateway, zk, prover, eif, measurements,
 pipeline, demo). Each command group lives next to the code it drives and exposes
-``register(subparsers)``; the module list below is the whole registry."""
+``register(subparsers)``.
+
+The registry below names each command's module and one-line help, and only the module of the
+command being run is imported: a host that installed only its role's extra (``trustdial[host]``)
+can run ``trustdial gateway`` without the CDK, ezkl or onnx, and ``trustdial --help`` imports
+nothing at all. The enclave image does not use this CLI: its command is ``python -m enclave_app``
+(see ``enclave_app/__main__.py``)."""
 
 from __future__ import annotations
 
@@ -8,32 +14,61 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from verifier.cli.arguments import JsonAwareParser, parse_or_refuse
 
-COMMAND_MODULES: tuple[str, ...] = (
-    # one line per command module, e.g. "enclave_app.serve_command",
-    "trustdial.demo_command",
-    "infra.image.eif_command",
-    "infra.measurements.measurements_command",
-    "prover.zk_command",
-    "prover.prover_command",
-    "enclave_app.serve_command",
-    "enclave_app.gateway_command",
-    "trustdial.pipeline.command",
+
+@dataclass(frozen=True)
+class Command:
+    """One top-level command: its name, the module whose ``register`` adds it, and its help line
+    (the same text the module passes to ``add_parser``; a test keeps the two equal)."""
+
+    name: str
+    module: str
+    help: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("demo", "trustdial.demo_command", "run the hybrid pipeline demo end to end (local, no AWS)"),
+    Command("eif", "infra.image.eif_command", "build enclave image files and ramdisks reproducibly"),
+    Command(
+        "measurements", "infra.measurements.measurements_command", "create, sign and publish measurement manifests"
+    ),
+    Command("zk", "prover.zk_command", "ezkl circuits: compile a model segment, prove inputs"),
+    Command("prover", "prover.prover_command", "proof-job fleet: run a worker, submit jobs"),
+    Command("serve", "enclave_app.serve_command", "run the attested inference server (inside the enclave)"),
+    Command("gateway", "enclave_app.gateway_command", "HTTP API in front of the enclave server (parent instance)"),
+    Command("pipeline", "trustdial.pipeline.command", "hybrid pipelines: per-segment trust modes in one inference"),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(words: Sequence[str]) -> Command | None:
+    """The command the words name: the first word that is not an option (the top level takes no option with a
+    value), or None (no command, or an unknown one: argparse then refuses it with the full list)."""
+    for word in words:
+        if not word.startswith("-"):
+            return next((command for command in COMMANDS if command.name == word), None)
+    return None
+
+
+def build_parser(words: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser for ``words``: the chosen command's module registers its full parser, every other command is
+    listed by name and help only (nothing of it is imported)."""
     parser = JsonAwareParser(prog="trustdial", description=__doc__.split("\n\n")[0] if __doc__ else None)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    chosen = _chosen(words)
+    for command in COMMANDS:
+        if command is chosen:
+            importlib.import_module(command.module).register(subparsers)
+        else:
+            subparsers.add_parser(command.name, help=command.help)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_or_refuse(build_parser(), argv, {"ok": False})
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parse_or_refuse(build_parser(words), words, {"ok": False})
     if args is None:
         return 2  # usage
     status: int = args.run(args)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.cdk.wheel_install import HOST_VENV, wheel_install_snippet
+from infra.cdk.wheel_install import HOST_VENV, Role, wheel_install_snippet
 
 CHECKS_BEGIN = "# >>> trustdial checks"
 CHECKS_END = "# <<< trustdial checks"
@@ -237,7 +237,7 @@ readonly EIF_PATH={EIF_PATH}
 """
     checks = CHECKS.replace("@@RATIO@@", str(MEMORY_TO_EIF_RATIO)).replace("@@EIF_FIELD@@", MANIFEST_EIF_SHA384_FIELD)
     main = (
-        MAIN.replace("@@WHEEL_INSTALL@@", wheel_install_snippet(settings.measurements_bucket))
+        MAIN.replace("@@WHEEL_INSTALL@@", wheel_install_snippet(settings.measurements_bucket, Role.HOST))
         .replace("@@VENV@@", HOST_VENV)
         .replace("@@EIF_FIELD@@", MANIFEST_EIF_SHA384_FIELD)
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.cdk.wheel_install import HOST_VENV, wheel_install_snippet
+from infra.cdk.wheel_install import HOST_VENV, Role, wheel_install_snippet
 
 DRAIN_HOOK_NAME = "drain-prover"
 DRAIN_POLL_SECONDS = 5
@@ -39,7 +39,7 @@ export AWS_REGION='{settings.region}'
 export AWS_DEFAULT_REGION="$AWS_REGION"
 
 dnf install -y --quiet python3.11 python3.11-pip
-{wheel_install_snippet(settings.wheels_bucket)}install_trustdial
+{wheel_install_snippet(settings.wheels_bucket, Role.PROVER)}install_trustdial
 
 cat > /etc/systemd/system/trustdial-prover.service <<'UNIT'
 [Unit]
