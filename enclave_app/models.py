@@ -142,7 +142,11 @@ def _specs(args: list[Any]) -> tuple[TensorSpec, ...]:
 
 def load_model(path: Path, name: str | None = None, *, intra_op_threads: int = 0) -> LoadedModel:
     """Load one ONNX file; its identity is the SHA-256 of the exact bytes onnxruntime loads."""
-    raw = path.read_bytes()
+    return load_model_bytes(path.read_bytes(), name or path.stem, path, intra_op_threads=intra_op_threads)
+
+
+def load_model_bytes(raw: bytes, name: str, path: Path, *, intra_op_threads: int = 0) -> LoadedModel:
+    """Load an ONNX model from memory (``path`` names where it came from); identity = SHA-256 of ``raw``."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     try:
@@ -150,7 +154,7 @@ def load_model(path: Path, name: str | None = None, *, intra_op_threads: int = 0
     except ORT_LOAD_ERRORS as err:  # onnxruntime's own exception types derive from Exception only
         raise ValueError(f"onnxruntime cannot load {path}: {err}") from err
     return LoadedModel(
-        name=name or path.stem,
+        name=name,
         path=path,
         sha256=hashlib.sha256(raw).digest(),
         session=session,

@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,15 @@ from enclave_app.nsm.device import NsmError
 from enclave_app.nsm.selection import NSM_MODES, load_pcrs, open_nsm
 from enclave_app.receipts.key import KEY_TYPES
 from enclave_app.receipts.ring import SealerProcessError
+from enclave_app.sealed.serve_options import add_sealed_arguments, load_sealed_models
 from enclave_app.server import EnclaveServer, ServerLimits
 from enclave_app.service import SEALERS, EnclaveService, default_sealer
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="run the attested inference server (inside the enclave)")
-    parser.add_argument("--model", action="append", required=True, metavar="[NAME=]FILE.onnx", help="repeatable")
+    parser.add_argument("--model", action="append", default=[], metavar="[NAME=]FILE.onnx", help="repeatable")
+    add_sealed_arguments(parser)
     parser.add_argument(
         "--circuit",
         action="append",
@@ -64,7 +67,11 @@ async def _serve(args: argparse.Namespace) -> int:
             print("trustdial serve: --simulated-root-out needs the simulated NSM", file=sys.stderr)
             return 2
         args.simulated_root_out.write_bytes(nsm.root_pem)
-    registry = _registry(args.model, args.circuit, args.threads)
+    if not args.model and not args.sealed_model:
+        print("trustdial serve: give at least one --model or --sealed-model", file=sys.stderr)
+        return 2
+    sealed = load_sealed_models(args, nsm, intra_op_threads=args.threads)
+    registry = _registry(args.model, args.circuit, args.threads, sealed)
     service = EnclaveService(
         registry, nsm, key_type=args.receipt_key, batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000,
         sealer=args.sealer,
@@ -94,7 +101,9 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _registry(model_specs: list[str], circuit_specs: list[str], threads: int) -> ModelRegistry:
+def _registry(
+    model_specs: list[str], circuit_specs: list[str], threads: int, sealed: Sequence[LoadedModel] = ()
+) -> ModelRegistry:
     """``--model [NAME=]FILE`` entries; those named by ``--circuit NAME=ZKDIR`` execute the circuit."""
     circuits: dict[str, Path] = {}
     for spec in circuit_specs:
@@ -102,7 +111,7 @@ def _registry(model_specs: list[str], circuit_specs: list[str], threads: int) ->
         if not sep or not name or not directory:
             raise ValueError(f"expected --circuit NAME=ZKDIR, found {spec!r}")
         circuits[name] = Path(directory)
-    models: list[LoadedModel] = []
+    models: list[LoadedModel] = list(sealed)
     for spec in model_specs:
         name, _, path = spec.rpartition("=")
         name = name or Path(path).stem

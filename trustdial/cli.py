@@ -40,6 +40,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("serve", "enclave_app.serve_command", "run the attested inference server (inside the enclave)"),
     Command("gateway", "enclave_app.gateway_command", "HTTP API in front of the enclave server (parent instance)"),
     Command("pipeline", "trustdial.pipeline.command", "hybrid pipelines: per-segment trust modes in one inference"),
+    Command("model", "trustdial.model_seal.command", "prepare models for the enclave (seal)"),
 )
 
 

@@ -1,0 +1,1 @@
+"""Sealed models: weights under a data key only an attested enclave can unwrap (docs/sealed-models.md)."""
