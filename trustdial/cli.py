@@ -39,6 +39,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("prover", "prover.prover_command", "proof-job fleet: run a worker, submit jobs"),
     Command("serve", "enclave_app.serve_command", "run the attested inference server (inside the enclave)"),
     Command("gateway", "enclave_app.gateway_command", "HTTP API in front of the enclave server (parent instance)"),
+    Command(
+        "host-credentials",
+        "enclave_app.host_credentials_command",
+        "serve the instance role's credentials to the enclave over vsock (parent side)",
+    ),
     Command("pipeline", "trustdial.pipeline.command", "hybrid pipelines: per-segment trust modes in one inference"),
     Command("model", "trustdial.model_seal.command", "prepare models for the enclave (seal)"),
 )

@@ -57,6 +57,9 @@ class DeploymentConfig:
     vpc_id: str | None = None
     private_subnet_ids: tuple[str, ...] = ()
     vpc_availability_zones: tuple[str, ...] = ()
+    # PERMANENT when true: deny kms:PutKeyPolicy to every principal on the model-weights key. Nobody, including the
+    # account root, can ever change its policy again, so the key can never accept a new enclave image's PCRs.
+    immutable_key_policy_i_understand_this_is_permanent: bool = False
 
     def __post_init__(self) -> None:
         if DEPLOYMENT_PATTERN.fullmatch(self.deployment) is None:
@@ -101,10 +104,25 @@ class DeploymentConfig:
                 f"enclave_cpu_count: SMT siblings go together, expected an even number, found {self.enclave_cpu_count}",
             )
         self._validate_network()
+        self._validate_immutable_policy()
         if self.build_compute_type not in ("MEDIUM", "LARGE", "X2_LARGE"):
             raise InfraConfigError(
                 "BAD_CONFIG",
                 f"build_compute_type: expected MEDIUM, LARGE or X2_LARGE, found {self.build_compute_type!r}",
+            )
+
+    def _validate_immutable_policy(self) -> None:
+        value = self.immutable_key_policy_i_understand_this_is_permanent
+        if not isinstance(value, bool):
+            raise InfraConfigError(
+                "BAD_CONFIG",
+                f"immutable_key_policy_i_understand_this_is_permanent: expected true or false, found {value!r}",
+            )
+        if value and self.uses_development_pcrs:
+            raise InfraConfigError(
+                "IMMUTABLE_DEVELOPMENT_PCRS",
+                "immutable_key_policy_i_understand_this_is_permanent with the DEVELOPMENT placeholder PCRs would make "
+                "a key that decrypts for no enclave, forever; pass your image's PCRs first",
             )
 
     def _validate_network(self) -> None:

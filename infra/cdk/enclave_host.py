@@ -58,7 +58,13 @@ class EnclaveHost(Construct):
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
             "Session Manager replaces SSH (no inbound ports, no key pairs); AWS maintains this minimal policy.",
         )
-        self.weights_key = EnclaveKey(self, "WeightsKey", host_role=self.role, pcr_sets=config.pcrs).key
+        self.weights_key = EnclaveKey(
+            self,
+            "WeightsKey",
+            host_role=self.role,
+            pcr_sets=config.pcrs,
+            immutable_policy=config.immutable_key_policy_i_understand_this_is_permanent,
+        ).key
 
         self.security_group = ec2.SecurityGroup(
             self, "HostSecurityGroup", vpc=vpc, description="trustdial enclave hosts", allow_all_outbound=True

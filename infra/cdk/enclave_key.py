@@ -4,9 +4,17 @@ document carries one accepted set of PCR0, PCR1 and PCR2.
 Policy shape (see cdk.md §4.2): account administrators get everything except ``kms:Decrypt``, ``kms:ReEncrypt*``
 and ``kms:CreateGrant``; one Deny per PCR refuses those plaintext paths to every principal whose request lacks an
 accepted value; one Allow per accepted PCR set lets the host role decrypt when all three values match.
+
+``immutable_policy`` (config ``immutable_key_policy_i_understand_this_is_permanent``) adds a Deny of
+``kms:PutKeyPolicy`` for every principal, so no administrator can ever rewrite the policy and then decrypt. It is
+permanent: the key can never be re-pointed at a new enclave image (new PCRs mean a new key and re-sealed models),
+and CloudFormation can no longer update this key's policy. KMS refuses such a policy unless the policy lockout
+safety check is bypassed, which this option does (``BypassPolicyLockoutSafetyCheck``) — see docs/sealed-models.md §7.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -16,6 +24,7 @@ from constructs import Construct
 from infra.cdk.pcrs import EnclavePcrs
 
 PLAINTEXT_ACTIONS = ("kms:Decrypt", "kms:ReEncrypt*", "kms:CreateGrant")
+IMMUTABLE_POLICY_SID = "DenyEveryKeyPolicyChangeForeverImmutable"
 ATTESTED_PCR_INDICES = (0, 1, 2)
 
 
@@ -25,7 +34,13 @@ def attestation_condition_key(index: int) -> str:
 
 class EnclaveKey(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, host_role: iam.IRole, pcr_sets: tuple[EnclavePcrs, ...]
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        host_role: iam.IRole,
+        pcr_sets: tuple[EnclavePcrs, ...],
+        immutable_policy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         if not pcr_sets:
@@ -69,6 +84,16 @@ class EnclaveKey(Construct):
                     },
                 )
             )
+        if immutable_policy:
+            statements.append(
+                iam.PolicyStatement(
+                    sid=IMMUTABLE_POLICY_SID,
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["kms:PutKeyPolicy"],
+                    resources=["*"],
+                )
+            )
         self.key = kms.Key(
             self,
             "Key",
@@ -78,3 +103,6 @@ class EnclaveKey(Construct):
             policy=iam.PolicyDocument(statements=statements),
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
+        if immutable_policy:
+            cfn_key = cast(kms.CfnKey, self.key.node.default_child)
+            cfn_key.bypass_policy_lockout_safety_check = True

@@ -18,6 +18,9 @@ CHECKS_END = "# <<< trustdial checks"
 # Where the signed manifest records the EIF's SHA-384 (docs/measurements.md, issue 3's manifest format).
 MANIFEST_EIF_SHA384_FIELD = "eif.sha384"
 KMS_PROXY_PORT = 8000
+# The parent's credential server (trustdial host-credentials): the enclave signs KMS requests with the instance
+# role's credentials, fetched from IMDSv2 by the host and refreshed before expiry (docs/sealed-models.md §5).
+CREDENTIALS_PORT = 8001
 EIF_PATH = "/opt/trustdial/enclave.eif"
 MEMORY_TO_EIF_RATIO = 4  # nitro-cli refuses enclave memory below 4 x EIF size
 
@@ -170,11 +173,23 @@ Restart=always
 [Install]
 WantedBy=multi-user.target
 UNIT
+  cat > /etc/systemd/system/trustdial-credentials.service <<UNIT
+[Unit]
+Description=trustdial: the instance role's credentials for the enclave (IMDSv2 -> vsock), refreshed before expiry
+After=network-online.target
+[Service]
+ExecStart=@@VENV@@/bin/trustdial host-credentials --listen vsock:$CREDENTIALS_PORT --allow-cid $ENCLAVE_CID
+Restart=always
+DynamicUser=yes
+NoNewPrivileges=yes
+[Install]
+WantedBy=multi-user.target
+UNIT
   cat > /etc/systemd/system/trustdial-enclave.service <<UNIT
 [Unit]
 Description=trustdial: enclave from the verified EIF
 Requires=nitro-enclaves-allocator.service
-After=nitro-enclaves-allocator.service trustdial-kms-proxy.service
+After=nitro-enclaves-allocator.service trustdial-kms-proxy.service trustdial-credentials.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
@@ -200,7 +215,7 @@ NoNewPrivileges=yes
 WantedBy=multi-user.target
 UNIT
   systemctl daemon-reload
-  systemctl enable --now nitro-enclaves-allocator.service trustdial-kms-proxy.service
+  systemctl enable --now nitro-enclaves-allocator.service trustdial-kms-proxy.service trustdial-credentials.service
   systemctl enable --now trustdial-enclave.service trustdial-gateway.service
 }
 
@@ -231,6 +246,7 @@ readonly ENCLAVE_CID={int(settings.enclave_cid)}
 readonly ENCLAVE_VSOCK_PORT={int(settings.enclave_vsock_port)}
 readonly GATEWAY_PORT={int(settings.gateway_port)}
 readonly KMS_PROXY_PORT={KMS_PROXY_PORT}
+readonly CREDENTIALS_PORT={CREDENTIALS_PORT}
 readonly WORK_DIR=/opt/trustdial
 readonly TRUSTDIAL_BIN={HOST_VENV}/bin
 readonly EIF_PATH={EIF_PATH}

@@ -209,3 +209,19 @@ def test_prover_user_data_is_strict_bash_running_the_worker() -> None:
 def test_user_data_fits_the_ec2_limit_with_room_for_long_names() -> None:
     # EC2 refuses user data above 16 KB; ARNs and bucket names resolved at deploy time add well under 1 KB.
     assert len(SCRIPT.encode()) < 12 * 1024
+
+
+def test_credentials_server_runs_before_the_enclave_and_admits_only_the_enclave_cid() -> None:
+    unit = SCRIPT.split("cat > /etc/systemd/system/trustdial-credentials.service <<UNIT\n", 1)[1].split("UNIT\n", 1)[0]
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    rendered = exec_start.removeprefix("ExecStart=").replace("$CREDENTIALS_PORT", "8001").replace("$ENCLAVE_CID", "16")
+    assert "readonly CREDENTIALS_PORT=8001\n" in SCRIPT and "readonly ENCLAVE_CID=16\n" in SCRIPT
+    from trustdial.cli import build_parser
+
+    args = build_parser().parse_args(rendered.split()[1:])  # the real CLI accepts exactly what the unit runs
+    assert (args.command, args.listen, args.allow_cid) == ("host-credentials", "vsock:8001", [16])
+    enclave_unit = SCRIPT.split("trustdial-enclave.service <<UNIT\n", 1)[1].split("UNIT\n", 1)[0]
+    assert "trustdial-credentials.service" in next(
+        line for line in enclave_unit.splitlines() if line.startswith("After=")
+    )
+    assert "trustdial-credentials.service\n" in SCRIPT.split("systemctl enable --now nitro-enclaves-allocator", 1)[1]
