@@ -371,7 +371,8 @@ def _handler(state: KmsState) -> type[BaseHTTPRequestHandler]:
                     answer = state.decrypt(issued, request)
                 else:
                     raise KmsFault("UnsupportedOperationException", target)
-            except KmsFault as fault:
+            except Exception as error:  # noqa: BLE001 (a stand-in bug answers 500 instead of dropping the connection)
+                fault = error if isinstance(error, KmsFault) else KmsFault("KMSInternalException", repr(error), 500)
                 entry["error"] = fault.kind
                 state.log.append(entry)
                 self._answer(fault.status, {"__type": fault.kind, "message": fault.message})
