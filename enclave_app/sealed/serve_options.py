@@ -8,7 +8,9 @@ checked against the header. Any failure raises :class:`SealedModelError` and the
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,7 @@ from enclave_app.addresses import parse_address
 from enclave_app.models import LoadedModel, load_model_bytes
 from enclave_app.sealed.credentials import fetch_credentials
 from enclave_app.sealed.errors import SealedModelError
-from enclave_app.sealed.header import HEADER_NAME, KeyScheme, parse_header
+from enclave_app.sealed.header import KeyScheme, WrappedKey
 from enclave_app.sealed.kms_client import KmsEndpoint
 from enclave_app.sealed.unseal import DataKeyUnwrapper, KmsRecipientUnwrapper, RsaFileUnwrapper, unseal
 
@@ -53,14 +55,6 @@ def _spec(text: str) -> tuple[str, Path]:
     return name, Path(directory)
 
 
-def _scheme(directory: Path) -> KeyScheme:
-    try:
-        raw = (directory / HEADER_NAME).read_bytes()
-    except OSError as err:
-        raise SealedModelError("SEALED_FILE_MISSING", f"cannot read {directory / HEADER_NAME}: {err.strerror}") from err
-    return parse_header(raw).key.scheme
-
-
 def _rsa_key(path: Path) -> rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -87,14 +81,37 @@ def unwrapper_for(args: argparse.Namespace, nsm: Nsm, scheme: KeyScheme) -> Data
     return KmsRecipientUnwrapper(nsm, endpoint, lambda: fetch_credentials(credentials))
 
 
+@dataclass(frozen=True)
+class _ByScheme:
+    """Builds the unwrapper the header's key scheme needs, when a header asks for it."""
+
+    args: argparse.Namespace
+    nsm: Nsm
+
+    def unwrap(self, key: WrappedKey) -> bytes:
+        return unwrapper_for(self.args, self.nsm, key.scheme).unwrap(key)
+
+
+def _stderr(line: str) -> None:
+    print(f"trustdial serve: {line}", file=sys.stderr, flush=True)
+
+
 def load_sealed_models(
-    args: argparse.Namespace, nsm: Nsm, *, intra_op_threads: int = 0, loader: ModelLoader = load_model_bytes
+    args: argparse.Namespace,
+    nsm: Nsm,
+    *,
+    intra_op_threads: int = 0,
+    loader: ModelLoader = load_model_bytes,
+    progress: Callable[[str], None] = _stderr,
 ) -> list[LoadedModel]:
     """Every ``--sealed-model``, unsealed and loaded; nothing is loaded unless all of them unseal."""
     unsealed = []
     for spec in args.sealed_model:
         name, directory = _spec(spec)
-        unsealed.append((name, directory, unseal(directory, unwrapper_for(args, nsm, _scheme(directory)))))
+        progress(f"unsealing {name} from {directory}")
+        model = unseal(directory, _ByScheme(args, nsm))
+        progress(f"{name}: {len(model.files)} file(s) decrypted in memory, sha256 {model.model_sha256.hex()} checked")
+        unsealed.append((name, directory, model))
     return [
         loader(model.model_bytes, name, directory / model.header.model, intra_op_threads=intra_op_threads)
         for name, directory, model in unsealed

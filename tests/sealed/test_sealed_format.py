@@ -268,9 +268,10 @@ def test_nothing_is_loaded_when_any_sealed_model_is_refused(tmp_path: Path, key:
 def test_a_kms_sealed_model_without_kms_options_is_refused(tmp_path: Path) -> None:
     from enclave_app.nsm.simulated import SimulatedNsm
 
+    shutil.copytree(VECTOR, tmp_path / "s")
     header = _header()
     header["key"]["scheme"] = "aws-kms"
-    (tmp_path / "header.json").write_text(json.dumps(header))
+    (tmp_path / "s" / "header.json").write_text(json.dumps(header))
     with pytest.raises(SealedModelError) as caught:
-        load_sealed_models(_serve_args("--sealed-model", f"m={tmp_path}"), SimulatedNsm())
+        load_sealed_models(_serve_args("--sealed-model", f"m={tmp_path / 's'}"), SimulatedNsm())
     assert caught.value.code == "SEALED_KMS_OPTIONS"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,11 @@ def run_seal(args: argparse.Namespace) -> int:
 
     def action() -> dict[str, Any]:
         report = seal_model(
-            args.source, args.output, data_keys_from_spec(args.key, kms_client=kms_client), model_file=args.model_file
+            args.source,
+            args.output,
+            data_keys_from_spec(args.key, kms_client=kms_client),
+            model_file=args.model_file,
+            progress=lambda line: print(f"trustdial model seal: {line}", file=sys.stderr, flush=True),
         )
         return report.to_json()
 

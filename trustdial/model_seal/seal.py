@@ -111,6 +111,7 @@ def seal_model(
     *,
     model_file: str | None = None,
     random: Callable[[int], bytes] = os.urandom,
+    progress: Callable[[str], None] | None = None,
 ) -> SealReport:
     """Write the sealed form of ``source`` to the new directory ``output`` (created atomically)."""
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -136,6 +137,8 @@ def seal_model(
     try:
         (staging / HEADER_NAME).write_bytes(raw)
         for index, entry in enumerate(entries):
+            if progress is not None:
+                progress(f"sealing {entry.name} ({entry.size} bytes)")
             _encrypt_file(
                 files[entry.name], staging / blob_name(index), data_key, entry, file_aad(digest, index, entry.name)
             )
