@@ -1,6 +1,6 @@
 """``CiphertextForRecipient``: the CMS message (RFC 5652) in which AWS KMS returns a plaintext to a Nitro enclave.
 
-Accepted shapes (docs/sealed-models.md §4), BER or DER:
+Accepted shapes (docs/sealed-models.md §6), BER or DER:
 
 * ``ContentInfo{ envelopedData, EnvelopedData }`` with exactly one KeyTransRecipientInfo (rid issuerAndSerialNumber,
   version 0, or subjectKeyIdentifier, version 2) whose key encryption is RSAES-OAEP with SHA-256 and MGF1-SHA-256

@@ -1,4 +1,4 @@
-"""The exception of sealed-model handling: every refusal has a stable ``code`` (docs/sealed-models.md §6)."""
+"""The exception of sealed-model handling: every refusal has a stable ``code`` (docs/sealed-models.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sealed header (``header.json``) and the per-file AES-256-GCM associated data: docs/sealed-models.md §2-3.
+"""The sealed header (``header.json``) and the per-file AES-256-GCM associated data: docs/sealed-models.md §2-4.
 
 The header is one JSON object, read strictly: UTF-8, at most ``MAX_HEADER_BYTES``, no duplicate keys, exactly the
 documented keys with the documented types. Every file's AAD holds the SHA-256 of the header bytes as stored, so

@@ -9,7 +9,7 @@ accepted value; one Allow per accepted PCR set lets the host role decrypt when a
 ``kms:PutKeyPolicy`` for every principal, so no administrator can ever rewrite the policy and then decrypt. It is
 permanent: the key can never be re-pointed at a new enclave image (new PCRs mean a new key and re-sealed models),
 and CloudFormation can no longer update this key's policy. KMS refuses such a policy unless the policy lockout
-safety check is bypassed, which this option does (``BypassPolicyLockoutSafetyCheck``) — see docs/sealed-models.md §7.
+safety check is bypassed, which this option does (``BypassPolicyLockoutSafetyCheck``) — see docs/sealed-models.md §9.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ CHECKS_END = "# <<< trustdial checks"
 MANIFEST_EIF_SHA384_FIELD = "eif.sha384"
 KMS_PROXY_PORT = 8000
 # The parent's credential server (trustdial host-credentials): the enclave signs KMS requests with the instance
-# role's credentials, fetched from IMDSv2 by the host and refreshed before expiry (docs/sealed-models.md §5).
+# role's credentials, fetched from IMDSv2 by the host and refreshed before expiry (docs/sealed-models.md §7).
 CREDENTIALS_PORT = 8001
 EIF_PATH = "/opt/trustdial/enclave.eif"
 MEMORY_TO_EIF_RATIO = 4  # nitro-cli refuses enclave memory below 4 x EIF size

@@ -1,4 +1,4 @@
-"""The sealed-model format (docs/sealed-models.md §2-3): the committed vector read by the code and by an independent
+"""The sealed-model format (docs/sealed-models.md §2-4): the committed vector read by the code and by an independent
 reader written from the document, round trips, a strict header, and every tampering refused with a typed error
 before anything is loaded."""
 
@@ -37,8 +37,8 @@ def test_the_committed_vector_unseals_to_the_committed_plaintext() -> None:
 
 
 def test_an_independent_reader_written_from_the_document_reads_the_vector() -> None:
-    """§3 and §8 only: AAD = format || 0x00 || SHA-256(header bytes) || uint32be(index) || name; blob = ct || tag;
-    blob i is NNNN.sealed; the vector's data key is 00..1f (§8)."""
+    """§2, §4 and §10 only: AAD = format || 0x00 || SHA-256(header bytes) || uint32be(index) || name; blob = ct || tag;
+    blob i is NNNN.sealed; the vector's data key is 00..1f (§10)."""
     raw = (VECTOR / "header.json").read_bytes()
     header = json.loads(raw)
     digest = hashlib.sha256(raw).digest()
@@ -147,7 +147,7 @@ def test_a_truncated_or_missing_blob_is_refused(sealed: Path, key: rsa.RSAPrivat
 
 
 def test_a_digest_the_sealer_got_wrong_is_refused_after_decryption(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
-    """A header whose digest does not match its (correctly encrypted) content, built by hand from §2-3."""
+    """A header whose digest does not match its (correctly encrypted) content, built by hand from §2-4."""
     import base64
     import os
 

@@ -1,5 +1,5 @@
 """Seal a model file or bundle directory: hash every file, obtain a data key bound to the model's digest, write the
-header, then encrypt each file with AES-256-GCM under its own nonce and AAD (docs/sealed-models.md §2-3)."""
+header, then encrypt each file with AES-256-GCM under its own nonce and AAD (docs/sealed-models.md §2-4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Regenerates the committed sealed-model test vector (docs/sealed-models.md §8). Run from the repository root:
+"""Regenerates the committed sealed-model test vector (docs/sealed-models.md §10). Run from the repository root:
 ``.venv/bin/python tests/data/sealed/make_vector.py``. Deterministic except the RSA-OAEP wrapping of the data key
 (OAEP is randomized), so a rerun changes ``vector/header.json`` and therefore every blob: commit all of it together.
 
