@@ -1,6 +1,7 @@
 """KMS ``Decrypt`` with a ``Recipient`` from inside the enclave: HTTPS to ``kms.REGION.amazonaws.com`` over a socket
 to the parent's vsock proxy (``vsock:3:8000``) or, in tests, a TCP forwarder. TLS is end to end with KMS (the
-proxy forwards bytes), so the certificate is checked against the regional host name whatever the transport."""
+proxy forwards bytes), so the certificate is checked against the regional host name whatever the transport, and
+chained to the pinned Amazon roots (or ``--kms-ca-file``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 from enclave_app.addresses import Address
 from enclave_app.sealed.credentials import AwsCredentials
 from enclave_app.sealed.errors import SealedModelError
+from enclave_app.sealed.kms_roots import KMS_ROOTS_PEM
 from enclave_app.sealed.sigv4 import sign_post
 from enclave_app.sealed.transport import connect as connect_socket
 
@@ -51,7 +53,7 @@ class _ProxiedHttps(http.client.HTTPSConnection):
 class KmsEndpoint:
     address: Address
     region: str
-    ca_file: Path | None = None  # None: the public roots (certifi)
+    ca_file: Path | None = None  # None: the pinned Amazon roots (enclave_app.sealed.kms_roots)
     timeout: float = 30.0
 
     @property
@@ -61,9 +63,7 @@ class KmsEndpoint:
     def tls_context(self) -> ssl.SSLContext:
         if self.ca_file is not None:
             return ssl.create_default_context(cafile=str(self.ca_file))
-        import certifi
-
-        return ssl.create_default_context(cafile=certifi.where())
+        return ssl.create_default_context(cadata=KMS_ROOTS_PEM)
 
     def call(
         self,

@@ -42,7 +42,7 @@ def add_sealed_arguments(parser: Any) -> None:
     parser.add_argument(
         "--credentials", default=DEFAULT_CREDENTIALS, metavar="ADDRESS", help="the parent's credential server"
     )
-    parser.add_argument("--kms-ca-file", type=Path, help="CA bundle for KMS TLS (default: the public roots)")
+    parser.add_argument("--kms-ca-file", type=Path, help="CA bundle for KMS TLS (default: the pinned Amazon roots)")
     parser.add_argument(
         "--sealed-key-file", type=Path, help="DEVELOPMENT ONLY: RSA private key (PEM) for file:PEM-sealed models"
     )

@@ -218,7 +218,8 @@ def test_credentials_server_runs_before_the_enclave_and_admits_only_the_enclave_
     assert "readonly CREDENTIALS_PORT=8001\n" in SCRIPT and "readonly ENCLAVE_CID=16\n" in SCRIPT
     from trustdial.cli import build_parser
 
-    args = build_parser().parse_args(rendered.split()[1:])  # the real CLI accepts exactly what the unit runs
+    words = rendered.split()[1:]
+    args = build_parser(words).parse_args(words)  # the real CLI accepts exactly what the unit runs
     assert (args.command, args.listen, args.allow_cid) == ("host-credentials", "vsock:8001", [16])
     enclave_unit = SCRIPT.split("trustdial-enclave.service <<UNIT\n", 1)[1].split("UNIT\n", 1)[0]
     assert "trustdial-credentials.service" in next(

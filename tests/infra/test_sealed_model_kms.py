@@ -124,10 +124,9 @@ def sealed(loopback: Loopback, model_bytes: bytes, tmp_path: Path) -> Path:
 
 
 def serve_args(kms: Loopback, sealed: Path, *, credentials: str | None = None) -> Any:
-    return build_parser().parse_args(
-        ["serve", "--listen", "tcp:127.0.0.1:0", "--sealed-model", f"secret={sealed}", "--kms", kms.proxy,
-         "--region", REGION, "--credentials", credentials or kms.credentials, "--kms-ca-file", str(kms.ca_file)]
-    )  # fmt: skip
+    words = ["serve", "--listen", "tcp:127.0.0.1:0", "--sealed-model", f"secret={sealed}", "--kms", kms.proxy,
+             "--region", REGION, "--credentials", credentials or kms.credentials, "--kms-ca-file", str(kms.ca_file)]
+    return build_parser(words).parse_args(words)  # fmt: skip
 
 
 class Recorder:
@@ -326,15 +325,19 @@ def test_the_host_role_cannot_decrypt_without_an_attestation(kms: Loopback, seal
     assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
-def test_a_kms_endpoint_with_an_untrusted_certificate_is_refused(kms: Loopback, sealed: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("trust", ["another-ca", "pinned-amazon-roots"])
+def test_a_kms_endpoint_with_an_untrusted_certificate_is_refused(kms: Loopback, sealed: Path, tmp_path: Path,
+                                                                 trust: str) -> None:  # fmt: skip
     from kms_loopback import LoopbackCa
 
     (tmp_path / "other-ca.pem").write_bytes(LoopbackCa.create().pem())
+    ca_file = tmp_path / "other-ca.pem" if trust == "another-ca" else None  # None: what the enclave trusts by default
     nsm = attested_nsm(pcr_bytes(CURRENT_PCRS))
-    endpoint = KmsEndpoint(parse_address(kms.proxy), REGION, tmp_path / "other-ca.pem")
+    endpoint = KmsEndpoint(parse_address(kms.proxy), REGION, ca_file)
     with pytest.raises(SealedModelError) as caught:
         unseal(sealed, KmsRecipientUnwrapper(nsm, endpoint, lambda: ImdsCredentialSource(kms.imds_url).fetch()))
     assert caught.value.code == "KMS_TLS"
+    assert not any(entry["target"] == "TrentService.Decrypt" for entry in kms.state.log)
 
 
 @contextmanager

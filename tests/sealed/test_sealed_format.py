@@ -237,7 +237,8 @@ def test_the_header_is_parsed_strictly(raw: bytes, code: str) -> None:
 
 
 def _serve_args(*extra: str) -> Any:
-    return build_parser().parse_args(["serve", "--listen", "tcp:127.0.0.1:0", *extra])
+    words = ["serve", "--listen", "tcp:127.0.0.1:0", *extra]
+    return build_parser(words).parse_args(words)
 
 
 def test_nothing_is_loaded_when_any_sealed_model_is_refused(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
