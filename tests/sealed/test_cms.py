@@ -200,3 +200,10 @@ def test_any_single_byte_change_is_a_typed_refusal_or_a_plaintext(position: int,
 def test_arbitrary_bytes_are_a_typed_refusal(data: bytes) -> None:
     with pytest.raises(SealedModelError):
         decrypt_recipient_message(data, KEY)
+
+
+@pytest.mark.parametrize("nested", [b"\x30\x80" * 5000, b"\x30\x82\xff\xff" * 3000, b"\x24\x80" * 5000])
+def test_deep_nesting_is_a_typed_refusal_not_a_recursion_error(nested: bytes) -> None:
+    with pytest.raises(SealedModelError) as caught:
+        decrypt_recipient_message(nested[: 60 * 1024], KEY)
+    assert caught.value.code == "CMS_MALFORMED"

@@ -14,6 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enclave_app.sealed.errors import SealedModelError
 from enclave_app.sealed.header import parse_header
@@ -276,3 +278,37 @@ def test_a_kms_sealed_model_without_kms_options_is_refused(tmp_path: Path) -> No
     with pytest.raises(SealedModelError) as caught:
         load_sealed_models(_serve_args("--sealed-model", f"m={tmp_path / 's'}"), SimulatedNsm())
     assert caught.value.code == "SEALED_KMS_OPTIONS"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_any_json_document_is_a_header_or_a_typed_refusal(value: object) -> None:
+    try:
+        parse_header(json.dumps(value).encode())
+    except SealedModelError as err:
+        assert err.code in ("SEALED_HEADER_INVALID", "SEALED_FORMAT_UNSUPPORTED")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=889), st.integers(min_value=1, max_value=255))
+def test_any_byte_change_of_the_vector_header_is_refused(position: int, flip: int) -> None:
+    raw = bytearray((VECTOR / "header.json").read_bytes())
+    raw[position] ^= flip
+    with pytest.raises(SealedModelError):
+        _unseal_with_header(bytes(raw))
+
+
+def _unseal_with_header(raw: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        shutil.copytree(VECTOR, Path(work) / "v")
+        (Path(work) / "v" / "header.json").write_bytes(raw)
+        unseal(Path(work) / "v", RsaFileUnwrapper(VECTOR_KEY))
