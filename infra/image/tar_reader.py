@@ -229,9 +229,35 @@ def walk_key(path: str) -> tuple[bytes, ...]:
     return tuple(part.encode("utf-8", errors="surrogateescape") for part in _components(path))
 
 
+def _strip_dot_slash(name: str) -> str:
+    return name[2:] if name.startswith("./") else name
+
+
+def _without_root_entry(members: Iterator[TarMember]) -> Iterator[TarMember]:
+    """Names as ``docker export`` stores them: a tar made by ``tar -C DIR -c .`` (GNU tar,
+    mmdebstrap) holds a ``./`` root entry and ``./``-prefixed names. The root entry carries
+    nothing a ramdisk keeps, so it is dropped when it is a directory (once); exactly one leading
+    ``./`` is removed from names and hard-link targets. Everything else is left for
+    :func:`check_safe`: ``./../x`` becomes ``../x`` and ``.//x`` becomes ``/x``, both refused."""
+    root_seen = False
+    for m in members:
+        if m.name in (".", "./"):
+            if m.type != DIRECTORY:
+                raise BuildError("TAR_UNSAFE_PATH", f"root entry {m.name!r} is not a directory (tar type {m.type!r})")
+            if root_seen:
+                raise BuildError("TAR_DUPLICATE_MEMBER", f"root entry {m.name!r} appears twice")
+            root_seen = True
+            continue
+        if m.name.startswith("./"):
+            linkname = _strip_dot_slash(m.linkname) if m.type == HARDLINK else m.linkname
+            m = m.with_(name=m.name[2:], linkname=linkname)
+        yield m
+
+
 def read_rootfs_members(stream: BinaryIO, total_size: int) -> list[TarMember]:
-    """All members of a root filesystem tar, validated, in docker-export walk order."""
-    members = list(iter_members(stream, total_size))
+    """All members of a root filesystem tar, validated, in docker-export walk order (a ``./``
+    root entry is accepted, see :func:`_without_root_entry`)."""
+    members = list(_without_root_entry(iter_members(stream, total_size)))
     seen: dict[tuple[bytes, ...], str] = {}
     for m in members:
         key = walk_key(m.name)

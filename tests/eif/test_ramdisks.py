@@ -289,3 +289,66 @@ def test_layer_hard_link_to_a_lower_layer_is_refused(tmp_path: Path) -> None:
                                 str(CUST / "image_inspect.json"), "--output", str(tmp_path / "o.cpio"))  # fmt: skip
     assert status == 2 and result["code"] == "TAR_UNSAFE_PATH"
     assert not (tmp_path / "o.cpio").exists()
+
+
+def _dot_rooted(source: Path, target: Path, root: tarfile.TarInfo | None) -> None:
+    """``source`` as ``tar -C DIR -c .`` would store it: a ``./`` root entry, then every name (and hard-link
+    target) under ``./``."""
+    with tarfile.open(source) as src, tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as dst:
+        if root is not None:
+            dst.addfile(root)
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isreg() else None  # type: ignore[union-attr]
+            m.pax_headers = {k: v for k, v in m.pax_headers.items() if k not in ("path", "linkpath")}
+            m.name = "./" + m.name + ("/" if m.isdir() else "")
+            if m.islnk():
+                m.linkname = "./" + m.linkname
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+
+
+def _root_entry(kind: bytes = tarfile.DIRTYPE, name: str = "./") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.mtime = kind, 0o755, 1_700_000_000
+    if kind == tarfile.SYMTYPE:
+        info.linkname = "/"
+    return info
+
+
+def test_a_dot_rooted_rootfs_tar_gives_the_docker_export_ramdisk(tmp_path: Path) -> None:
+    # GNU tar / mmdebstrap layout of the same tree: the cpio must be linuxkit's bytes for docker export's stream
+    rooted = tmp_path / "rooted.tar"
+    _dot_rooted(CUST / "docker_export.tar", rooted, _root_entry())
+    with tarfile.open(rooted) as t:
+        assert t.getnames()[0] == "." and all(n == "." or n.startswith("./") for n in t.getnames())
+    status, result, out = _customer(tmp_path, rooted, CUST / "image_inspect.json")
+    assert status == 0, result
+    assert _sha256(out) == _expected(CUST)["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("root", "name", "kwargs", "code"),
+    [
+        (_root_entry(), "./../escape", {"kind": tarfile.REGTYPE}, "TAR_UNSAFE_PATH"),
+        (_root_entry(), ".//etc/abs", {"kind": tarfile.REGTYPE}, "TAR_UNSAFE_PATH"),
+        (_root_entry(), "./bin/a/../../../x", {"kind": tarfile.REGTYPE}, "TAR_UNSAFE_PATH"),
+        (_root_entry(), "./bin/hl", {"kind": tarfile.LNKTYPE, "link": "./../etc/shadow"}, "TAR_UNSAFE_PATH"),
+        (_root_entry(), "./bin/sl", {"kind": tarfile.SYMTYPE, "link": "../../etc/shadow"}, "TAR_UNSAFE_PATH"),
+        (_root_entry(), "./bin/app", {"kind": tarfile.REGTYPE}, "TAR_DUPLICATE_MEMBER"),  # also stored as bin/app
+        (_root_entry(), "./", {"kind": tarfile.DIRTYPE}, "TAR_DUPLICATE_MEMBER"),
+        (_root_entry(tarfile.SYMTYPE), "./x", {"kind": tarfile.REGTYPE}, "TAR_UNSAFE_PATH"),
+        (_root_entry(tarfile.REGTYPE, "."), "./x", {"kind": tarfile.REGTYPE}, "TAR_UNSAFE_PATH"),
+        (None, "./.", {"kind": tarfile.DIRTYPE}, "TAR_UNSAFE_PATH"),  # only one leading ./ goes: "." is the root
+    ],
+)
+def test_hostile_members_of_a_dot_rooted_tar_are_still_refused(
+    tmp_path: Path, root: tarfile.TarInfo | None, name: str, kwargs: dict[str, object], code: str
+) -> None:
+    with tarfile.open(tmp_path / "r.tar", "w", format=tarfile.PAX_FORMAT) as t:
+        if root is not None:
+            t.addfile(root)
+        add(t, "bin/", kind=tarfile.DIRTYPE, mode=0o755)
+        add(t, "bin/app", b"#!/bin/sh\n", mode=0o755)
+        add(t, name, **kwargs)  # type: ignore[arg-type]
+    status, result, out = _customer(tmp_path, tmp_path / "r.tar", {"Config": {"Cmd": ["/bin/app"]}})
+    assert status == 2 and result["code"] == code, result
+    assert not out.exists()
