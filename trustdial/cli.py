@@ -33,6 +33,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("demo", "trustdial.demo_command", "run the hybrid pipeline demo end to end (local, no AWS)"),
     Command("eif", "infra.image.eif_command", "build enclave image files and ramdisks reproducibly"),
     Command(
+        "image",
+        "infra.image.image_build_command",
+        "Docker-free enclave image build: Debian package locks, rootfs + wheels + app as an OCI archive",
+    ),
+    Command(
         "measurements", "infra.measurements.measurements_command", "create, sign and publish measurement manifests"
     ),
     Command("zk", "prover.zk_command", "ezkl circuits: compile a model segment, prove inputs"),
