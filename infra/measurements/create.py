@@ -11,6 +11,7 @@ from typing import Any
 from verifier.eif import measure_eif
 from verifier.errors import VerificationError
 from verifier.measurements import SCHEMA_ID, parse_manifest
+from verifier.measurements.manifest import IMAGE_INPUTS
 
 from infra.measurements.errors import MeasurementsError
 
@@ -26,6 +27,7 @@ def create_manifest(
     build_time: str,
     blobs: Mapping[str, str],
     image_digest: str | None = None,
+    image_inputs: Mapping[str, str] | None = None,
     models: Mapping[str, Mapping[str, str]] | None = None,
     zk: Mapping[str, Mapping[str, str]] | None = None,
     pipeline_policy_sha256: str | None = None,
@@ -44,7 +46,7 @@ def create_manifest(
         },
         "pcrs": measurement.pcrs(),
         "blobs": {name: {"sha256": digest} for name, digest in blobs.items()},
-        "image": {"digest": image_digest},
+        "image": {"digest": image_digest, **{name: (image_inputs or {}).get(name) for name in IMAGE_INPUTS}},
         "models": {name: dict(v) for name, v in (models or {}).items()},
         "zk": {name: dict(v) for name, v in (zk or {}).items()},
         "pipeline_policy_sha256": pipeline_policy_sha256,

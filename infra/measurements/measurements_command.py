@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from verifier.eif import measure_eif
+from verifier.measurements.manifest import IMAGE_INPUTS
 
 from infra.image.atomic_output import atomic_output
 from infra.image.blobs import load_blobs
 from infra.image.command_output import guarded
 from infra.image.image_archive import open_image_archive
+from infra.image.image_build import load_build_summary
 from infra.measurements.create import create_manifest
 from infra.measurements.errors import MeasurementsError
 from infra.measurements.publish import publish
@@ -50,6 +52,12 @@ def register(subparsers: Any) -> None:
     create.add_argument("--blobs-dir", type=Path, help="record sha256 of kernel, init, nsm.ko, cmdline from here")
     create.add_argument("--image-archive", type=Path, help="record the config digest of this docker save/OCI archive")
     create.add_argument("--image-digest", help="sha256:<hex> of the image config")
+    create.add_argument(
+        "--image-build",
+        type=Path,
+        help="build.json of `trustdial image build`: records the Debian lock, rootfs and runtime lock sha256 "
+        "(what went into PCR2) and the image config digest",
+    )
     create.add_argument("--models", type=Path, help='JSON {"name": {"sha256": hex}}')
     create.add_argument("--zk", type=Path, help='JSON {"name": {"vk_sha256": ..., "srs_kind": ...}}')
     create.add_argument("--pipeline-policy-sha256")
@@ -95,12 +103,19 @@ def run_create(args: argparse.Namespace) -> int:
                 image_digest = open_image_archive(args.image_archive, workdir, extract_layers=False).config_digest
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
+        image_inputs = None
+        if args.image_build is not None:
+            summary = load_build_summary(args.image_build)
+            image_inputs = {name: str(summary.get(name)) for name in IMAGE_INPUTS}
+            if image_digest is None and isinstance(summary.get("image_config_digest"), str):
+                image_digest = str(summary["image_config_digest"])
         raw = create_manifest(
             eif=args.eif,
             source_revision=args.source_revision,
             build_time=args.build_time,
             blobs=blobs,
             image_digest=image_digest,
+            image_inputs=image_inputs,
             models=_json_arg(args.models, "--models"),
             zk=_json_arg(args.zk, "--zk"),
             pipeline_policy_sha256=args.pipeline_policy_sha256,

@@ -22,6 +22,7 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 NAME = re.compile(r"[A-Za-z0-9._/-]{1,128}")
+IMAGE_INPUTS = ("debian_lock_sha256", "rootfs_sha256", "runtime_lock_sha256")
 ZK_FIELDS = ("vk_sha256", "settings_sha256", "srs_sha256", "compiled_sha256")
 
 Check = Callable[[Any, str], None]
@@ -111,7 +112,13 @@ SCHEMA: Check = _obj(
             }
         ),
         "blobs": _map_of(_obj({"sha256": sha256_hex})),
-        "image": _obj({"digest": _pattern(IMAGE_DIGEST, "sha256:<64 hex>", nullable=True)}),
+        "image": _obj(
+            {
+                "digest": _pattern(IMAGE_DIGEST, "sha256:<64 hex>", nullable=True),
+                # what went into PCR2 (the customer ramdisk), from the Docker-free build's summary
+                **{name: _pattern(HEX64, "64 lowercase hex digits", nullable=True) for name in IMAGE_INPUTS},
+            }
+        ),
         "models": _map_of(_obj({"sha256": sha256_hex})),
         "zk": _map_of(_obj({**{f: sha256_hex for f in ZK_FIELDS}, "srs_kind": _text})),
         "pipeline_policy_sha256": _pattern(HEX64, "64 lowercase hex digits", nullable=True),
