@@ -111,7 +111,8 @@ publication-check: install
 	test -f $(MANIFEST_KEY) || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out $(MANIFEST_KEY)
 	openssl pkey -in $(MANIFEST_KEY) -pubout -out $(EIF_DIR)/manifest-key.pub.pem
 	$(BIN)/trustdial measurements create --eif $(EIF) --source-revision $$(git rev-parse HEAD) \
-	  --image-build $(IMAGE_DIR)/build.json --output $(EIF_DIR)/manifest.json --json
+	  --image-build $(IMAGE_DIR)/build.json $(if $(wildcard $(BLOBS)/cmdline),--blobs-dir $(BLOBS)) \
+	  --output $(EIF_DIR)/manifest.json --json
 	$(BIN)/trustdial measurements sign --manifest $(EIF_DIR)/manifest.json --key $(MANIFEST_KEY) \
 	  --output $(EIF_DIR)/manifest.cose --json
 	$(BIN)/trustdial-verify measurements $(EIF_DIR)/manifest.cose --public-key $(EIF_DIR)/manifest-key.pub.pem \
