@@ -116,4 +116,23 @@ def _build_session(tmp_path_factory: pytest.TempPathFactory) -> ImageSession:
                               "--image", directory / "image.oci.tar", "--output", eif, timeout=900)  # fmt: skip
         builds.append(Build(directory, summary, eif, eif_result, built - started, time.monotonic() - built))
         sys.stderr.write(f"image build {name}: {built - started:.0f} s, EIF {time.monotonic() - built:.0f} s\n")
+    record_measurements(
+        {
+            "builds": [
+                {**b.summary, "eif": b.eif_result, "eif_size": b.eif.stat().st_size,
+                 "build_seconds": round(b.build_seconds, 1), "eif_seconds": round(b.eif_seconds, 1)}
+                for b in builds
+            ]
+        }
+    )  # fmt: skip
     return ImageSession(debian_lock, kernel_lock, model, blobs, (builds[0], builds[1]))
+
+
+MEASUREMENTS = ROOT / "build" / "image-tests.json"
+
+
+def record_measurements(fields: dict[str, Any]) -> None:
+    """Keep this run's figures (digests, PCRs, timings) in build/image-tests.json for the record."""
+    MEASUREMENTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(MEASUREMENTS.read_text()) if MEASUREMENTS.is_file() and "builds" not in fields else {}
+    MEASUREMENTS.write_text(json.dumps({**previous, **fields}, indent=2, sort_keys=True) + "\n")

@@ -25,7 +25,7 @@ from serve_gateway import start_process, stop_process
 from verifier.client import Client, ExpectedEnclave
 from verifier.tensors import Tensor
 
-from image.conftest import MODEL_DIMS, ROOT, ImageSession, run_json
+from image.conftest import MODEL_DIMS, ROOT, ImageSession, record_measurements, run_json
 from image.qemu_boot import RAMDISK, boot, eif_sections, override_ramdisk
 from infra.image.dockerfile_spec import parse_dockerfile
 
@@ -78,7 +78,7 @@ def test_the_shipped_image_boots_and_serves_verifiable_receipts(image_session: I
     gateway = None
     try:
         ready, seconds = guest.wait_for_listening(BOOT_TIMEOUT_S)
-        print(f"boot to serving: {seconds:.1f} s")
+        record_measurements({"boot_to_serving_seconds": round(seconds, 1)})
         assert ready["models"] == {"model": model_sha256}
         root_pem = guest.ttys1.read_bytes().replace(b"\r\n", b"\n")
         root = x509.load_pem_x509_certificate(root_pem)
