@@ -307,8 +307,8 @@ def fetch_locked(lock: DebianLock, cache: Path, *, mirror: dict[str, str] | None
                 raise BuildError(
                     "DEBIAN_PACKAGE_UNAVAILABLE",
                     f"locked package {p.label} is no longer served at {url} (HTTP {err.code}): Debian has replaced "
-                    "this version; refresh the lock with `make debian-lock` (and review the change), or point "
-                    "DEBIAN_MIRROR at a snapshot that still holds it",
+                    "this version; refresh the lock with `make debian-lock` (and review the change), or fetch it "
+                    "from a snapshot that still holds it (trustdial image build --mirror SOURCE=SNAPSHOT_URL)",
                 ) from err
             raise BuildError("DEBIAN_FETCH_FAILED", f"downloading {p.label} from {url}: HTTP {err.code}") from err
         except (urllib.error.URLError, TimeoutError, ConnectionError) as err:

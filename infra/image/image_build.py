@@ -73,8 +73,10 @@ def build_image(
     output_dir: Path,
     cache: Path,
     source_date_epoch: int,
+    mirror: dict[str, str] | None = None,
 ) -> ImageBuild:
     started = time.monotonic()
+    output_dir, cache = output_dir.resolve(), cache.resolve()  # mmdebstrap's copy:// source must be absolute
     if not model.is_file():
         raise BuildError("EIF_BUILD_INPUT", f"model {model} does not exist (make model builds the reference model)")
     if not runtime_lock.is_file():
@@ -86,7 +88,7 @@ def build_image(
         shutil.rmtree(work)
     work.mkdir()
     try:
-        debs = fetch_locked(lock, cache / "debs")
+        debs = fetch_locked(lock, cache / "debs", mirror=mirror)
         repository = write_flat_repository(lock, debs, work / "repository")
         rootfs = output_dir / "rootfs.tar"
         rootfs_seconds = build_rootfs(lock, repository, rootfs, source_date_epoch=source_date_epoch, workdir=work)

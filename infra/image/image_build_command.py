@@ -50,6 +50,14 @@ def register(subparsers: Any) -> None:
     build.add_argument("--output-dir", type=Path, required=True)
     build.add_argument("--cache", type=Path, required=True, help="downloaded .debs and wheels (may be shared)")
     build.add_argument("--source-date-epoch", type=int, help="default: SOURCE_DATE_EPOCH, else the last commit time")
+    build.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="SOURCE=URL",
+        help="fetch the locked files of lock source SOURCE from URL instead (e.g. a snapshot.debian.org archive "
+        "holding versions Debian has since replaced); the sha256 checks are the same; repeatable",
+    )
     build.add_argument("--json", action="store_true")
     build.set_defaults(run=run_build)
 
@@ -101,10 +109,21 @@ def run_build(args: argparse.Namespace) -> int:
             output_dir=args.output_dir,
             cache=args.cache,
             source_date_epoch=source_date_epoch(args.source_date_epoch),
+            mirror=_mirrors(args.mirror),
         )
         return {**asdict(result), "oci_archive": str(result.oci_archive)}
 
     return guarded(action, args.json)
+
+
+def _mirrors(specs: list[str]) -> dict[str, str]:
+    mirrors = {}
+    for spec in specs:
+        source, sep, url = spec.partition("=")
+        if not sep or not source.startswith("http") or not url.startswith(("http://", "https://")):
+            raise BuildError("EIF_BUILD_INPUT", f"--mirror {spec!r} is not SOURCE_URI=MIRROR_URL")
+        mirrors[source] = url
+    return mirrors
 
 
 def run_dev_blobs(args: argparse.Namespace) -> int:

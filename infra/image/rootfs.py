@@ -53,7 +53,7 @@ def mmdebstrap_command(lock: DebianLock, repository: Path, output: Path, install
         "--quiet",
         lock.suite,
         str(output),
-        f"deb [trusted=yes] copy://{repository} ./",
+        f"deb [trusted=yes] copy://{repository.resolve()} ./",
     ]
 
 

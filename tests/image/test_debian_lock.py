@@ -140,3 +140,15 @@ def test_a_rootfs_that_does_not_hold_exactly_the_lock_is_refused(tmp_path: Path,
     with pytest.raises(BuildError) as caught:
         check_installed(_lock(), tmp_path / "installed.txt")
     assert caught.value.code == "DEBIAN_LOCK_MISMATCH" and needle in caught.value.reason
+
+
+def test_mmdebstrap_is_given_only_the_flat_repository_by_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.image.rootfs import mmdebstrap_command
+
+    monkeypatch.chdir(tmp_path)
+    command = mmdebstrap_command(_lock(), Path("build/repository"), Path("out.tar"), Path("installed.txt"))
+    sources = [word for word in command if word.startswith("deb ")]
+    assert sources == [f"deb [trusted=yes] copy://{tmp_path}/build/repository ./"]
+    assert "--variant=essential" in command and "--include=python3" in command
