@@ -48,11 +48,11 @@ def test_make_pcrs_then_publication_check(image_session: ImageSession, tmp_path:
     assert manifest["image"]["rootfs_sha256"] == build.summary["rootfs_sha256"]
     assert manifest["blobs"]["cmdline"]["sha256"] == build.eif_result["blobs_sha256"]["cmdline"]
 
-    other = image_session.builds[1].directory / "other.eif"
-    other.write_bytes(image_session.builds[1].eif.read_bytes()[:-1] + b"\0")
+    other = ROOT / "tests" / "data" / "eif" / "kat1.rust.eif"  # a genuine EIF, but not the one measured
     refused = subprocess.run(
         [str(BIN / "trustdial-verify"), "measurements", str(tmp_path / "manifest.cose"),
          "--public-key", str(tmp_path / "manifest-key.pub.pem"), "--eif", str(other), "--json"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert refused.returncode != 0
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["code"] == "MANIFEST_EIF_MISMATCH"
