@@ -25,6 +25,9 @@ from enclave_app.sealed.serve_options import add_sealed_arguments, load_sealed_m
 from enclave_app.server import EnclaveServer, ServerLimits
 from enclave_app.service import SEALERS, EnclaveService, default_sealer
 
+#: onnxruntime intra-op threads (``--threads``; 0 = onnxruntime's default)
+DEFAULT_THREADS = 0
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="run the attested inference server (inside the enclave)")
@@ -48,7 +51,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="latency budget before a batch is sealed")
     parser.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME)
     parser.add_argument("--stall-timeout", type=float, default=10.0)
-    parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help="onnxruntime intra-op threads (0 = default)"
+    )
     parser.add_argument(
         "--sealer",
         choices=SEALERS,
