@@ -1,33 +1,37 @@
 """The gateway on the parent instance: an HTTP JSON API in front of the enclave server.
 
 Routes: ``GET /v1/models``, ``GET /v1/attestation?nonce=HEX``, ``POST /v1/infer``,
-``POST /v1/generate``; OpenAPI document at ``/openapi.json``. Bodies are read with a size
-limit and a per-chunk deadline; every error is ``{"error": {"code", "message"}}`` with a
-stable code. The gateway holds no keys and signs nothing: the receipts come from the enclave.
+``POST /v1/generate``; OpenAPI document at ``/openapi.json`` (Swagger UI at ``/docs``). Bodies
+are read with a size limit and a per-chunk deadline (``enclave_app.http_server``, which also
+frames the requests); every error is ``{"error": {"code", "message"}}`` with a stable code. The
+gateway holds no keys and signs nothing: the receipts come from the enclave.
+
+Per request the gateway validates the JSON body against its schema (pydantic, one pass over the
+bytes), decodes each tensor's base64 once, checks dtype, shape and size, and puts the raw bytes
+into the enclave frame; the enclave's answer goes back with only its tensor bytes and receipt
+base64-encoded (no tensor objects are rebuilt on the way back: the client checks them against
+the receipt).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
-from collections.abc import AsyncIterator
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from verifier.tensors import DTYPE_SIZES
 
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.errors import RequestError
+from enclave_app.http_server import HttpLimits, HttpRequest, HttpResponse, error_response
 from enclave_app.limits import MAX_NEW_TOKENS, MAX_NONCE
-from enclave_app.wire import MAX_TENSORS, tensors_from_cbor, tensors_from_json, tensors_to_cbor, tensors_to_json
+from enclave_app.wire import MAX_TENSORS, tensors_from_json, tensors_to_cbor
 
 MAX_NONCE_HEX = 2 * MAX_NONCE
 DTYPE_NAMES: list[Any] = sorted(DTYPE_SIZES)
@@ -44,6 +48,10 @@ _Body = TypeVar("_Body", bound="BaseModel")
 class GatewayLimits:
     max_body: int = 4 * 1024 * 1024
     body_timeout: float = 10.0
+    keep_alive: float = 30.0
+
+    def http(self) -> HttpLimits:
+        return HttpLimits(max_body=self.max_body, body_timeout=self.body_timeout, keep_alive=self.keep_alive)
 
 
 class TensorJson(BaseModel):
@@ -108,8 +116,7 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 
 
 def _nonce(text: str | None) -> bytes | None:
@@ -117,153 +124,207 @@ def _nonce(text: str | None) -> bytes | None:
         return None
     if len(text) > MAX_NONCE_HEX:
         raise RequestError("BAD_NONCE", f"nonce must be at most {MAX_NONCE_HEX} hex digits")
+    if not _HEX.fullmatch(text):
+        raise RequestError("BAD_NONCE", "nonce must be hex (two digits per byte)")
+    return bytes.fromhex(text)
+
+
+def _parse(body: bytes, model: type[_Body]) -> _Body:
+    """The body validated against ``model`` in one pass (JSON parsing included)."""
     try:
-        return bytes.fromhex(text)
-    except ValueError as err:
-        raise RequestError("BAD_NONCE", "nonce must be hex") from err
-
-
-async def _read_body(request: Request, limits: GatewayLimits) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limits.max_body:
-        raise RequestError("BODY_TOO_LARGE", f"body of {declared} bytes exceeds the limit of {limits.max_body}", 413)
-    chunks: list[bytes] = []
-    size = 0
-    stream = request.stream().__aiter__()
-    while True:
-        try:
-            chunk = await asyncio.wait_for(stream.__anext__(), limits.body_timeout)
-        except StopAsyncIteration:
-            break
-        except TimeoutError as err:
-            raise RequestError("REQUEST_TIMEOUT", f"no body bytes for {limits.body_timeout} s", 408) from err
-        size += len(chunk)
-        if size > limits.max_body:
-            raise RequestError("BODY_TOO_LARGE", f"body exceeds the limit of {limits.max_body} bytes", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _parse(request: Request, limits: GatewayLimits, model: type[_Body]) -> _Body:
-    body = await _read_body(request, limits)
-    try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise RequestError("MALFORMED_JSON", f"body is not valid JSON: {err}") from err
-    try:
-        return model.model_validate(value)
+        return model.model_validate_json(body)
     except ValidationError as err:
-        first = err.errors()[0]
+        first = err.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            raise RequestError("MALFORMED_JSON", f"body is not valid JSON: {first['msg']}") from err
         where = ".".join(str(p) for p in first["loc"])
-        raise RequestError("BAD_REQUEST", f"{where}: {first['msg']}") from err
+        raise RequestError("BAD_REQUEST", f"{where}: {first['msg']}" if where else first["msg"]) from err
+
+
+def _b64(raw: Any) -> str:
+    if not isinstance(raw, bytes):
+        raise RequestError("BAD_ENCLAVE_REPLY", "the enclave answered with a malformed message", 502)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _outputs_json(outputs: Any) -> dict[str, Any]:
+    """The enclave's output tensors for JSON: the bytes base64-encoded, nothing else rebuilt."""
+    if not isinstance(outputs, dict):
+        raise RequestError("BAD_ENCLAVE_REPLY", "the enclave answered with a malformed message", 502)
+    result = {}
+    for name, tensor in outputs.items():
+        if not isinstance(tensor, dict):
+            raise RequestError("BAD_ENCLAVE_REPLY", "the enclave answered with a malformed message", 502)
+        result[name] = {"dtype": tensor.get("dtype"), "shape": tensor.get("shape"), "data": _b64(tensor.get("data"))}
+    return result
 
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 # statuses a route can answer with besides 200, each with the error body
 ENCLAVE_STATUSES = (500, 502, 503, 504)
 REQUEST_STATUSES = (400, 404, 408, 413, 422)
+TITLE = "trustdial gateway"
+DESCRIPTION = "Attested inference: every response carries a receipt signed inside the enclave."
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorResponse} for status in sorted(statuses)}
+def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
 
 
-def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A request body read by hand (size limit, deadline), described as ``model``; its nested
-    models are registered as components by :func:`_openapi`."""
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF_TEMPLATE.format(model=model.__name__)}
+
+
+def _responses(ok: dict[str, Any], *statuses: int) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": "Successful Response", "content": _json_content(ok)}}
+    for status in sorted(statuses):
+        responses[str(status)] = {
+            "description": HTTPStatus(status).phrase,
+            "content": _json_content(_ref(ErrorResponse)),
+        }
+    return responses
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template=REF_TEMPLATE)
     schema.pop("$defs", None)
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return {"required": True, "content": _json_content(schema)}
 
 
-def _openapi(app: FastAPI, bodies: tuple[type[BaseModel], ...]) -> dict[str, Any]:
-    if app.openapi_schema is None:
-        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        for model in bodies:
-            for name, schema in model.model_json_schema(ref_template=REF_TEMPLATE).get("$defs", {}).items():
-                schemas.setdefault(name, schema)
-        app.openapi_schema = document
-    return app.openapi_schema
+def openapi_document() -> dict[str, Any]:
+    """The gateway's OpenAPI 3.1 document: every route, its body, its answers and their statuses."""
+    schemas: dict[str, Any] = {}
+    for model in (InferRequest, GenerateRequest, InferResponse, GenerateResponse, AttestationResponse, ErrorResponse):
+        schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+        for name, nested in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, nested)
+        if model not in (InferRequest, GenerateRequest):  # request bodies are inlined in their operation
+            schemas[model.__name__] = schema
+    request_errors = (*REQUEST_STATUSES, *ENCLAVE_STATUSES)
+    nonce = {
+        "name": "nonce",
+        "in": "query",
+        "required": True,
+        "description": "hex nonce, 1..64 bytes",
+        "schema": {"type": "string", "pattern": ATTESTATION_NONCE_PATTERN, "description": "hex nonce, 1..64 bytes"},
+    }
+    models_ok = {"type": "object", "additionalProperties": True, "title": "Models"}
+    paths = {
+        "/v1/models": {
+            "get": {"summary": "Models", "operationId": "models_v1_models_get",
+                    "responses": _responses(models_ok, *ENCLAVE_STATUSES)},
+        },
+        "/v1/attestation": {
+            "get": {"summary": "Attestation", "operationId": "attestation_v1_attestation_get", "parameters": [nonce],
+                    "responses": _responses(_ref(AttestationResponse), 400, *ENCLAVE_STATUSES)},
+        },
+        "/v1/infer": {
+            "post": {"summary": "Infer", "operationId": "infer_v1_infer_post",
+                     "requestBody": _body_schema(InferRequest),
+                     "responses": _responses(_ref(InferResponse), *request_errors)},
+        },
+        "/v1/generate": {
+            "post": {"summary": "Generate", "operationId": "generate_v1_generate_post",
+                     "requestBody": _body_schema(GenerateRequest),
+                     "responses": _responses(_ref(GenerateResponse), *request_errors)},
+        },
+    }  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "description": DESCRIPTION, "version": "1"},
+        "paths": paths,
+        "components": {"schemas": dict(sorted(schemas.items()))},
+    }
 
 
-def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAPI:
-    limits = limits or GatewayLimits()
+def _swagger_ui() -> bytes:
+    from fastapi.openapi.docs import get_swagger_ui_html
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await link.close()
+    return bytes(get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} - Swagger UI").body)
 
-    app = FastAPI(
-        lifespan=lifespan,
-        title="trustdial gateway",
-        version="1",
-        description="Attested inference: every response carries a receipt signed inside the enclave.",
-    )
-    request_errors = _errors(*REQUEST_STATUSES, *ENCLAVE_STATUSES)
-    app.openapi = lambda: _openapi(app, (InferRequest, GenerateRequest))  # type: ignore[method-assign]
 
-    @app.exception_handler(RequestError)
-    async def request_error(_: Request, err: RequestError) -> JSONResponse:
-        return _error(err.status, err.code, err.message)
+def _ok(value: dict[str, Any]) -> HttpResponse:
+    return HttpResponse(200, json.dumps(value, separators=(",", ":")).encode())
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
-        return _error(400, "BAD_REQUEST", str(err.errors()[0].get("msg", "invalid request")))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(err.status_code, "HTTP_ERROR")
-        response = _error(err.status_code, code, str(err.detail))
-        response.headers.update(err.headers or {})  # 405 names the allowed methods (Allow)
-        return response
+Route = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
-    @app.get("/v1/models", responses=_errors(*ENCLAVE_STATUSES))
-    async def models() -> dict[str, Any]:
-        reply = await link.call({"op": "models"})
-        return {"models": reply["models"]}
 
-    @app.get("/v1/attestation", response_model=AttestationResponse, responses=_errors(400, *ENCLAVE_STATUSES))
-    async def attestation(
-        nonce: str = Query(
-            description="hex nonce, 1..64 bytes", json_schema_extra={"pattern": ATTESTATION_NONCE_PATTERN}
-        ),
-    ) -> dict[str, str]:
-        reply = await link.call({"op": "attest", "nonce": _nonce(nonce)})
-        return {k: base64.b64encode(reply[k]).decode("ascii") for k in ("document", "binding")}
+class Gateway:
+    """The routes; :meth:`handle` answers one parsed HTTP request (``enclave_app.http_server``)."""
 
-    async def binding_document() -> str:
-        reply = await link.call({"op": "binding"})
-        return base64.b64encode(reply["binding"]).decode("ascii")
+    def __init__(self, link: EnclaveLink, limits: GatewayLimits | None = None) -> None:
+        self.link = link
+        self.limits = limits or GatewayLimits()
+        self.document = json.dumps(openapi_document()).encode()
+        self._docs: bytes | None = None
+        self.routes: dict[str, tuple[str, Route]] = {
+            "/v1/models": ("GET", self.models),
+            "/v1/attestation": ("GET", self.attestation),
+            "/v1/infer": ("POST", self.infer),
+            "/v1/generate": ("POST", self.generate),
+            "/openapi.json": ("GET", self.openapi),
+            "/docs": ("GET", self.docs),
+        }
 
-    @app.post("/v1/infer", response_model=InferResponse, responses=request_errors, openapi_extra=_schema(InferRequest))
-    async def infer(request: Request) -> dict[str, Any]:
-        body = await _parse(request, limits, InferRequest)
-        inputs = tensors_from_json({k: v.model_dump() for k, v in body.inputs.items()})
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        route = self.routes.get(request.path)
+        if route is None:
+            return error_response(404, "NOT_FOUND", "Not Found")
+        method, answer = route
+        if request.method != method and not (method == "GET" and request.method == "HEAD"):
+            allow = "GET, HEAD" if method == "GET" else method
+            return error_response(405, "METHOD_NOT_ALLOWED", "Method Not Allowed", (("allow", allow),))
+        try:
+            return await answer(request)
+        except RequestError as err:
+            return error_response(err.status, err.code, err.message)
+
+    async def openapi(self, _: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, self.document)
+
+    async def docs(self, _: HttpRequest) -> HttpResponse:
+        if self._docs is None:
+            self._docs = _swagger_ui()
+        return HttpResponse(200, self._docs, content_type="text/html; charset=utf-8")
+
+    async def models(self, _: HttpRequest) -> HttpResponse:
+        reply = await self.link.call({"op": "models"})
+        return _ok({"models": reply["models"]})
+
+    async def attestation(self, request: HttpRequest) -> HttpResponse:
+        values = parse_qs(request.query, keep_blank_values=True).get("nonce")
+        if not values:
+            raise RequestError("BAD_REQUEST", "nonce: Field required")
+        reply = await self.link.call({"op": "attest", "nonce": _nonce(values[-1])})
+        return _ok({"document": _b64(reply.get("document")), "binding": _b64(reply.get("binding"))})
+
+    async def _binding_document(self) -> str:
+        reply = await self.link.call({"op": "binding"})
+        return _b64(reply.get("binding"))
+
+    async def infer(self, request: HttpRequest) -> HttpResponse:
+        body = _parse(request.body, InferRequest)
+        inputs = tensors_from_json(
+            {name: {"dtype": t.dtype, "shape": t.shape, "data": t.data} for name, t in body.inputs.items()}
+        )  # base64 decoded once; dtype, shape and size checked
         message: dict[str, Any] = {
             "op": "infer", "model": body.model, "inputs": tensors_to_cbor(inputs), "nonce": _nonce(body.nonce)
         }  # fmt: skip
         if body.poseidon_scale is not None:
             message["poseidon_scale"] = body.poseidon_scale
-        reply = await link.call(message)
+        reply = await self.link.call(message)
         result: dict[str, Any] = {
             "model": body.model,
-            "outputs": tensors_to_json(tensors_from_cbor(reply["outputs"])),
-            "receipt": base64.b64encode(reply["receipt"]).decode("ascii"),
+            "outputs": _outputs_json(reply.get("outputs")),
+            "receipt": _b64(reply.get("receipt")),
         }
         if body.include_attestation:
-            result["attestation"] = await binding_document()
-        return result
+            result["attestation"] = await self._binding_document()
+        return _ok(result)
 
-    @app.post(
-        "/v1/generate",
-        response_model=GenerateResponse,
-        responses=request_errors,
-        openapi_extra=_schema(GenerateRequest),
-    )
-    async def generate(request: Request) -> dict[str, Any]:
-        body = await _parse(request, limits, GenerateRequest)
+    async def generate(self, request: HttpRequest) -> HttpResponse:
+        body = _parse(request.body, GenerateRequest)
         message = {
             "op": "generate",
             "model": body.model,
@@ -272,14 +333,12 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
             "eos_token_id": body.eos_token_id,
             "nonce": _nonce(body.nonce),
         }
-        reply = await link.call(message)
+        reply = await self.link.call(message)
         result: dict[str, Any] = {
             "model": body.model,
-            "completion_ids": reply["completion_ids"],
-            "receipt": base64.b64encode(reply["receipt"]).decode("ascii"),
+            "completion_ids": reply.get("completion_ids"),
+            "receipt": _b64(reply.get("receipt")),
         }
         if body.include_attestation:
-            result["attestation"] = await binding_document()
-        return result
-
-    return app
+            result["attestation"] = await self._binding_document()
+        return _ok(result)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from typing import Any
 
-import uvicorn
-
 from enclave_app.addresses import parse_address, tcp_listener
 from enclave_app.enclave_link import EnclaveLink
-from enclave_app.gateway import GatewayLimits, create_app
+from enclave_app.gateway import Gateway, GatewayLimits
+from enclave_app.http_server import serve_http
 
 
 def register(subparsers: Any) -> None:
@@ -21,6 +21,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 = any)")
     parser.add_argument("--max-body", type=int, default=4 * 1024 * 1024, help="request body limit in bytes")
     parser.add_argument("--body-timeout", type=float, default=10.0, help="seconds without body bytes before 408")
+    parser.add_argument("--keep-alive", type=float, default=30.0, help="seconds an idle connection is kept open")
     parser.add_argument("--enclave-timeout", type=float, default=30.0, help="seconds to wait for the enclave")
     parser.set_defaults(run=run)
 
@@ -28,13 +29,22 @@ def register(subparsers: Any) -> None:
 async def _serve(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
     sock = tcp_listener(host or "127.0.0.1", int(port))
+    sock.setblocking(False)
     link = EnclaveLink(parse_address(args.enclave), timeout=args.enclave_timeout)
-    app = create_app(link, GatewayLimits(max_body=args.max_body, body_timeout=args.body_timeout))
-    config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, access_log=False)
-    server = uvicorn.Server(config)
+    limits = GatewayLimits(max_body=args.max_body, body_timeout=args.body_timeout, keep_alive=args.keep_alive)
+    gateway = Gateway(link, limits)
+    server = await serve_http(gateway.handle, sock, limits.http())
     bound_host, bound_port = sock.getsockname()[:2]
     print(json.dumps({"event": "listening", "url": f"http://{bound_host}:{bound_port}"}), flush=True)
-    await server.serve(sockets=[sock])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await link.close()
     return 0
 
 

@@ -140,15 +140,32 @@ def _specs(args: list[Any]) -> tuple[TensorSpec, ...]:
     return tuple(specs)
 
 
-def load_model(path: Path, name: str | None = None, *, intra_op_threads: int = 0) -> LoadedModel:
-    """Load one ONNX file; its identity is the SHA-256 of the exact bytes onnxruntime loads."""
-    return load_model_bytes(path.read_bytes(), name or path.stem, path, intra_op_threads=intra_op_threads)
-
-
-def load_model_bytes(raw: bytes, name: str, path: Path, *, intra_op_threads: int = 0) -> LoadedModel:
-    """Load an ONNX model from memory (``path`` names where it came from); identity = SHA-256 of ``raw``."""
+def session_options(intra_op_threads: int = 1, *, spinning: bool = False) -> ort.SessionOptions:
+    """One intra-op thread by default: a run executes on the calling thread and no pool thread spins
+    between runs; with more, the pool's threads sleep between runs unless ``spinning``
+    (docs/receipts.md §11 measures both and says how to size them)."""
+    if intra_op_threads < 0:
+        raise ValueError(f"expected intra-op threads >= 0 (0 = onnxruntime's default), found {intra_op_threads}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return options
+
+
+def load_model(
+    path: Path, name: str | None = None, *, intra_op_threads: int = 1, spinning: bool = False
+) -> LoadedModel:
+    """Load one ONNX file; its identity is the SHA-256 of the exact bytes onnxruntime loads."""
+    return load_model_bytes(
+        path.read_bytes(), name or path.stem, path, intra_op_threads=intra_op_threads, spinning=spinning
+    )
+
+
+def load_model_bytes(
+    raw: bytes, name: str, path: Path, *, intra_op_threads: int = 1, spinning: bool = False
+) -> LoadedModel:
+    """Load an ONNX model from memory (``path`` names where it came from); identity = SHA-256 of ``raw``."""
+    options = session_options(intra_op_threads, spinning=spinning)
     try:
         session = ort.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
     except ORT_LOAD_ERRORS as err:  # onnxruntime's own exception types derive from Exception only
@@ -174,7 +191,7 @@ class ModelRegistry:
             self._models[model.name] = model
 
     @classmethod
-    def from_specs(cls, specs: list[str], *, intra_op_threads: int = 0) -> ModelRegistry:
+    def from_specs(cls, specs: list[str], *, intra_op_threads: int = 1) -> ModelRegistry:
         """Each spec is ``PATH`` or ``NAME=PATH``."""
         loaded = []
         for spec in specs:

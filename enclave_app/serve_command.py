@@ -25,8 +25,10 @@ from enclave_app.sealed.serve_options import add_sealed_arguments, load_sealed_m
 from enclave_app.server import EnclaveServer, ServerLimits
 from enclave_app.service import SEALERS, EnclaveService, default_sealer
 
-#: onnxruntime intra-op threads (``--threads``; 0 = onnxruntime's default)
-DEFAULT_THREADS = 0
+#: onnxruntime intra-op threads (``--threads``; 0 = onnxruntime's default, one per core): one, so that a
+#: run executes on the thread that asked for it and nothing spins against the gateway and the sealer
+#: (docs/receipts.md §11)
+DEFAULT_THREADS = 1
 
 
 def register(subparsers: Any) -> None:
@@ -52,7 +54,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME)
     parser.add_argument("--stall-timeout", type=float, default=10.0)
     parser.add_argument(
-        "--threads", type=int, default=DEFAULT_THREADS, help="onnxruntime intra-op threads (0 = default)"
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help="onnxruntime intra-op threads per run (0 = one per core); docs/receipts.md §11",
+    )
+    parser.add_argument(
+        "--spin",
+        action="store_true",
+        help="let onnxruntime's intra-op threads spin between runs (only with --threads > 1, on dedicated vCPUs)",
     )
     parser.add_argument(
         "--sealer",
@@ -76,7 +86,7 @@ async def _serve(args: argparse.Namespace) -> int:
         print("trustdial serve: give at least one --model or --sealed-model", file=sys.stderr)
         return 2
     sealed = load_sealed_models(args, nsm, intra_op_threads=args.threads)
-    registry = _registry(args.model, args.circuit, args.threads, sealed)
+    registry = _registry(args.model, args.circuit, args.threads, sealed, spin=args.spin)
     service = EnclaveService(
         registry, nsm, key_type=args.receipt_key, batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000,
         sealer=args.sealer,
@@ -107,7 +117,12 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _registry(
-    model_specs: list[str], circuit_specs: list[str], threads: int, sealed: Sequence[LoadedModel] = ()
+    model_specs: list[str],
+    circuit_specs: list[str],
+    threads: int,
+    sealed: Sequence[LoadedModel] = (),
+    *,
+    spin: bool = False,
 ) -> ModelRegistry:
     """``--model [NAME=]FILE`` entries; those named by ``--circuit NAME=ZKDIR`` execute the circuit."""
     circuits: dict[str, Path] = {}
@@ -123,7 +138,7 @@ def _registry(
         if name in circuits:
             models.append(load_circuit_model(Path(path), circuits.pop(name), name))
         else:
-            models.append(load_model(Path(path), name, intra_op_threads=threads))
+            models.append(load_model(Path(path), name, intra_op_threads=threads, spinning=spin))
     if circuits:
         raise ValueError(f"--circuit names no --model: {sorted(circuits)}")
     return ModelRegistry(models)
