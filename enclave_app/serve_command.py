@@ -23,7 +23,7 @@ from enclave_app.receipts.key import KEY_TYPES
 from enclave_app.receipts.ring import SealerProcessError
 from enclave_app.sealed.serve_options import add_sealed_arguments, load_sealed_models
 from enclave_app.server import EnclaveServer, ServerLimits
-from enclave_app.service import SEALERS, EnclaveService, default_sealer
+from enclave_app.service import INLINE_RUN_S, SEALERS, EnclaveService, default_sealer
 
 #: onnxruntime intra-op threads (``--threads``; 0 = onnxruntime's default, one per core): one, so that a
 #: run executes on the thread that asked for it and nothing spins against the gateway and the sealer
@@ -65,6 +65,13 @@ def register(subparsers: Any) -> None:
         help="let onnxruntime's intra-op threads spin between runs (only with --threads > 1, on dedicated vCPUs)",
     )
     parser.add_argument(
+        "--inline-run-ms",
+        type=float,
+        default=INLINE_RUN_S * 1000,
+        help="run a model on the server's event loop while its runs average less than this (0 = always on a "
+        "worker thread); docs/receipts.md §11",
+    )
+    parser.add_argument(
         "--sealer",
         choices=SEALERS,
         default=default_sealer(),
@@ -89,7 +96,7 @@ async def _serve(args: argparse.Namespace) -> int:
     registry = _registry(args.model, args.circuit, args.threads, sealed, spin=args.spin)
     service = EnclaveService(
         registry, nsm, key_type=args.receipt_key, batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000,
-        sealer=args.sealer,
+        sealer=args.sealer, loop=asyncio.get_running_loop(), inline_run_s=args.inline_run_ms / 1000,
     )  # fmt: skip
     try:
         server = EnclaveServer(service, ServerLimits(max_frame=args.max_frame, stall_timeout=args.stall_timeout))

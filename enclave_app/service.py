@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from enclave_app.nsm.interface import Nsm
 
 BINDING_USER_DATA = b"trustdial/receipt-key/v1"
+#: a bound model whose runs average less than this (seconds) runs on the event loop's thread: for a
+#: small model the hand-off to a worker thread and back costs more than the run (docs/receipts.md §11)
+INLINE_RUN_S = 0.001
 #: where receipts are sealed: a sealer process fed through shared memory, with plain static-shape
 #: ONNX models bound to its slots (docs/receipts.md §10), or a thread of this process
 SEALERS = ("process", "thread")
@@ -67,9 +70,12 @@ def poseidon_params(outputs: dict[str, Any], scale: Any) -> dict[str, int | str]
 
 def _run_bound(
     bound: BoundModel, feeds: dict[str, np.ndarray], nonce: bytes
-) -> tuple[list[np.ndarray], Future[bytes] | None]:
+) -> tuple[list[np.ndarray], Future[bytes] | None, float]:
+    """The outputs, the receipt's future and the seconds the run took."""
+    started = time.perf_counter()
     with refused_by_onnxruntime():
-        return bound.run(feeds, nonce)
+        values, pending = bound.run(feeds, nonce)
+    return values, pending, time.perf_counter() - started
 
 
 class EnclaveService:
@@ -83,6 +89,8 @@ class EnclaveService:
         batch_wait: float = 0.002,
         clock: Callable[[], float] = time.time,
         sealer: str = "thread",
+        loop: asyncio.AbstractEventLoop | None = None,
+        inline_run_s: float = INLINE_RUN_S,
     ) -> None:
         if sealer not in SEALERS:
             raise ValueError(f"expected a sealer in {SEALERS}, found {sealer!r}")
@@ -93,6 +101,9 @@ class EnclaveService:
         self.binding_document = nsm.attest(public_key=self.public_key, user_data=BINDING_USER_DATA)
         self.attestation_digest = hashlib.sha256(self.binding_document).digest()
         self.sealer = sealer
+        self.inline_run_s = inline_run_s
+        #: per bound model: a moving average of its run time (seconds), None until the first run
+        self._run_s: dict[str, float] = {}
         self.receipts: ReceiptPipeline | ProcessReceiptPipeline
         #: models whose runs go through the sealer ring's slots (process sealer only)
         self.bound: dict[str, BoundModel] = {}
@@ -104,6 +115,7 @@ class EnclaveService:
         self.receipts = ProcessReceiptPipeline(
             self.key, self.attestation_digest, max_batch=batch_size, max_wait=batch_wait,
             clock=None if clock is time.time else clock,  # None: the sealer stamps the time
+            loop=loop,
         )  # fmt: skip
         for model in registry:
             if type(model) is not LoadedModel or model.kind != "tensor":
@@ -137,9 +149,15 @@ class EnclaveService:
         model.check_inputs(feeds)
         bound = self.bound.get(model.name) if poseidon_scale is None else None
         if bound is not None:
-            values, bound_pending = await asyncio.get_running_loop().run_in_executor(
-                None, _run_bound, bound, feeds, fresh
-            )
+            average = self._run_s.get(model.name)
+            if average is not None and average < self.inline_run_s:
+                # a short run costs less on this thread than the hand-off to a worker and back
+                values, bound_pending, took = _run_bound(bound, feeds, fresh)
+            else:
+                values, bound_pending, took = await asyncio.get_running_loop().run_in_executor(
+                    None, _run_bound, bound, feeds, fresh
+                )
+            self._run_s[model.name] = took if average is None else 0.9 * average + 0.1 * took
             outputs = {spec.name: Tensor.from_array(v) for spec, v in zip(model.outputs, values, strict=True)}
             if bound_pending is None:
                 raise RuntimeError("a bound run returned no receipt future")

@@ -37,6 +37,8 @@ second core.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import platform
 import subprocess
@@ -72,6 +74,7 @@ from enclave_app.receipts.ring import (
     READ,
     READY,
     RECORD,
+    SLEEPING,
     STATIC,
     STATIC_AT,
     TIMESTAMP,
@@ -88,7 +91,12 @@ class ProcessReceiptPipeline:
     work runs in a sealer process fed through a shared-memory ring of fixed-size slots.
 
     ``clock=None`` (the default) lets the sealer stamp each response when it reads it, so the
-    inference side does not read a clock; a callable stamps at submit (tests use a fixed one)."""
+    inference side does not read a clock; a callable stamps at submit (tests use a fixed one).
+
+    With ``loop`` (the server's event loop) the sealer's messages are read by that loop and the
+    futures are asyncio futures of it, resolved there; ``drain`` and ``close`` must then be called
+    from the loop's thread (they read the remaining messages themselves). Without it a reader
+    thread resolves ``concurrent.futures`` futures."""
 
     def __init__(
         self,
@@ -98,8 +106,9 @@ class ProcessReceiptPipeline:
         max_batch: int = 64,
         max_wait: float = 0.002,
         clock: Callable[[], float] | None = None,
-        poll: float = 0.0005,
+        poll: float = 0.0001,
         on_receipt: Callable[[bytes], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
         slots: int = 64,
         slot_size: int = 16384,
         timeout: float = 10.0,
@@ -150,6 +159,11 @@ class ProcessReceiptPipeline:
         self._cpu = self.buf[CPU_AT : CPU_AT + 8].cast("d")
         read_end, write_end = os.pipe()
         self._conn: Connection = Connection(read_end, writable=False)
+        # the sealer waits on this pipe when the ring is empty; publish writes a byte if it does
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._fence = threading.Lock()
         key_der = key.private_key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -157,18 +171,20 @@ class ProcessReceiptPipeline:
             "shm": self._shm.name, "fd": write_end, "key": key_der, "key_type": key.key_type,
             "attestation": attestation_digest, "max_batch": max_batch, "max_wait": max_wait,
             "poll": min(poll, max_wait) if max_wait > 0 else poll, "slots": slots, "slot_size": slot_size,
-            "parent_pid": os.getpid(),
+            "parent_pid": os.getpid(), "wake_fd": self._wake_read,
         }  # fmt: skip
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "enclave_app.receipts.sealer_process"],
-                stdin=subprocess.PIPE, pass_fds=(write_end,), close_fds=True,
+                stdin=subprocess.PIPE, pass_fds=(write_end, self._wake_read), close_fds=True,
             )  # fmt: skip
         except OSError as err:
             os.close(write_end)
+            os.close(self._wake_read)
             self._teardown()
             raise SealerProcessError("SEALER_START", f"the sealer process failed to start: {err}") from err
         os.close(write_end)
+        os.close(self._wake_read)
         try:
             if self._process.stdin is None:
                 raise SealerProcessError("SEALER_START", "the sealer process has no stdin")
@@ -181,8 +197,13 @@ class ProcessReceiptPipeline:
             if isinstance(err, SealerProcessError):
                 raise
             raise SealerProcessError("SEALER_START", f"the sealer process failed to start: {err}") from err
-        self._reader = threading.Thread(target=self._read, name="receipt-sealer-reader", daemon=True)
-        self._reader.start()
+        self._loop = loop
+        self._reader: threading.Thread | None = None
+        if loop is None:
+            self._reader = threading.Thread(target=self._read, name="receipt-sealer-reader", daemon=True)
+            self._reader.start()
+        else:  # the loop reads the sealer's messages: futures resolve without a thread hop or a wake-up
+            loop.add_reader(self._conn.fileno(), self._on_readable)
 
     @property
     def child_pid(self) -> int | None:
@@ -216,9 +237,20 @@ class ProcessReceiptPipeline:
             TIMESTAMP.pack_into(self.buf, offset + STATIC_AT, int(self._clock() * 1000))
         future: Future[bytes] | None = None
         if want_future:
-            future = self._futures[seq] = Future()
+            future = self._futures[seq] = Future() if self._loop is None else self._loop.create_future()  # type: ignore[assignment]
         self._words[offset >> 3] = seq
+        self._wake()
         return future
+
+    def _wake(self) -> None:
+        """After a store the sealer must see: write a byte to its wake pipe if it is waiting."""
+        with self._fence:  # store the ready word, then load the sleeping word (sealer_process docstring)
+            pass
+        if self._control[SLEEPING]:
+            try:
+                os.write(self._wake_write, b"\x01")
+            except (BlockingIOError, BrokenPipeError):
+                pass  # a full pipe wakes it anyway; a closed one means it is gone (the reader reports that)
 
     def publish_void(self, seq: int) -> None:
         """Hand over a slot whose response failed: the sealer skips it with an error record."""
@@ -226,6 +258,7 @@ class ProcessReceiptPipeline:
         self.owners[(seq - 1) % self.slots] = None
         self.buf[offset + OP_AT] = VOID
         self._words[offset >> 3] = seq
+        self._wake()
 
     def submit(
         self,
@@ -296,7 +329,20 @@ class ProcessReceiptPipeline:
                 return
             target = self._written
         self._control[FLUSH] = target
+        self._wake()
         deadline = time.monotonic() + self.timeout
+        if self._loop is not None:  # nobody else reads the pipe while this thread waits
+            while self._finished < target and self._dead is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SealerProcessError(
+                        "SEALER_TIMEOUT", f"expected {target} receipts within {self.timeout} s, found {self._finished}"
+                    )
+                if self._conn.poll(min(remaining, 0.05)):
+                    self._on_readable()
+            if self._dead is not None:
+                raise self._dead
+            return
         with self._done:
             while self._finished < target:
                 if self._dead is not None:
@@ -317,7 +363,11 @@ class ProcessReceiptPipeline:
             if self._refusal is None:
                 self._refusal = SealerProcessError("PIPELINE_CLOSED", "the receipt pipeline is closed")
             self._control[CLOSING] = 1
-        self._reader.join(self.timeout)
+            self._wake()
+        if self._reader is not None:
+            self._reader.join(self.timeout)
+        else:
+            self._read_to_end()
         self._teardown()
 
     def __enter__(self) -> ProcessReceiptPipeline:
@@ -335,6 +385,9 @@ class ProcessReceiptPipeline:
                 process.kill()
                 process.wait(self.timeout)
         self._conn.close()
+        for fd in (self._wake_write,):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         for view in (self._words, self._control, self._cpu):
             view.release()
         self.on_teardown()
@@ -350,36 +403,72 @@ class ProcessReceiptPipeline:
             release()
 
     def _read(self) -> None:
-        conn = self._conn
-        on_receipt = self._on_receipt
-        futures = self._futures
+        """The reader thread (no loop): every message until the sealer's end of the pipe closes."""
         while True:
             try:
-                message = conn.recv_bytes()
+                message = self._conn.recv_bytes()
             except (EOFError, OSError):
                 break
-            pos, count, issued = 0, 0, 0
-            while pos < len(message):
-                seq, kind, length = RECORD.unpack_from(message, pos)
-                pos += RECORD.size
-                payload = message[pos : pos + length]
-                pos += length
-                count += 1
-                future = futures.pop(seq, None)
-                if kind == 0:
-                    issued += 1
-                    if on_receipt is not None:
-                        on_receipt(payload)
-                    if future is not None:
-                        future.set_result(payload)
-                elif future is not None:
-                    code, _, reason = payload.decode("utf-8", "replace").partition("\x00")
-                    future.set_exception(VerificationError(code, reason))
-            with self._done:
-                self._finished += count
-                self.receipts_issued += issued
-                self.batches_sealed += issued > 0
-                self._done.notify_all()
+            self._deliver(message)
+        self._ended()
+
+    def _on_readable(self) -> None:
+        """The loop's reader callback: the messages available now (a message is written whole)."""
+        try:
+            while True:
+                self._deliver(self._conn.recv_bytes())
+                if not self._conn.poll(0):
+                    return
+        except (EOFError, OSError):
+            self._stop_reading()
+            self._ended()
+
+    def _stop_reading(self) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
+                self._loop.remove_reader(self._conn.fileno())
+
+    def _read_to_end(self) -> None:
+        """close() with a loop: read from this thread until the sealer has finished and gone."""
+        self._stop_reading()
+        deadline = time.monotonic() + self.timeout
+        try:
+            while time.monotonic() < deadline:
+                if self._conn.poll(min(0.05, max(0.0, deadline - time.monotonic()))):
+                    self._deliver(self._conn.recv_bytes())
+        except (EOFError, OSError):
+            pass
+        self._ended()
+
+    def _deliver(self, message: bytes) -> None:
+        on_receipt = self._on_receipt
+        futures = self._futures
+        pos, count, issued = 0, 0, 0
+        while pos < len(message):
+            seq, kind, length = RECORD.unpack_from(message, pos)
+            pos += RECORD.size
+            payload = message[pos : pos + length]
+            pos += length
+            count += 1
+            future = futures.pop(seq, None)
+            if kind == 0:
+                issued += 1
+                if on_receipt is not None:
+                    on_receipt(payload)
+                if future is not None and not future.done():  # done: its caller gave up (cancelled)
+                    future.set_result(payload)
+            elif future is not None and not future.done():
+                code, _, reason = payload.decode("utf-8", "replace").partition("\x00")
+                future.set_exception(VerificationError(code, reason))
+        with self._done:
+            self._finished += count
+            self.receipts_issued += issued
+            self.batches_sealed += issued > 0
+            self._done.notify_all()
+
+    def _ended(self) -> None:
+        """The sealer's end of the pipe closed: after close() that is the end; otherwise it died."""
+        futures = self._futures
         try:
             self._process.wait(1.0)
         except subprocess.TimeoutExpired:
@@ -392,7 +481,8 @@ class ProcessReceiptPipeline:
                     f"with {self._written - self._finished} receipts outstanding",
                 )
                 for future in list(futures.values()):
-                    future.set_exception(self._dead)
+                    if not future.done():
+                        future.set_exception(self._dead)
                 futures.clear()
             self._done.notify_all()
 

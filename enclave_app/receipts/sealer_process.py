@@ -8,14 +8,24 @@ Per slot: wait until its ready word holds the expected sequence number, hash the
 input and output regions in place (the commitments are SHA-256 of exactly those bytes), stamp
 the time if the writer left it to the sealer, encode the statement and its Merkle leaf, free
 the slot. A batch is sealed when it is full, once its oldest response waited ``max_wait``, when
-no new slot was published during a whole ``poll`` sleep (a lone request is not held for the
+no new slot was published during a whole ``poll`` wait (a lone request is not held for the
 budget), on a drain's flush target, or on close.
+
+With nothing to read the sealer does not poll: it sets the ring's sleeping word, looks once more,
+and waits on its wake pipe (``poll`` seconds while it holds an open batch or a slot is reserved,
+``IDLE_WAIT`` when the ring is empty); a writer that publishes a slot while the word is set
+writes one byte to the pipe. x86-64 may let a load pass an earlier store, so each side puts a
+full fence between its store (the sleeping word; the ready word) and its load of the other's:
+an uncontended lock acquire and release, which CPython implements with a locked instruction.
+Were a wake-up missed anyway, the wait's timeout bounds what it costs; a response is never lost.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import sys
+import threading
 import time
 from hashlib import sha256
 from multiprocessing import resource_tracker
@@ -41,12 +51,16 @@ from enclave_app.receipts.ring import (
     READ,
     READY,
     RECORD,
+    SLEEPING,
     STATIC,
     STATIC_AT,
     VOID,
     WRITTEN,
 )
 from enclave_app.receipts.sealer import tree_levels
+
+#: seconds the sealer waits for work with an empty ring (it also checks that its parent lives)
+IDLE_WAIT = 0.01
 
 
 def seal_forever(
@@ -61,6 +75,7 @@ def seal_forever(
     slots: int,
     slot_size: int,
     parent_pid: int,
+    wake_fd: int | None = None,
 ) -> None:
     """Ring in, one message per sealed micro-batch out, until the parent closes or goes away."""
     shm = SharedMemory(name=shm_name)
@@ -73,6 +88,7 @@ def seal_forever(
     control = buf[:CONTROL_BYTES].cast("Q")
     cpu = buf[CPU_AT : CPU_AT + 8].cast("d")
     encoder = StatementEncoder(attestation)
+    fence = threading.Lock()
     statements: list[bytes] = []
     leaves: list[bytes] = []
     seqs: list[int] = []
@@ -153,7 +169,30 @@ def seal_forever(
             if idle:
                 if os.getppid() != parent_pid:
                     break
-                time.sleep(poll)
+                if wake_fd is None:
+                    time.sleep(poll)
+                    continue
+                wait = IDLE_WAIT
+                if statements:
+                    wait = max(0.0, min(poll, max_wait - (time.monotonic() - oldest)))
+                elif control[WRITTEN] > read:
+                    wait = poll
+                control[SLEEPING] = 1
+                with fence:  # store the flag, then load the ready word (see the module docstring)
+                    pass
+                # look once more after raising the flag: a publish before it saw no flag and wrote no byte
+                offset = CONTROL_BYTES + (read % slots) * slot_size
+                if (
+                    words[offset >> 3] != read + 1
+                    and not control[CLOSING]
+                    and not (statements and control[FLUSH] >= seqs[0])
+                ):
+                    select.select([wake_fd], [], [], wait)
+                control[SLEEPING] = 0
+                try:
+                    os.read(wake_fd, 4096)
+                except BlockingIOError:
+                    pass
     except (BrokenPipeError, ConnectionResetError):
         pass  # the parent is gone: nothing left to deliver to
     finally:
@@ -178,6 +217,7 @@ def main() -> None:
         slots=config["slots"],
         slot_size=config["slot_size"],
         parent_pid=config["parent_pid"],
+        wake_fd=config.get("wake_fd"),
     )
 
 
