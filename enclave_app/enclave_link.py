@@ -1,19 +1,65 @@
-"""The gateway's side of the frame protocol: one multiplexed connection to the enclave
-server, requests matched to responses by ``id``, reconnecting after a failure."""
+"""The gateway's side of the frame protocol: one multiplexed connection to the enclave server,
+requests matched to responses by ``id``, reconnecting after a failure.
+
+The connection is an asyncio protocol (:class:`~enclave_app.frames.FrameProtocol`): a reply
+frame resolves its caller's future as it is parsed, and the requests sent during one pass of the
+event loop leave in one write. One connection carries every request (the server answers each
+frame in its own task, so requests do not queue behind each other); a pool would only add
+connections to keep alive.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
+import socket
 from typing import Any
 
-from enclave_app.addresses import Address, open_connection
+import cbor2
+
+from enclave_app.addresses import Address
 from enclave_app.errors import RequestError
-from enclave_app.frames import DEFAULT_MAX_FRAME, FrameError, decode_message, encode_frame, read_frame
+from enclave_app.frames import DEFAULT_MAX_FRAME, HEADER, FrameError, FrameProtocol, decode_message
 
 log = logging.getLogger("trustdial.gateway")
+
+
+class _LinkConnection(FrameProtocol):
+    def __init__(self, link: EnclaveLink) -> None:
+        super().__init__(max_frame=link.max_frame, stall_timeout=link.timeout)
+        self.link = link
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+
+    def frame_received(self, body: bytes) -> None:
+        try:
+            message = decode_message(body)
+        except RequestError as err:
+            self.stream_failed(FrameError(err.code, err.message, 502))
+            return
+        future = self.pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def stream_failed(self, err: FrameError) -> None:
+        log.warning("enclave connection ended: %s", err.message)
+        if self.transport is not None:
+            self.transport.close()
+        self._fail_pending()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if exc is not None:
+            log.warning("enclave connection ended: %s", exc)
+        self._fail_pending()
+
+    def _fail_pending(self) -> None:
+        if self.link.connection is self:
+            self.link.connection = None
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(RequestError("ENCLAVE_UNAVAILABLE", "the enclave connection closed", 503))
 
 
 class EnclaveLink:
@@ -22,67 +68,59 @@ class EnclaveLink:
         self.timeout = timeout
         self.max_frame = max_frame
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task[None] | None = None
+        self.connection: _LinkConnection | None = None
         self._connect_lock = asyncio.Lock()
 
-    async def _ensure(self) -> asyncio.StreamWriter:
+    async def _connect(self) -> _LinkConnection:
+        loop = asyncio.get_running_loop()
+        if self.address.scheme == "tcp":
+            _, protocol = await loop.create_connection(
+                lambda: _LinkConnection(self), self.address.host, self.address.port
+            )
+        else:
+            sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, (self.address.cid, self.address.port))
+            except BaseException:
+                sock.close()
+                raise
+            _, protocol = await loop.create_connection(lambda: _LinkConnection(self), sock=sock)
+        return protocol
+
+    async def _ensure(self) -> _LinkConnection:
+        connection = self.connection
+        if connection is not None and connection.transport is not None and not connection.transport.is_closing():
+            return connection
         async with self._connect_lock:
-            if self._writer is None or self._writer.is_closing():
+            connection = self.connection
+            if connection is None or connection.transport is None or connection.transport.is_closing():
                 try:
-                    reader, writer = await asyncio.wait_for(
-                        open_connection(self.address, self.max_frame + 8), self.timeout
-                    )
+                    connection = await asyncio.wait_for(self._connect(), self.timeout)
                 except (OSError, TimeoutError) as err:
                     raise RequestError(
                         "ENCLAVE_UNAVAILABLE", f"cannot reach the enclave at {self.address}: {err}", 503
                     ) from err
-                self._writer = writer
-                self._reader_task = asyncio.create_task(self._read_loop(reader, writer))
-            return self._writer
-
-    async def _read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                body = await read_frame(reader, max_size=self.max_frame, stall_timeout=self.timeout)
-                if body is None:
-                    break
-                message = decode_message(body)
-                future = self._pending.pop(message.get("id"), None)  # type: ignore[arg-type]
-                if future is not None and not future.done():
-                    future.set_result(message)
-        except (RequestError, ConnectionError) as err:
-            log.warning("enclave connection ended: %s", err)
-        finally:
-            writer.close()
-            if self._writer is writer:
-                self._writer = None
-            for future in list(self._pending.values()):
-                if not future.done():
-                    future.set_exception(RequestError("ENCLAVE_UNAVAILABLE", "the enclave connection closed", 503))
-            self._pending.clear()
+                self.connection = connection
+            return connection
 
     async def call(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request; the successful reply, or :class:`RequestError` with the enclave's code."""
-        writer = await self._ensure()
+        connection = await self._ensure()
         request_id = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        frame = encode_frame({**message, "id": request_id})
-        if len(frame) - 4 > self.max_frame:
-            self._pending.pop(request_id, None)
-            raise FrameError("BODY_TOO_LARGE", f"request of {len(frame)} bytes exceeds the enclave frame limit", 413)
+        body = cbor2.dumps({**message, "id": request_id})
+        if len(body) > self.max_frame:
+            raise FrameError("BODY_TOO_LARGE", f"request of {len(body) + 4} bytes exceeds the enclave frame limit", 413)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        connection.pending[request_id] = future
+        timer = loop.call_later(self.timeout, _expire, future, self.timeout)
         try:
-            writer.write(frame)
-            await writer.drain()
-            reply = await asyncio.wait_for(future, self.timeout)
-        except TimeoutError as err:
-            raise RequestError("ENCLAVE_TIMEOUT", f"the enclave did not answer within {self.timeout} s", 504) from err
-        except ConnectionError as err:
-            raise RequestError("ENCLAVE_UNAVAILABLE", f"the enclave connection failed: {err}", 503) from err
+            connection.send_frame(HEADER.pack(len(body)) + body)
+            reply = await future
         finally:
-            self._pending.pop(request_id, None)
+            timer.cancel()
+            connection.pending.pop(request_id, None)
         if not reply.get("ok"):
             error = reply.get("error") or {}
             raise RequestError(
@@ -91,9 +129,11 @@ class EnclaveLink:
         return reply
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
+        connection, self.connection = self.connection, None
+        if connection is not None and connection.transport is not None:
+            connection.transport.close()
+
+
+def _expire(future: asyncio.Future[dict[str, Any]], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(RequestError("ENCLAVE_TIMEOUT", f"the enclave did not answer within {timeout} s", 504))

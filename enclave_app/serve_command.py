@@ -68,8 +68,8 @@ def register(subparsers: Any) -> None:
         "--inline-run-ms",
         type=float,
         default=INLINE_RUN_S * 1000,
-        help="run a model on the server's event loop while its runs average less than this (0 = always on a "
-        "worker thread); docs/receipts.md §11",
+        help="run a model on the server's event loop if its run, timed at start, takes less than this (0 = always "
+        "on a worker thread); docs/receipts.md §11",
     )
     parser.add_argument(
         "--sealer",

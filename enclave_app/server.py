@@ -10,14 +10,13 @@ way every other connection keeps being served.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from enclave_app.addresses import Address, listening_socket
 from enclave_app.errors import RequestError
-from enclave_app.frames import DEFAULT_MAX_FRAME, FrameError, decode_message, encode_frame, read_frame
+from enclave_app.frames import DEFAULT_MAX_FRAME, FrameError, FrameProtocol, decode_message
 from enclave_app.receipts.ring import SealerProcessError
 from enclave_app.service import EnclaveService
 from enclave_app.wire import tensors_from_cbor, tensors_to_cbor
@@ -71,7 +70,7 @@ class EnclaveServer:
     async def start(self, address: Address) -> Address:
         """Start listening; returns the bound address (port 0 resolved)."""
         sock = listening_socket(address)
-        self._server = await asyncio.start_server(self._connection, sock=sock, limit=self.limits.max_frame + 8)
+        self._server = await asyncio.get_running_loop().create_server(lambda: _Connection(self), sock=sock)
         if address.scheme == "tcp":
             host, port = sock.getsockname()[:2]
             return Address("tcp", host, port)
@@ -82,60 +81,73 @@ class EnclaveServer:
             self._server.close()
             await self._server.wait_closed()
 
-    async def _respond(self, writer: asyncio.StreamWriter, lock: asyncio.Lock, reply: dict[str, Any]) -> None:
-        async with lock:
-            writer.write(encode_frame(reply))
-            await writer.drain()
-
-    async def _handle(
-        self, body: bytes, writer: asyncio.StreamWriter, lock: asyncio.Lock, slots: asyncio.Semaphore
-    ) -> None:
+    async def answer(self, body: bytes) -> dict[str, Any]:
+        """The reply to one frame's body (an error reply for a bad request)."""
         request_id: Any = None
         try:
             message = decode_message(body)
             request_id = message.get("id")
-            reply = {"id": request_id, "ok": True, **(await dispatch(self.service, message))}
+            return {"id": request_id, "ok": True, **(await dispatch(self.service, message))}
         except RequestError as err:
-            reply = error_message(request_id, err.code, err.message, err.status)
+            return error_message(request_id, err.code, err.message, err.status)
         except SealerProcessError as err:  # no receipt can be made: the response is withheld
             log.error("request %r: %s", request_id, err)
-            reply = error_message(request_id, err.code, f"no receipt: {err.reason}", 503)
+            return error_message(request_id, err.code, f"no receipt: {err.reason}", 503)
         except Exception:  # a bug in one request must not take the connection down silently
             log.exception("request %r failed", request_id)
-            reply = error_message(request_id, "INTERNAL", "the enclave failed to process the request", 500)
-        finally:
-            slots.release()
-        try:
-            await self._respond(writer, lock, reply)
-        except ConnectionError:
-            log.info("peer went away before its response")
+            return error_message(request_id, "INTERNAL", "the enclave failed to process the request", 500)
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        lock = asyncio.Lock()
-        slots = asyncio.Semaphore(self.limits.max_in_flight)
-        tasks: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                try:
-                    body = await read_frame(
-                        reader, max_size=self.limits.max_frame, stall_timeout=self.limits.stall_timeout
-                    )
-                except FrameError as err:
-                    await self._respond(writer, lock, error_message(None, err.code, err.message, err.status))
-                    break
-                if body is None:
-                    break
-                await slots.acquire()
-                task = asyncio.create_task(self._handle(body, writer, lock, slots))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-        except ConnectionError:
-            log.info("connection dropped")
-        except asyncio.CancelledError:
-            log.info("connection closed at shutdown")  # returning normally keeps asyncio from logging it
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+
+class _Connection(FrameProtocol):
+    """One peer: each frame is answered by its own task (up to ``max_in_flight`` at a time, then
+    reading pauses); replies are written as they are ready, coalesced per pass of the loop."""
+
+    def __init__(self, server: EnclaveServer) -> None:
+        super().__init__(max_frame=server.limits.max_frame, stall_timeout=server.limits.stall_timeout)
+        self.server = server
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.paused = False
+        self.closing = False  # the stream ended or failed: close once every task has answered
+
+    def frame_received(self, body: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer(body))
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+        if len(self.tasks) >= self.server.limits.max_in_flight and not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.paused = True
+
+    async def _answer(self, body: bytes) -> None:
+        self.send(await self.server.answer(body))
+        await self.writable()  # a peer that does not read its replies gets no more of them queued
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if self.transport is None:
+            return
+        if self.closing:
+            if not self.tasks:
+                self.flush()
+                self.transport.close()
+        elif self.paused and len(self.tasks) < self.server.limits.max_in_flight:
+            self.transport.resume_reading()
+            self.paused = False
+
+    def stream_failed(self, err: FrameError) -> None:
+        self.send(error_message(None, err.code, err.message, err.status))
+        self._close_when_answered()
+
+    def keep_open_after_eof(self) -> bool | None:
+        self._close_when_answered()
+        return True
+
+    def _close_when_answered(self) -> None:
+        self.closing = True
+        if not self.tasks and self.transport is not None:
+            self.flush()
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if exc is not None:
+            log.info("connection dropped: %s", exc)

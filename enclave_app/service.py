@@ -21,7 +21,7 @@ from verifier.tensors import Tensor
 from enclave_app.errors import RequestError
 from enclave_app.generation import greedy_decode
 from enclave_app.limits import MAX_NEW_TOKENS, MAX_NONCE
-from enclave_app.models import LoadedModel, ModelRegistry, refused_by_onnxruntime
+from enclave_app.models import ORT_TYPES, LoadedModel, ModelRegistry, refused_by_onnxruntime
 from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.pipeline import ReceiptPipeline
@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from enclave_app.nsm.interface import Nsm
 
 BINDING_USER_DATA = b"trustdial/receipt-key/v1"
-#: a bound model whose runs average less than this (seconds) runs on the event loop's thread: for a
-#: small model the hand-off to a worker thread and back costs more than the run (docs/receipts.md §11)
+#: a bound model whose calibrated run (at start, on zeros) takes less than this (seconds) runs on the
+#: event loop's thread: for a small model the hand-off to a worker thread and back costs more than the
+#: run (docs/receipts.md §11)
 INLINE_RUN_S = 0.001
 #: where receipts are sealed: a sealer process fed through shared memory, with plain static-shape
 #: ONNX models bound to its slots (docs/receipts.md §10), or a thread of this process
@@ -70,12 +71,24 @@ def poseidon_params(outputs: dict[str, Any], scale: Any) -> dict[str, int | str]
 
 def _run_bound(
     bound: BoundModel, feeds: dict[str, np.ndarray], nonce: bytes
-) -> tuple[list[np.ndarray], Future[bytes] | None, float]:
-    """The outputs, the receipt's future and the seconds the run took."""
-    started = time.perf_counter()
+) -> tuple[list[np.ndarray], Future[bytes] | None]:
     with refused_by_onnxruntime():
-        values, pending = bound.run(feeds, nonce)
-    return values, pending, time.perf_counter() - started
+        return bound.run(feeds, nonce)
+
+
+def calibrated_run_s(model: LoadedModel, runs: int = 5) -> float:
+    """The median wall time of ``runs`` runs on zero inputs, after one warm-up run (static shapes only:
+    the models that are bound); no receipt is involved."""
+    feeds = {
+        arg.name: np.zeros([int(d) for d in arg.shape], dtype=ORT_TYPES[arg.type]) for arg in model.session.get_inputs()
+    }
+    model.session.run(None, feeds)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        model.session.run(None, feeds)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[runs // 2]
 
 
 class EnclaveService:
@@ -102,8 +115,8 @@ class EnclaveService:
         self.attestation_digest = hashlib.sha256(self.binding_document).digest()
         self.sealer = sealer
         self.inline_run_s = inline_run_s
-        #: per bound model: a moving average of its run time (seconds), None until the first run
-        self._run_s: dict[str, float] = {}
+        #: bound models that run on the event loop's thread (their calibrated run is short)
+        self.inline: set[str] = set()
         self.receipts: ReceiptPipeline | ProcessReceiptPipeline
         #: models whose runs go through the sealer ring's slots (process sealer only)
         self.bound: dict[str, BoundModel] = {}
@@ -125,6 +138,9 @@ class EnclaveService:
             except SealerProcessError as err:
                 if err.code not in ("RECEIPT_NOT_BINDABLE", "RECEIPT_SLOT_OVERFLOW"):
                     raise  # dynamic shapes or big tensors: such a model runs, then submits
+                continue
+            if calibrated_run_s(model) < inline_run_s:
+                self.inline.add(model.name)
 
     def models(self) -> list[dict[str, Any]]:
         return [model.describe() for model in self.registry]
@@ -149,15 +165,12 @@ class EnclaveService:
         model.check_inputs(feeds)
         bound = self.bound.get(model.name) if poseidon_scale is None else None
         if bound is not None:
-            average = self._run_s.get(model.name)
-            if average is not None and average < self.inline_run_s:
-                # a short run costs less on this thread than the hand-off to a worker and back
-                values, bound_pending, took = _run_bound(bound, feeds, fresh)
+            if model.name in self.inline:  # a short run costs less here than the hand-off to a worker and back
+                values, bound_pending = _run_bound(bound, feeds, fresh)
             else:
-                values, bound_pending, took = await asyncio.get_running_loop().run_in_executor(
+                values, bound_pending = await asyncio.get_running_loop().run_in_executor(
                     None, _run_bound, bound, feeds, fresh
                 )
-            self._run_s[model.name] = took if average is None else 0.9 * average + 0.1 * took
             outputs = {spec.name: Tensor.from_array(v) for spec, v in zip(model.outputs, values, strict=True)}
             if bound_pending is None:
                 raise RuntimeError("a bound run returned no receipt future")
