@@ -9,6 +9,8 @@ Sides (each a set of real processes started the way users start them):
   lines): same model (the 1.07 M-parameter reference MLP 784->1024->256->10), same JSON request
   and response format as the gateway's ``POST /v1/infer``, same uvicorn settings as the gateway,
   onnxruntime with its default session options.
+* ``plain-1t`` (``--plain-tuned``): the same plain server with one onnxruntime intra-op thread, as
+  ``trustdial serve`` runs by default: the stronger baseline on a small host.
 * ``no-receipts`` (measurement only, ``--receipts-off``): the trustdial stack with the receipt
   pipeline replaced by one that returns an empty receipt, built in-process by this file's
   ``--role serve-no-receipts`` (never a ``trustdial serve`` option a deployer could set), with
@@ -82,12 +84,15 @@ class InferRequest(BaseModel):
     nonce: str | None = None
 
 
-def plain_app(model_path: str) -> Any:
-    """FastAPI + onnxruntime, the gateway's /v1/infer JSON format, onnxruntime's default options."""
+def plain_app(model_path: str, threads: int = 0) -> Any:
+    """FastAPI + onnxruntime, the gateway's /v1/infer JSON format, onnxruntime's default options
+    (``threads`` > 0: that many intra-op threads, the tuned variant)."""
     import onnxruntime as ort
     from fastapi import FastAPI, HTTPException
 
-    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     app = FastAPI()
 
     @app.post("/v1/infer")
@@ -111,13 +116,13 @@ def plain_app(model_path: str) -> Any:
     return app
 
 
-def run_plain(model_path: str) -> None:
+def run_plain(model_path: str, threads: int) -> None:
     import uvicorn
 
     from enclave_app.addresses import tcp_listener
 
     sock = tcp_listener("127.0.0.1", 0)  # what the gateway listens on (Nagle off on accepted connections)
-    server = uvicorn.Server(uvicorn.Config(plain_app(model_path), **UVICORN_SETTINGS))
+    server = uvicorn.Server(uvicorn.Config(plain_app(model_path, threads), **UVICORN_SETTINGS))
     host, port = sock.getsockname()[:2]
     print(json.dumps({"event": "listening", "url": f"http://{host}:{port}"}), flush=True)
     asyncio.run(server.serve(sockets=[sock]))
@@ -126,22 +131,11 @@ def run_plain(model_path: str) -> None:
 # --- measurement only: the trustdial server with the receipt pipeline removed ----------------------------------
 
 
-class NoReceipts:
-    """Stands in for the receipt pipeline: every response gets an empty receipt. Exists only here."""
-
-    def submit(self, *args: Any, **kwargs: Any) -> Any:
-        from concurrent.futures import Future
-
-        future: Future[bytes] = Future()
-        future.set_result(b"")
-        return future
-
-    def close(self) -> None:
-        pass
-
-
 def run_serve_without_receipts(model_path: str) -> None:
-    """``trustdial serve``'s construction with the thread sealer, then its pipeline swapped out."""
+    """``trustdial serve``'s server and service with ``infer`` replaced by a run on the event loop's
+    thread (as the server runs a small bound model) that returns an empty receipt. Exists only here."""
+    from verifier.tensors import Tensor
+
     from enclave_app.addresses import parse_address
     from enclave_app.models import ModelRegistry, load_model
     from enclave_app.nsm.selection import open_nsm
@@ -149,10 +143,18 @@ def run_serve_without_receipts(model_path: str) -> None:
     from enclave_app.server import EnclaveServer
     from enclave_app.service import EnclaveService
 
+    class ServiceWithoutReceipts(EnclaveService):
+        async def infer(
+            self, model_name: Any, inputs: dict[str, Tensor], nonce: Any, poseidon_scale: Any = None
+        ) -> tuple[dict[str, Tensor], bytes]:
+            model = self.registry.get(model_name)
+            feeds = {name: tensor.to_array() for name, tensor in inputs.items()}
+            model.check_inputs(feeds)
+            outputs = model.run(feeds)
+            return {name: Tensor.from_array(array) for name, array in outputs.items()}, b""
+
     registry = ModelRegistry([load_model(Path(model_path), MODEL, intra_op_threads=DEFAULT_THREADS)])
-    service = EnclaveService(registry, open_nsm("simulated", simulated_pcrs=PCRS), sealer="thread")
-    service.receipts.close()
-    service.receipts = NoReceipts()  # type: ignore[assignment]
+    service = ServiceWithoutReceipts(registry, open_nsm("simulated", simulated_pcrs=PCRS), sealer="thread")
 
     async def main() -> None:
         server = EnclaveServer(service)
@@ -160,8 +162,12 @@ def run_serve_without_receipts(model_path: str) -> None:
         print(json.dumps({"event": "listening", "address": str(bound)}), flush=True)
         await asyncio.Event().wait()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
 
 
 # --- processes and their CPU time -------------------------------------------------------------------------------
@@ -225,8 +231,10 @@ def cpu_delta(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]
     return result
 
 
-def start(command: list[str], timeout: float = 120.0) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def start(
+    command: list[str], timeout: float = 120.0, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
     reader.start()
@@ -269,10 +277,12 @@ class Side:
             stop(process)
 
 
-def start_trustdial(workdir: Path, model: Path, *, receipts: bool) -> Side:
+def start_trustdial(workdir: Path, model: Path, *, receipts: bool, tree: Path | None = None) -> Side:
+    """``tree``: run ``trustdial`` from another checkout's sources (its directory first on PYTHONPATH)."""
+    env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
     pcrs = workdir / "pcrs.json"
     pcrs.write_text(json.dumps({str(k): v.hex() for k, v in PCRS.items()}))
-    root = workdir / "root.pem"
+    root = workdir / f"root-{'branch' if tree is None else 'baseline'}-{receipts}.pem"
     if receipts:
         command = [
             str(BIN / "trustdial"), "serve", "--model", f"{MODEL}={model}", "--listen", "tcp:127.0.0.1:0",
@@ -280,21 +290,22 @@ def start_trustdial(workdir: Path, model: Path, *, receipts: bool) -> Side:
         ]  # fmt: skip
     else:
         command = [sys.executable, __file__, "--role", "serve-no-receipts", "--model", str(model)]
-    server, ready = start(command)
+    server, ready = start(command, env=env)
     try:
         gateway, gateway_ready = start(
-            [str(BIN / "trustdial"), "gateway", "--enclave", ready["address"], "--listen", "127.0.0.1:0"]
+            [str(BIN / "trustdial"), "gateway", "--enclave", ready["address"], "--listen", "127.0.0.1:0"], env=env
         )
     except BaseException:
         stop(server)
         raise
-    name = "trustdial" if receipts else "no-receipts"
+    name = ("trustdial" if receipts else "no-receipts") if tree is None else "trustdial-baseline"
     return Side(name, gateway_ready["url"], {"serve": server, "gateway": gateway}, {"ready": ready, "root": root})
 
 
-def start_plain(model: Path) -> Side:
-    server, ready = start([sys.executable, __file__, "--role", "plain", "--model", str(model)])
-    return Side("plain", ready["url"], {"plain": server})
+def start_plain(model: Path, threads: int = 0) -> Side:
+    command = [sys.executable, __file__, "--role", "plain", "--model", str(model), "--threads", str(threads)]
+    server, ready = start(command)
+    return Side("plain" if threads == 0 else f"plain-{threads}t", ready["url"], {"plain": server})
 
 
 # --- the load generator -----------------------------------------------------------------------------------------
@@ -473,7 +484,7 @@ def check_samples(side: Side, samples: list[tuple[int, bytes]], requests: Reques
         if not np.allclose(got, expected_y, rtol=1e-4, atol=1e-5):
             raise AssertionError(f"{side.name}: outputs differ from onnxruntime's")
         parsed.append((index, body, Tensor(y["dtype"], tuple(y["shape"]), base64.b64decode(y["data"]))))
-    if side.name != "trustdial":
+    if not side.name.startswith("trustdial"):
         return 0
     from cryptography import x509
     from verifier.client import Client, ExpectedEnclave
@@ -512,17 +523,27 @@ def main() -> None:
     roles = ("bench", "plain", "serve-no-receipts")
     parser.add_argument("--role", choices=roles, default="bench", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds of load before each measured window")
     parser.add_argument("--rounds", type=int, default=3, help="alternations per connection count")
     parser.add_argument("--connections", default="16,1", help="comma-separated connection counts")
     parser.add_argument("--receipts-off", action="store_true", help="also run the trustdial stack without receipts")
+    parser.add_argument(
+        "--plain-tuned", action="store_true", help="also run the plain server with one intra-op thread (as serve)"
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="also run trustdial from this directory's sources (e.g. `git archive main enclave_app trustdial`"
+        " unpacked): before/after in the same run",
+    )
     parser.add_argument("--quick", action="store_true", help="2 s runs, one round (a smoke run)")
     parser.add_argument("--record", action="store_true", help=f"also write the JSON line to {RESULTS.name}")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.role == "plain":
-        run_plain(args.model)
+        run_plain(args.model, args.threads)
         return
     if args.role == "serve-no-receipts":
         run_serve_without_receipts(args.model)
@@ -541,8 +562,12 @@ def main() -> None:
         model.write_bytes(build_mlp())
         progress(f"starting the sides (load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores)")
         sides = [start_trustdial(workdir, model, receipts=True), start_plain(model)]
+        if args.baseline_tree is not None:
+            sides.append(start_trustdial(workdir, model, receipts=True, tree=args.baseline_tree.resolve()))
         if args.receipts_off:
             sides.append(start_trustdial(workdir, model, receipts=False))
+        if args.plain_tuned:
+            sides.append(start_plain(model, threads=1))
         try:
             requests = Requests.build("127.0.0.1")
             expected_y = reference_outputs(model, requests.x)
@@ -590,6 +615,12 @@ def main() -> None:
         if "no-receipts" in rps:
             out[f"no_receipts_rps{suffix}"] = round(rps["no-receipts"], 1)
             out[f"receipts_ratio{suffix}"] = round(rps["trustdial"] / rps["no-receipts"], 3)
+        if "trustdial-baseline" in rps:
+            out[f"baseline_rps{suffix}"] = round(rps["trustdial-baseline"], 1)
+            out[f"baseline_ratio{suffix}"] = round(rps["trustdial-baseline"] / rps["plain"], 3)
+        if "plain-1t" in rps:
+            out[f"plain_1t_rps{suffix}"] = round(rps["plain-1t"], 1)
+            out[f"ratio_vs_plain_1t{suffix}"] = round(rps["trustdial"] / rps["plain-1t"], 3)
     out.update(
         receipts_verified=verified,
         seconds=args.seconds,

@@ -130,3 +130,49 @@ def test_the_process_sealer_binds_static_tensor_models_and_leaves_the_language_m
         )
     finally:
         service.close()
+
+
+@pytest.mark.parametrize("inline_run_s", [1.0, 0.0])
+def test_a_bound_model_answers_the_same_on_the_loop_thread_and_on_a_worker_with_the_loop_reading_receipts(
+    model_files: ModelFiles, inline_run_s: float
+) -> None:
+    """As ``trustdial serve`` builds it (the loop reads the sealer's messages): a model whose timed run is
+    under ``inline_run_s`` runs on the loop's thread, others on a worker; both get onnxruntime's outputs
+    and a receipt that verifies, and a lone request is answered without a drain."""
+    import asyncio
+
+    from verifier.receipts import ReceiptExpectation, check_statement, open_receipt
+
+    from enclave_app.models import ModelRegistry
+    from enclave_app.nsm.selection import open_nsm
+    from enclave_app.service import EnclaveService
+
+    plain = ort.InferenceSession(str(model_files.mlp), providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
+
+    async def run() -> None:
+        registry = ModelRegistry.from_specs([f"mlp={model_files.mlp}"])
+        service = EnclaveService(
+            registry, open_nsm("simulated"), sealer="process", loop=asyncio.get_running_loop(),
+            inline_run_s=inline_run_s, batch_wait=60.0,  # only the lone-request rule can seal in time
+        )  # fmt: skip
+        try:
+            assert service.inline == ({"mlp"} if inline_run_s else set())
+            for nonce in (b"first", b"second"):
+                outputs, receipt = await asyncio.wait_for(service.infer("mlp", {"x": Tensor.from_array(X)}, nonce), 15)
+                np.testing.assert_array_equal(outputs["y"].to_array(), plain)
+                opened = open_receipt(
+                    receipt, public_key=service.public_key, attestation_digest=service.attestation_digest
+                )
+                check_statement(
+                    opened.statement,
+                    ReceiptExpectation(
+                        models=frozenset({model_files.sha256(model_files.mlp)}),
+                        inputs={"x": Tensor.from_array(X)},
+                        outputs=outputs,
+                        nonce=nonce,
+                    ),
+                )
+        finally:
+            service.close()
+
+    asyncio.run(run())
