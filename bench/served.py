@@ -277,16 +277,20 @@ class Side:
             stop(process)
 
 
-def start_trustdial(workdir: Path, model: Path, *, receipts: bool, tree: Path | None = None) -> Side:
+def start_trustdial(
+    workdir: Path, model: Path, *, receipts: bool, tree: Path | None = None, serve_args: list[str] | None = None
+) -> Side:
     """``tree``: run ``trustdial`` from another checkout's sources (its directory first on PYTHONPATH)."""
     env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
     pcrs = workdir / "pcrs.json"
     pcrs.write_text(json.dumps({str(k): v.hex() for k, v in PCRS.items()}))
-    root = workdir / f"root-{'branch' if tree is None else 'baseline'}-{receipts}.pem"
+    tag = "baseline" if tree is not None else "variant" if serve_args else "branch"
+    root = workdir / f"root-{tag}-{receipts}.pem"
     if receipts:
         command = [
             str(BIN / "trustdial"), "serve", "--model", f"{MODEL}={model}", "--listen", "tcp:127.0.0.1:0",
             "--nsm", "simulated", "--simulated-pcrs-from", str(pcrs), "--simulated-root-out", str(root),
+            *(serve_args or []),
         ]  # fmt: skip
     else:
         command = [sys.executable, __file__, "--role", "serve-no-receipts", "--model", str(model)]
@@ -299,6 +303,8 @@ def start_trustdial(workdir: Path, model: Path, *, receipts: bool, tree: Path | 
         stop(server)
         raise
     name = ("trustdial" if receipts else "no-receipts") if tree is None else "trustdial-baseline"
+    if serve_args:
+        name = "trustdial-variant"
     return Side(name, gateway_ready["url"], {"serve": server, "gateway": gateway}, {"ready": ready, "root": root})
 
 
@@ -538,6 +544,9 @@ def main() -> None:
         help="also run trustdial from this directory's sources (e.g. `git archive main enclave_app trustdial`"
         " unpacked): before/after in the same run",
     )
+    parser.add_argument(
+        "--variant", help="also run trustdial serve with these extra options (one string, e.g. '--sealer thread')"
+    )
     parser.add_argument("--quick", action="store_true", help="2 s runs, one round (a smoke run)")
     parser.add_argument("--record", action="store_true", help=f"also write the JSON line to {RESULTS.name}")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -564,6 +573,8 @@ def main() -> None:
         sides = [start_trustdial(workdir, model, receipts=True), start_plain(model)]
         if args.baseline_tree is not None:
             sides.append(start_trustdial(workdir, model, receipts=True, tree=args.baseline_tree.resolve()))
+        if args.variant:
+            sides.append(start_trustdial(workdir, model, receipts=True, serve_args=args.variant.split()))
         if args.receipts_off:
             sides.append(start_trustdial(workdir, model, receipts=False))
         if args.plain_tuned:
@@ -618,6 +629,9 @@ def main() -> None:
         if "trustdial-baseline" in rps:
             out[f"baseline_rps{suffix}"] = round(rps["trustdial-baseline"], 1)
             out[f"baseline_ratio{suffix}"] = round(rps["trustdial-baseline"] / rps["plain"], 3)
+        if "trustdial-variant" in rps:
+            out[f"variant_rps{suffix}"] = round(rps["trustdial-variant"], 1)
+            out[f"variant_ratio{suffix}"] = round(rps["trustdial-variant"] / rps["plain"], 3)
         if "plain-1t" in rps:
             out[f"plain_1t_rps{suffix}"] = round(rps["plain-1t"], 1)
             out[f"ratio_vs_plain_1t{suffix}"] = round(rps["trustdial"] / rps["plain-1t"], 3)

@@ -16,10 +16,12 @@ from verifier.errors import InputError, VerificationError
 from enclave_app.addresses import parse_address
 from enclave_app.circuit_model import load_circuit_model
 from enclave_app.frames import DEFAULT_MAX_FRAME
+from enclave_app.loop_idle import IdleSignallingSelector, idle_signalling_loop
 from enclave_app.models import LoadedModel, ModelRegistry, load_model
 from enclave_app.nsm.device import NsmError
 from enclave_app.nsm.selection import NSM_MODES, load_pcrs, open_nsm
 from enclave_app.receipts.key import KEY_TYPES
+from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline
 from enclave_app.receipts.ring import SealerProcessError
 from enclave_app.sealed.serve_options import add_sealed_arguments, load_sealed_models
 from enclave_app.server import EnclaveServer, ServerLimits
@@ -76,12 +78,13 @@ def register(subparsers: Any) -> None:
         choices=SEALERS,
         default=default_sealer(),
         help="seal receipts in a sealer process fed through shared memory (static-shape models bound to its "
-        "slots; the default on x86-64) or in a thread of the server (the default elsewhere); docs/receipts.md §10",
+        "slots), on the server's event loop once it runs out of work (loop), or in a thread of the server; "
+        "docs/receipts.md §10-11",
     )
     parser.set_defaults(run=run)
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, selector: IdleSignallingSelector | None = None) -> int:
     pcrs = load_pcrs(args.simulated_pcrs_from) if args.simulated_pcrs_from else None
     nsm = open_nsm(args.nsm, simulated_pcrs=pcrs)
     if args.simulated_root_out is not None:
@@ -98,6 +101,10 @@ async def _serve(args: argparse.Namespace) -> int:
         registry, nsm, key_type=args.receipt_key, batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000,
         sealer=args.sealer, loop=asyncio.get_running_loop(), inline_run_s=args.inline_run_ms / 1000,
     )  # fmt: skip
+    if selector is not None and isinstance(service.receipts, ProcessReceiptPipeline):
+        selector.on_block = service.receipts.writer_idle  # a lone response is sealed without lingering
+    elif selector is not None and service.sealer == "loop":
+        selector.on_block = service.loop_idle
     try:
         server = EnclaveServer(service, ServerLimits(max_frame=args.max_frame, stall_timeout=args.stall_timeout))
         bound = await server.start(parse_address(args.listen))
@@ -119,6 +126,8 @@ async def _serve(args: argparse.Namespace) -> int:
         await stop.wait()
         await server.close()
     finally:
+        if selector is not None:
+            selector.on_block = None
         service.close()  # stops the sealer process and unlinks its shared memory
     return 0
 
@@ -153,7 +162,9 @@ def _registry(
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_serve(args))
+        loop, selector = idle_signalling_loop()
+        with asyncio.Runner(loop_factory=lambda: loop) as runner:
+            return runner.run(_serve(args, selector))
     except (OSError, ValueError, NsmError) as err:
         print(f"trustdial serve: {err}", file=sys.stderr)
         return 2

@@ -38,7 +38,7 @@ BINDING_USER_DATA = b"trustdial/receipt-key/v1"
 INLINE_RUN_S = 0.001
 #: where receipts are sealed: a sealer process fed through shared memory, with plain static-shape
 #: ONNX models bound to its slots (docs/receipts.md §10), or a thread of this process
-SEALERS = ("process", "thread")
+SEALERS = ("process", "thread", "loop")
 
 
 def default_sealer() -> str:
@@ -76,9 +76,18 @@ def _run_bound(
         return bound.run(feeds, nonce)
 
 
+def _static_tensor_model(model: Any) -> bool:
+    return (
+        type(model) is LoadedModel
+        and model.kind == "tensor"
+        and all(all(isinstance(d, int) and d >= 0 for d in arg.shape) for arg in model.session.get_inputs())
+        and all(arg.type in ORT_TYPES for arg in model.session.get_inputs())
+    )
+
+
 def calibrated_run_s(model: LoadedModel, runs: int = 5) -> float:
-    """The median wall time of ``runs`` runs on zero inputs, after one warm-up run (static shapes only:
-    the models that are bound); no receipt is involved."""
+    """The shortest wall time of ``runs`` runs on zero inputs, after one warm-up run (static shapes
+    only); no receipt is involved. The shortest, because other load on the host only adds to a run."""
     feeds = {
         arg.name: np.zeros([int(d) for d in arg.shape], dtype=ORT_TYPES[arg.type]) for arg in model.session.get_inputs()
     }
@@ -88,7 +97,7 @@ def calibrated_run_s(model: LoadedModel, runs: int = 5) -> float:
         started = time.perf_counter()
         model.session.run(None, feeds)
         times.append(time.perf_counter() - started)
-    return sorted(times)[runs // 2]
+    return min(times)
 
 
 class EnclaveService:
@@ -120,10 +129,17 @@ class EnclaveService:
         self.receipts: ReceiptPipeline | ProcessReceiptPipeline
         #: models whose runs go through the sealer ring's slots (process sealer only)
         self.bound: dict[str, BoundModel] = {}
-        if sealer == "thread":
+        self.batch_wait = batch_wait
+        self._seal_timer: asyncio.TimerHandle | None = None
+        if sealer in ("thread", "loop"):
             self.receipts = ReceiptPipeline(
-                self.key, self.attestation_digest, max_batch=batch_size, max_wait=batch_wait, clock=clock
-            )
+                self.key, self.attestation_digest, max_batch=batch_size, max_wait=batch_wait, clock=clock,
+                threaded=sealer == "thread",
+            )  # fmt: skip
+            if sealer == "loop":
+                self.inline.update(
+                    m.name for m in registry if _static_tensor_model(m) and calibrated_run_s(m) < inline_run_s
+                )
             return
         self.receipts = ProcessReceiptPipeline(
             self.key, self.attestation_digest, max_batch=batch_size, max_wait=batch_wait,
@@ -175,7 +191,10 @@ class EnclaveService:
             if bound_pending is None:
                 raise RuntimeError("a bound run returned no receipt future")
             return outputs, await asyncio.wrap_future(bound_pending)
-        arrays, executed = await asyncio.get_running_loop().run_in_executor(None, model.run_signed, feeds)
+        if model.name in self.inline and poseidon_scale is None:  # loop sealer: the run on this thread too
+            arrays, executed = model.run_signed(feeds)
+        else:
+            arrays, executed = await asyncio.get_running_loop().run_in_executor(None, model.run_signed, feeds)
         params = None
         if poseidon_scale is not None:
             params = await asyncio.get_running_loop().run_in_executor(None, poseidon_params, arrays, poseidon_scale)
@@ -183,6 +202,7 @@ class EnclaveService:
             params = {**(params or {}), **executed}
         pending = self.receipts.submit("infer", model.sha256, inputs, arrays, fresh, params)
         assert pending is not None
+        self._seal_later()
         outputs = {name: Tensor.from_array(array) for name, array in arrays.items()}
         return outputs, await asyncio.wrap_future(pending)
 
@@ -213,7 +233,28 @@ class EnclaveService:
         params: dict[str, int | str] = {"decoding": "greedy", "max_new_tokens": max_new_tokens, "eos_token_id": eos}
         pending = self.receipts.submit("generate", model.sha256, inputs, outputs, fresh, params)
         assert pending is not None
+        self._seal_later()
         return completion, await asyncio.wrap_future(pending)
 
+    def loop_idle(self, idle: bool) -> bool:
+        """The event loop is about to block (``idle``) or runs again. The loop sealer seals its open
+        batch now: every response of the loop's last passes shares one signature, and a lone one is
+        sealed without waiting. Returns whether receipts were delivered (the loop then does not block)."""
+        if idle and self.sealer == "loop" and isinstance(self.receipts, ReceiptPipeline):
+            return self.receipts.seal_now()
+        return False
+
+    def _seal_later(self) -> None:
+        """Loop sealer: a batch still open after ``batch_wait`` (the loop never went idle) is sealed then."""
+        if self.sealer == "loop" and self._seal_timer is None:
+            self._seal_timer = asyncio.get_running_loop().call_later(self.batch_wait, self._seal_due)
+
+    def _seal_due(self) -> None:
+        self._seal_timer = None
+        if isinstance(self.receipts, ReceiptPipeline):
+            self.receipts.seal_now()
+
     def close(self) -> None:
+        if self._seal_timer is not None:
+            self._seal_timer.cancel()
         self.receipts.close()

@@ -128,6 +128,14 @@ class ReceiptPipeline:
             self._take(job)
         self._seal_open_batch()
 
+    def seal_now(self) -> bool:
+        """Inline mode: seal the open batch now; returns whether there was one (the server's event
+        loop calls this before it blocks, see ``EnclaveService.loop_idle``)."""
+        if self._thread is not None or not self._pending:
+            return False
+        self._seal_pending()
+        return True
+
     def drain(self) -> None:
         """Block until every submitted response has its receipt (inline mode: seal the open batch)."""
         if self._thread is None:

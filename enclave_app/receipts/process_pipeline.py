@@ -79,6 +79,7 @@ from enclave_app.receipts.ring import (
     STATIC_AT,
     TIMESTAMP,
     VOID,
+    WRITER_IDLE,
     WRITTEN,
     SealerProcessError,
     ring_supported,
@@ -241,6 +242,15 @@ class ProcessReceiptPipeline:
         self._words[offset >> 3] = seq
         self._wake()
         return future
+
+    def writer_idle(self, idle: bool) -> None:
+        """The writer side says it is about to block with nothing to run (``True``) or runs again:
+        while it is idle no response is about to be published, so the sealer seals an open batch
+        at once instead of waiting ``poll`` for more (the server's event loop calls this around its
+        blocking waits; ``enclave_app.loop_idle``)."""
+        self._control[WRITER_IDLE] = 1 if idle else 0
+        if idle:
+            self._wake()
 
     def _wake(self) -> None:
         """After a store the sealer must see: write a byte to its wake pipe if it is waiting."""

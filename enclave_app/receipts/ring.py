@@ -4,8 +4,9 @@ process), one reader (the sealer process).
 
 Control block (``CONTROL_BYTES``, u64 words): 0 reserved slots, 1 slots the sealer has read
 (each one is free again once read), 2 closing flag, 3 flush target (drain), 4 sleeping flag (the
-sealer is about to wait on its wake pipe: a writer that publishes then writes one byte to it);
-f64 at byte 64: the sealer's CPU seconds.
+sealer is about to wait on its wake pipe: a writer that publishes then writes one byte to it),
+5 writer idle (the server's event loop is blocked with nothing to run: no response is about to
+be published, so an open batch is sealed at once); f64 at byte 64: the sealer's CPU seconds.
 
 Slot ``i`` of the ring starts at ``CONTROL_BYTES + i * slot_size`` (every offset a multiple of
 8). Responses take slots in sequence order: the response with sequence number ``seq`` lives in
@@ -38,7 +39,7 @@ import platform
 import struct
 
 CONTROL_BYTES = 128
-WRITTEN, READ, CLOSING, FLUSH, SLEEPING = 0, 1, 2, 3, 4
+WRITTEN, READ, CLOSING, FLUSH, SLEEPING, WRITER_IDLE = 0, 1, 2, 3, 4, 5
 CPU_AT = 64
 OPS = ("infer", "generate")
 OP_CODES = {op: code for code, op in enumerate(OPS)}

@@ -9,7 +9,9 @@ input and output regions in place (the commitments are SHA-256 of exactly those 
 the time if the writer left it to the sealer, encode the statement and its Merkle leaf, free
 the slot. A batch is sealed when it is full, once its oldest response waited ``max_wait``, when
 no new slot was published during a whole ``poll`` wait (a lone request is not held for the
-budget), on a drain's flush target, or on close.
+budget), at once when every reserved slot has been read and the writer said it is idle (the
+server's event loop is blocked: nothing is about to be published), on a drain's flush target,
+or on close.
 
 With nothing to read the sealer does not poll: it sets the ring's sleeping word, looks once more,
 and waits on its wake pipe (``poll`` seconds while it holds an open batch or a slot is reserved,
@@ -55,6 +57,7 @@ from enclave_app.receipts.ring import (
     STATIC,
     STATIC_AT,
     VOID,
+    WRITER_IDLE,
     WRITTEN,
 )
 from enclave_app.receipts.sealer import tree_levels
@@ -160,7 +163,11 @@ def seal_forever(
                 if len(statements) >= max_batch:
                     seal()
             if statements and (
-                closing or (idle and not took) or control[FLUSH] >= seqs[0] or time.monotonic() - oldest >= max_wait
+                closing
+                or (idle and not took)
+                or control[FLUSH] >= seqs[0]
+                or (control[WRITER_IDLE] and control[WRITTEN] <= read)
+                or time.monotonic() - oldest >= max_wait
             ):
                 seal()
             if closing and read >= control[WRITTEN] and not statements:
@@ -186,6 +193,7 @@ def seal_forever(
                     words[offset >> 3] != read + 1
                     and not control[CLOSING]
                     and not (statements and control[FLUSH] >= seqs[0])
+                    and not (statements and control[WRITER_IDLE] and control[WRITTEN] <= read)
                 ):
                     select.select([wake_fd], [], [], wait)
                 control[SLEEPING] = 0

@@ -42,6 +42,15 @@ def threaded(model_files: ModelFiles, tmp_path_factory: pytest.TempPathFactory) 
         stop_service(service)
 
 
+@pytest.fixture(scope="module")
+def on_loop(model_files: ModelFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    service = start_service(model_files, tmp_path_factory.mktemp("on_loop"), "--sealer", "loop")
+    try:
+        yield service
+    finally:
+        stop_service(service)
+
+
 def test_the_default_server_seals_in_a_child_process(live: LiveService) -> None:
     assert any("enclave_app.receipts.sealer_process" in command for command in _children(live.processes[0].pid))
 
@@ -83,7 +92,11 @@ def test_the_threaded_server_has_no_sealer_process(threaded: LiveService) -> Non
     assert not any("sealer_process" in command for command in _children(threaded.processes[0].pid))
 
 
-@pytest.mark.parametrize("which", ["live", "threaded"])
+def test_the_loop_sealing_server_has_no_sealer_process(on_loop: LiveService) -> None:
+    assert not any("sealer_process" in command for command in _children(on_loop.processes[0].pid))
+
+
+@pytest.mark.parametrize("which", ["live", "threaded", "on_loop"])
 def test_both_sealers_serve_verified_inference_and_generation(which: str, request: pytest.FixtureRequest) -> None:
     service: LiveService = request.getfixturevalue(which)
     with Client(service.url, service.expected()) as client:
@@ -132,29 +145,36 @@ def test_the_process_sealer_binds_static_tensor_models_and_leaves_the_language_m
         service.close()
 
 
-@pytest.mark.parametrize("inline_run_s", [1.0, 0.0])
-def test_a_bound_model_answers_the_same_on_the_loop_thread_and_on_a_worker_with_the_loop_reading_receipts(
-    model_files: ModelFiles, inline_run_s: float
+@pytest.mark.parametrize(("sealer", "inline_run_s"), [("process", 1.0), ("process", 0.0), ("loop", 1.0)])
+def test_a_model_answers_the_same_on_the_loop_thread_and_on_a_worker_with_the_loop_reading_receipts(
+    model_files: ModelFiles, sealer: str, inline_run_s: float
 ) -> None:
-    """As ``trustdial serve`` builds it (the loop reads the sealer's messages): a model whose timed run is
-    under ``inline_run_s`` runs on the loop's thread, others on a worker; both get onnxruntime's outputs
-    and a receipt that verifies, and a lone request is answered without a drain."""
+    """As ``trustdial serve`` builds it (its event loop signals when it is about to block; with the
+    sealer process the loop reads the sealer's messages): a model whose timed run is under
+    ``inline_run_s`` runs on the loop's thread, others on a worker; each gets onnxruntime's outputs and
+    a receipt that verifies, and a lone request is answered without a drain and with a budget (60 s)
+    that only the idle rules can beat."""
     import asyncio
 
     from verifier.receipts import ReceiptExpectation, check_statement, open_receipt
 
+    from enclave_app.loop_idle import idle_signalling_loop
     from enclave_app.models import ModelRegistry
     from enclave_app.nsm.selection import open_nsm
+    from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline
     from enclave_app.service import EnclaveService
 
     plain = ort.InferenceSession(str(model_files.mlp), providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
+    loop, selector = idle_signalling_loop()
 
     async def run() -> None:
         registry = ModelRegistry.from_specs([f"mlp={model_files.mlp}"])
         service = EnclaveService(
-            registry, open_nsm("simulated"), sealer="process", loop=asyncio.get_running_loop(),
-            inline_run_s=inline_run_s, batch_wait=60.0,  # only the lone-request rule can seal in time
+            registry, open_nsm("simulated"), sealer=sealer, loop=asyncio.get_running_loop(),
+            inline_run_s=inline_run_s, batch_wait=60.0,
         )  # fmt: skip
+        receipts = service.receipts
+        selector.on_block = receipts.writer_idle if isinstance(receipts, ProcessReceiptPipeline) else service.loop_idle
         try:
             assert service.inline == ({"mlp"} if inline_run_s else set())
             for nonce in (b"first", b"second"):
@@ -173,6 +193,8 @@ def test_a_bound_model_answers_the_same_on_the_loop_thread_and_on_a_worker_with_
                     ),
                 )
         finally:
+            selector.on_block = None
             service.close()
 
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        runner.run(run())
