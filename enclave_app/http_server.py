@@ -420,11 +420,11 @@ class HttpProtocol(asyncio.Protocol):
 
     def _write(self, response: HttpResponse, keep_alive: bool, *, head_only: bool = False) -> None:
         assert self.transport is not None
-        extra = "".join(f"{name}: {value}\r\n" for name, value in response.headers)
+        fields = [*response.headers, *(() if keep_alive else (("connection", "close"),))]
+        extra = "".join(f"{name}: {value}\r\n" for name, value in fields)
         head = (
             f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}\r\n"
-            f"content-type: {response.content_type}\r\ncontent-length: {len(response.body)}\r\n"
-            f"{extra}{'' if keep_alive else 'connection: close' + chr(13) + chr(10)}"
+            f"content-type: {response.content_type}\r\ncontent-length: {len(response.body)}\r\n{extra}"
         ).encode("latin-1")
         head += b"date: " + _date() + b"\r\n\r\n"
         self.transport.write(head if head_only else head + response.body)
