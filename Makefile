@@ -35,6 +35,17 @@ demo: install
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
+# LLM bundle building (trustdial llm build): torch CPU first, alone, so that nothing pulls a CUDA build; then
+# transformers, gguf and onnx-ir pinned in constraints-llm.txt. Not part of make install: make test needs none of it.
+.PHONY: llm-deps
+LLM_STAMP := $(VENV)/.llm-stamp
+$(LLM_STAMP): $(STAMP) constraints-llm.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -c constraints-llm.txt -e '.[llm-build]'
+	touch $(LLM_STAMP)
+
+llm-deps: $(LLM_STAMP)
+
 .PHONY: fuzz
 FUZZ_RUNS ?= 100000
 fuzz: install
