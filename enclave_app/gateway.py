@@ -27,6 +27,7 @@ from verifier.tensors import DTYPE_SIZES
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.errors import RequestError
 from enclave_app.limits import MAX_NEW_TOKENS, MAX_NONCE
+from enclave_app.openai_api import routes as openai_api
 from enclave_app.wire import MAX_TENSORS, tensors_from_cbor, tensors_from_json, tensors_to_cbor, tensors_to_json
 
 MAX_NONCE_HEX = 2 * MAX_NONCE
@@ -202,7 +203,7 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
         description="Attested inference: every response carries a receipt signed inside the enclave.",
     )
     request_errors = _errors(*REQUEST_STATUSES, *ENCLAVE_STATUSES)
-    app.openapi = lambda: _openapi(app, (InferRequest, GenerateRequest))  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, (InferRequest, GenerateRequest, *openai_api.BODIES))  # type: ignore[method-assign]
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, err: RequestError) -> JSONResponse:
@@ -222,7 +223,7 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
     @app.get("/v1/models", responses=_errors(*ENCLAVE_STATUSES))
     async def models() -> dict[str, Any]:
         reply = await link.call({"op": "models"})
-        return {"models": reply["models"]}
+        return {"models": reply["models"], **(await openai_api.model_list(link))}  # + OpenAI's object/data
 
     @app.get("/v1/attestation", response_model=AttestationResponse, responses=_errors(400, *ENCLAVE_STATUSES))
     async def attestation(
@@ -282,4 +283,5 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
             result["attestation"] = await binding_document()
         return result
 
+    openai_api.mount(app, link)  # /v1/chat/completions, /v1/completions
     return app

@@ -18,6 +18,7 @@ from typing import Any
 from enclave_app.addresses import Address, listening_socket
 from enclave_app.errors import RequestError
 from enclave_app.frames import DEFAULT_MAX_FRAME, FrameError, decode_message, encode_frame, read_frame
+from enclave_app.llm.service import Send
 from enclave_app.receipts.ring import SealerProcessError
 from enclave_app.service import EnclaveService
 from enclave_app.wire import tensors_from_cbor, tensors_to_cbor
@@ -32,8 +33,23 @@ class ServerLimits:
     max_in_flight: int = 64
 
 
-def error_message(request_id: Any, code: str, message: str, status: int) -> dict[str, Any]:
-    return {"id": request_id, "ok": False, "error": {"code": code, "message": message, "status": status}}
+def error_message(
+    request_id: Any, code: str, message: str, status: int, param: str | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if param is not None:
+        error["param"] = param
+    return {"id": request_id, "ok": False, "error": error}
+
+
+#: ops answered with several frames (``event``: start / chunk / end), all with the request's id
+STREAM_OPS = frozenset({"complete"})
+
+
+async def stream_dispatch(service: EnclaveService, message: dict[str, Any], send: Send) -> None:
+    if service.llm is None:
+        raise RequestError("model_not_found", "this enclave serves no language-model bundles", 404)
+    await service.llm.complete(message, send)
 
 
 async def dispatch(service: EnclaveService, message: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +60,8 @@ async def dispatch(service: EnclaveService, message: dict[str, Any]) -> dict[str
         return service.attest(message.get("nonce"))
     if op == "binding":
         return {"binding": service.binding_document}
+    if op == "llm_models":
+        return {"models": service.llm.describe() if service.llm is not None else []}
     if op == "infer":
         inputs = tensors_from_cbor(message.get("inputs"))
         outputs, receipt = await service.infer(
@@ -91,20 +109,35 @@ class EnclaveServer:
         self, body: bytes, writer: asyncio.StreamWriter, lock: asyncio.Lock, slots: asyncio.Semaphore
     ) -> None:
         request_id: Any = None
+        reply: dict[str, Any] | None
         try:
             message = decode_message(body)
             request_id = message.get("id")
-            reply = {"id": request_id, "ok": True, **(await dispatch(self.service, message))}
+            if message.get("op") in STREAM_OPS:
+                frame_id = request_id
+
+                async def send(frame: dict[str, Any]) -> None:
+                    await self._respond(writer, lock, {"id": frame_id, "ok": True, **frame})
+
+                await stream_dispatch(self.service, message, send)
+                reply = None
+            else:
+                reply = {"id": request_id, "ok": True, **(await dispatch(self.service, message))}
         except RequestError as err:
-            reply = error_message(request_id, err.code, err.message, err.status)
+            reply = error_message(request_id, err.code, err.message, err.status, err.param)
         except SealerProcessError as err:  # no receipt can be made: the response is withheld
             log.error("request %r: %s", request_id, err)
             reply = error_message(request_id, err.code, f"no receipt: {err.reason}", 503)
+        except ConnectionError:  # a stream's peer went away mid-way
+            log.info("request %r: peer went away during its stream", request_id)
+            reply = None
         except Exception:  # a bug in one request must not take the connection down silently
             log.exception("request %r failed", request_id)
             reply = error_message(request_id, "INTERNAL", "the enclave failed to process the request", 500)
         finally:
             slots.release()
+        if reply is None:
+            return  # a stream: its frames are out
         try:
             await self._respond(writer, lock, reply)
         except ConnectionError:

@@ -29,6 +29,7 @@ from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline, Sealer
 from enclave_app.receipts.ring import ring_supported
 
 if TYPE_CHECKING:
+    from enclave_app.llm.service import LlmService
     from enclave_app.nsm.interface import Nsm
 
 BINDING_USER_DATA = b"trustdial/receipt-key/v1"
@@ -93,6 +94,8 @@ class EnclaveService:
         self.binding_document = nsm.attest(public_key=self.public_key, user_data=BINDING_USER_DATA)
         self.attestation_digest = hashlib.sha256(self.binding_document).digest()
         self.sealer = sealer
+        #: language-model bundles (enclave_app.llm), attached by ``trustdial serve --llm``
+        self.llm: LlmService | None = None
         self.receipts: ReceiptPipeline | ProcessReceiptPipeline
         #: models whose runs go through the sealer ring's slots (process sealer only)
         self.bound: dict[str, BoundModel] = {}

@@ -151,4 +151,3 @@ def build_bundle(
     write_manifest(output, manifest)
     progress(f"wrote {output / MANIFEST_NAME}: bundle digest {manifest.digest().hex()}")
     return BuiltBundle(output, manifest)
-
