@@ -76,7 +76,7 @@ class Engine:
         """Token ids of the prompt: the chat template applied to ``messages``, or the raw ``prompt``."""
         with self._lock:
             if record.endpoint is Endpoint.CHAT:
-                messages = [{"role": role, "content": content} for role, content in record.messages]
+                messages = [{"role": role, "content": content} for role, content in record.messages or ()]
                 text = self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
             else:
                 text = record.prompt
