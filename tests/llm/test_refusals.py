@@ -180,7 +180,7 @@ def test_a_tampered_plain_answer_is_refused(box: LlmStack) -> None:
 def test_a_request_record_for_other_settings_is_refused(box: LlmStack) -> None:
     """An answer computed for other sampling settings (here: delivered for a temperature-0 request) is refused on
     its request record, whatever its receipt says."""
-    answer = client(box.a.url).chat.completions.create(**{**ARGS, "temperature": 0.5, "seed": 1})
+    answer = client(box.middlebox.url).chat.completions.create(**{**ARGS, "temperature": 0.5, "seed": 1})
     record = cbor2.loads(base64.b64decode(answer.model_extra["trustdial"]["request"]))
     assert record["temperature"] == 0.5 and record["seed"] == 1 and record["seed_source"] == "request"
     box.middlebox.replay_next = box.middlebox.last_body  # delivered in answer to a temperature-0 request
