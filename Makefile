@@ -46,6 +46,13 @@ $(LLM_STAMP): $(STAMP) constraints-llm.txt
 
 llm-deps: $(LLM_STAMP)
 
+# SmolLM2 served in a simulated enclave, asked through the verifying proxy (docs/llm-receipts.md); the bundle is
+# built once into .cache/llm (the build dependencies are installed only if it is not cached yet).
+.PHONY: llm-demo
+llm-demo: install
+	@$(BIN)/python -c 'import sys; from trustdial.llm.smollm2 import cache_dir; sys.exit(0 if (cache_dir() / "smollm2-int4").exists() else 1)' || $(MAKE) llm-deps
+	$(BIN)/python -m trustdial.llm.demo
+
 .PHONY: fuzz
 FUZZ_RUNS ?= 100000
 fuzz: install
