@@ -29,7 +29,7 @@ from verifier.llm.statements import (
     completion_params,
     input_digest,
 )
-from verifier.receipts.model import Statement
+from verifier.receipts.model import BatchRoot, Statement
 from verifier.receipts.verify import ReceiptExpectation, check_statement, open_receipt
 
 MAX_IDS = 1 << 16
@@ -94,8 +94,10 @@ def _obj(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def _open(raw: bytes, expected: ChatExpectation) -> Statement:
-    return open_receipt(raw, public_key=expected.public_key, attestation_digest=expected.attestation_digest).statement
+def _open(raw: bytes, expected: ChatExpectation, seals: dict[bytes, BatchRoot] | None = None) -> Statement:
+    return open_receipt(
+        raw, public_key=expected.public_key, attestation_digest=expected.attestation_digest, verified_seals=seals
+    ).statement
 
 
 def _check(
@@ -181,6 +183,7 @@ class StreamVerifier:
     _text: list[str] = field(default_factory=list)
     _finish: str | None = None
     _bundle: bytes = b""
+    _seals: dict[bytes, BatchRoot] = field(default_factory=dict)  # one signature check per micro-batch
     done: bool = False
     result: VerifiedCompletion | None = None
 
@@ -226,7 +229,7 @@ class StreamVerifier:
         else:
             token_ids = _ids(evidence.get("token_ids"), "token_ids")
             chain = chain_next(self._chain, index, token_ids, text, finish)
-        statement = _open(receipt, self.expected)
+        statement = _open(receipt, self.expected, self._seals)
         floor = max(self.expected.min_seq, self._seq + 1)
         _check(
             statement,
@@ -252,7 +255,7 @@ class StreamVerifier:
         if event.get("choices") != []:
             raise CompletionError("LLM_RESPONSE_MALFORMED", "the final event carries no choices")
         receipt = _b64(evidence.get("receipt"), "trustdial.receipt")
-        statement = _open(receipt, self.expected)
+        statement = _open(receipt, self.expected, self._seals)
         text = "".join(self._text)
         params = completion_params(self._finish, len(self._prompt_ids), len(self._ids), self._record.seed, self._index)
         _check(
