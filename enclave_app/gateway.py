@@ -1,7 +1,8 @@
 """The gateway on the parent instance: an HTTP JSON API in front of the enclave server.
 
-Routes: ``GET /v1/models``, ``GET /v1/attestation?nonce=HEX``, ``POST /v1/infer``,
-``POST /v1/generate``; OpenAPI document at ``/openapi.json``. Bodies are read with a size
+Routes: ``GET /v1/models``, ``GET /v1/attestation?nonce=HEX``, ``POST /v1/infer``, and the OpenAI-compatible
+``POST /v1/chat/completions`` / ``POST /v1/completions`` (enclave_app.openai_api); OpenAPI document at
+``/openapi.json``. Bodies are read with a size
 limit and a per-chunk deadline; every error is ``{"error": {"code", "message"}}`` with a
 stable code. The gateway holds no keys and signs nothing: the receipts come from the enclave.
 """
@@ -26,7 +27,7 @@ from verifier.tensors import DTYPE_SIZES
 
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.errors import RequestError
-from enclave_app.limits import MAX_NEW_TOKENS, MAX_NONCE
+from enclave_app.limits import MAX_NONCE
 from enclave_app.openai_api import routes as openai_api
 from enclave_app.wire import MAX_TENSORS, tensors_from_cbor, tensors_from_json, tensors_to_cbor, tensors_to_json
 
@@ -77,22 +78,6 @@ class InferResponse(BaseModel):
     outputs: dict[str, TensorJson]
     receipt: str = Field(description="base64 CBOR receipt (docs/receipts.md)")
     attestation: str | None = Field(default=None, description="base64 key-binding attestation document")
-
-
-class GenerateRequest(BaseModel):
-    model: str = Field(json_schema_extra={"minLength": 1})
-    prompt_ids: list[int] = Field(json_schema_extra={"minItems": 1, "items": {"type": "integer", "minimum": 0}})
-    max_new_tokens: int = Field(default=16, json_schema_extra={"minimum": 1, "maximum": MAX_NEW_TOKENS})
-    eos_token_id: int | None = Field(default=None, json_schema_extra={"minimum": 0})
-    nonce: str | None = Field(default=None, json_schema_extra={"pattern": NONCE_PATTERN})
-    include_attestation: bool = False
-
-
-class GenerateResponse(BaseModel):
-    model: str
-    completion_ids: list[int]
-    receipt: str
-    attestation: str | None = None
 
 
 class AttestationResponse(BaseModel):
@@ -203,7 +188,7 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
         description="Attested inference: every response carries a receipt signed inside the enclave.",
     )
     request_errors = _errors(*REQUEST_STATUSES, *ENCLAVE_STATUSES)
-    app.openapi = lambda: _openapi(app, (InferRequest, GenerateRequest, *openai_api.BODIES))  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, (InferRequest, *openai_api.BODIES))  # type: ignore[method-assign]
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, err: RequestError) -> JSONResponse:
@@ -251,32 +236,6 @@ def create_app(link: EnclaveLink, limits: GatewayLimits | None = None) -> FastAP
         result: dict[str, Any] = {
             "model": body.model,
             "outputs": tensors_to_json(tensors_from_cbor(reply["outputs"])),
-            "receipt": base64.b64encode(reply["receipt"]).decode("ascii"),
-        }
-        if body.include_attestation:
-            result["attestation"] = await binding_document()
-        return result
-
-    @app.post(
-        "/v1/generate",
-        response_model=GenerateResponse,
-        responses=request_errors,
-        openapi_extra=_schema(GenerateRequest),
-    )
-    async def generate(request: Request) -> dict[str, Any]:
-        body = await _parse(request, limits, GenerateRequest)
-        message = {
-            "op": "generate",
-            "model": body.model,
-            "prompt_ids": body.prompt_ids,
-            "max_new_tokens": body.max_new_tokens,
-            "eos_token_id": body.eos_token_id,
-            "nonce": _nonce(body.nonce),
-        }
-        reply = await link.call(message)
-        result: dict[str, Any] = {
-            "model": body.model,
-            "completion_ids": reply["completion_ids"],
             "receipt": base64.b64encode(reply["receipt"]).decode("ascii"),
         }
         if body.include_attestation:

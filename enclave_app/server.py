@@ -68,16 +68,7 @@ async def dispatch(service: EnclaveService, message: dict[str, Any]) -> dict[str
             message.get("model"), inputs, message.get("nonce"), message.get("poseidon_scale")
         )
         return {"outputs": tensors_to_cbor(outputs), "receipt": receipt}
-    if op == "generate":
-        completion, receipt = await service.generate(
-            message.get("model"),
-            message.get("prompt_ids"),
-            message.get("max_new_tokens"),
-            message.get("eos_token_id"),
-            message.get("nonce"),
-        )
-        return {"completion_ids": completion, "receipt": receipt}
-    raise RequestError("UNKNOWN_OP", f"expected op in models|attest|binding|infer|generate, found {op!r}")
+    raise RequestError("UNKNOWN_OP", f"expected op in models|attest|binding|infer|llm_models|complete, found {op!r}")
 
 
 class EnclaveServer:

@@ -84,7 +84,7 @@ def test_the_threaded_server_has_no_sealer_process(threaded: LiveService) -> Non
 
 
 @pytest.mark.parametrize("which", ["live", "threaded"])
-def test_both_sealers_serve_verified_inference_and_generation(which: str, request: pytest.FixtureRequest) -> None:
+def test_both_sealers_serve_verified_inference(which: str, request: pytest.FixtureRequest) -> None:
     service: LiveService = request.getfixturevalue(which)
     with Client(service.url, service.expected()) as client:
         seqs = []
@@ -92,10 +92,9 @@ def test_both_sealers_serve_verified_inference_and_generation(which: str, reques
             result = client.infer("mlp", {"x": Tensor.from_array(X * i)})
             seqs.append(result.statement.seq)
         cnn = client.infer("cnn", {"x": Tensor.from_array(np.ones((1, 1, 28, 28), np.float32))})
-        generated = client.generate("lm", [1, 2, 3], max_new_tokens=4)
     assert seqs == sorted(seqs) and len(set(seqs)) == 20
     assert cnn.statement.model == service.models["cnn"]
-    assert generated.statement.op == "generate" and generated.statement.seq > seqs[-1]
+    assert cnn.statement.seq > seqs[-1]
 
 
 def test_the_process_sealer_binds_static_tensor_models_and_leaves_the_language_model_to_submit(

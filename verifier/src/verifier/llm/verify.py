@@ -219,7 +219,8 @@ class StreamVerifier:
             if text or finish is not None:
                 raise CompletionError("LLM_RESPONSE_MALFORMED", "chunk 0 carries no text")
             self._record_raw = _b64(evidence.get("request"), "trustdial.request")
-            assert self._sent is not None
+            if self._sent is None:  # set in __post_init__; explicit so python -O cannot drop it
+                raise CompletionError("LLM_REQUEST_INVALID", "the stream verifier has no request")
             self._record = check_record(self._record_raw, self._sent)
             if evidence.get("seed") != self._record.seed:
                 raise CompletionError("LLM_SEED_MISMATCH", "the stream reports a seed the record does not hold")
