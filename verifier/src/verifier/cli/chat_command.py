@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from verifier.attestation import PcrsEqual
-from verifier.cli.receipt_command import _hex, _pcrs, _read_json, _root
+from verifier.cli.receipt_command import _hex, _manifest, _pcrs, _read_json, _root
 from verifier.cli.report import run_check
 from verifier.errors import InputError
 from verifier.llm.request import Endpoint
@@ -31,6 +31,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--pcr", action="append", default=[], metavar="INDEX=HEX", help="expected PCR (repeatable)")
     parser.add_argument("--pcrs", type=Path, help='JSON {"0": "hex", ...} of expected PCRs')
     parser.add_argument("--bundle-digest", action="append", default=[], metavar="HEX", help="accepted bundle digest")
+    parser.add_argument(
+        "--measurements", "--manifest", dest="measurements", type=Path,
+        help="signed measurement manifest (.cose): PCRs, and the bundle digest of the requested model",
+    )  # fmt: skip
+    parser.add_argument("--manifest-key", type=Path, help="PEM or DER P-384 public key of the manifest signer")
     parser.add_argument("--endpoint", choices=[e.value for e in Endpoint], default=Endpoint.CHAT.value)
     parser.add_argument("--nonce", default="", help="hex nonce sent in X-Trustdial-Nonce (default: none)")
     parser.add_argument("--min-seq", type=int, default=0, help="reject sequence numbers below this")
@@ -38,7 +43,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--root", type=Path, help="PEM root certificate instead of the pinned AWS Nitro root")
     parser.add_argument("--allow-debug", action="store_true", help="DANGER: accept debug-mode enclaves")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
-    parser.set_defaults(run=run, measurements=None, manifest_key=None)
+    parser.set_defaults(run=run)
 
 
 def _events(text: str) -> list[dict[str, Any]]:
@@ -57,10 +62,16 @@ def _events(text: str) -> list[dict[str, Any]]:
 
 
 def check(args: argparse.Namespace) -> dict[str, Any]:
-    pcrs = _pcrs(args, None)
+    manifest = _manifest(args)
+    pcrs = _pcrs(args, manifest)
+    request = _read_json(args.request)
     bundles = frozenset(_hex(h, "--bundle-digest") for h in args.bundle_digest)
+    if not bundles and manifest is not None:
+        pinned = manifest.models.get(str(request.get("model")))
+        if pinned is not None:
+            bundles = frozenset({_hex(pinned["sha256"], f"manifest model {request.get('model')}")})
     if not bundles:
-        raise InputError("NO_EXPECTED_MODEL", "refusing to verify without --bundle-digest")
+        raise InputError("NO_EXPECTED_MODEL", "refusing to verify without --bundle-digest or the model in --manifest")
     root = _root(args.root) if args.root else None
     binding = verify_binding_document(
         args.attestation.read_bytes(), PcrsEqual(pcrs), root=root, allow_debug=args.allow_debug
@@ -69,7 +80,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError("NO_KEY", "the attestation document binds no key")
     expected = ChatExpectation(
         public_key=binding.public_key, attestation_digest=binding.sha256, bundles=bundles,
-        endpoint=Endpoint(args.endpoint), request=_read_json(args.request), nonce=_hex(args.nonce, "--nonce"),
+        endpoint=Endpoint(args.endpoint), request=request, nonce=_hex(args.nonce, "--nonce"),
         min_seq=args.min_seq, not_before_ms=binding.timestamp_ms,
     )  # fmt: skip
     text = args.response.read_text(encoding="utf-8")
