@@ -35,6 +35,24 @@ demo: install
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
+# LLM bundle building (trustdial llm build): torch CPU first, alone, so that nothing pulls a CUDA build; then
+# transformers, gguf and onnx-ir pinned in constraints-llm.txt. Not part of make install: make test needs none of it.
+.PHONY: llm-deps
+LLM_STAMP := $(VENV)/.llm-stamp
+$(LLM_STAMP): $(STAMP) constraints-llm.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -c constraints-llm.txt -e '.[llm-build]'
+	touch $(LLM_STAMP)
+
+llm-deps: $(LLM_STAMP)
+
+# SmolLM2 served in a simulated enclave, asked through the verifying proxy (docs/llm-receipts.md); the bundle is
+# built once into .cache/llm (the build dependencies are installed only if it is not cached yet).
+.PHONY: llm-demo
+llm-demo: install
+	@$(BIN)/python -c 'import sys; from trustdial.llm.smollm2 import cache_dir; sys.exit(0 if (cache_dir() / "smollm2-int4").exists() else 1)' || $(MAKE) llm-deps
+	$(BIN)/python -m trustdial.llm.demo
+
 .PHONY: fuzz
 FUZZ_RUNS ?= 100000
 fuzz: install

@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import logging
 import socket
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import cbor2
@@ -23,6 +24,10 @@ from enclave_app.errors import RequestError
 from enclave_app.frames import DEFAULT_MAX_FRAME, HEADER, FrameError, FrameProtocol, decode_message
 
 log = logging.getLogger("trustdial.gateway")
+#: what a stream reads when its connection ends before the stream's last frame
+CLOSED: dict[str, Any] = {
+    "ok": False, "error": {"code": "ENCLAVE_UNAVAILABLE", "message": "the enclave connection closed", "status": 503}
+}  # fmt: skip
 
 
 class _LinkConnection(FrameProtocol):
@@ -30,6 +35,8 @@ class _LinkConnection(FrameProtocol):
         super().__init__(max_frame=link.max_frame, stall_timeout=link.timeout)
         self.link = link
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        #: streaming requests (``EnclaveLink.stream``): their frames queue here as they are parsed
+        self.streams: dict[int, asyncio.Queue[dict[str, Any]]] = {}
 
     def frame_received(self, body: bytes) -> None:
         try:
@@ -37,7 +44,12 @@ class _LinkConnection(FrameProtocol):
         except RequestError as err:
             self.stream_failed(FrameError(err.code, err.message, 502))
             return
-        future = self.pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+        request_id = message.get("id")
+        stream = self.streams.get(request_id)  # type: ignore[arg-type]
+        if stream is not None:
+            stream.put_nowait(message)
+            return
+        future = self.pending.pop(request_id, None)  # type: ignore[arg-type]
         if future is not None and not future.done():
             future.set_result(message)
 
@@ -60,6 +72,9 @@ class _LinkConnection(FrameProtocol):
         for future in pending.values():
             if not future.done():
                 future.set_exception(RequestError("ENCLAVE_UNAVAILABLE", "the enclave connection closed", 503))
+        streams, self.streams = self.streams, {}
+        for queue in streams.values():
+            queue.put_nowait(CLOSED)
 
 
 class EnclaveLink:
@@ -122,11 +137,39 @@ class EnclaveLink:
             timer.cancel()
             connection.pending.pop(request_id, None)
         if not reply.get("ok"):
-            error = reply.get("error") or {}
-            raise RequestError(
-                str(error.get("code", "ENCLAVE_ERROR")), str(error.get("message", "")), int(error.get("status", 502))
-            )
+            raise _refusal(reply)
         return reply
+
+    async def stream(self, message: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        """Send one streaming request (op ``complete``); yield its frames until the one with ``event: end``.
+        An error frame raises :class:`RequestError` with the enclave's code (and ``param``); no frame for
+        ``timeout`` seconds: ``ENCLAVE_TIMEOUT``. The frames share the one connection with every other request:
+        they are queued for this stream as they are parsed, so a slow reader of one stream holds up no other."""
+        connection = await self._ensure()
+        request_id = next(self._ids)
+        body = cbor2.dumps({**message, "id": request_id})
+        if len(body) > self.max_frame:
+            raise FrameError("BODY_TOO_LARGE", f"request of {len(body) + 4} bytes exceeds the enclave frame limit", 413)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        connection.streams[request_id] = queue
+        try:
+            connection.send_frame(HEADER.pack(len(body)) + body)
+            while True:
+                if queue.empty():
+                    try:
+                        reply = await asyncio.wait_for(queue.get(), self.timeout)
+                    except TimeoutError as err:
+                        reason = f"no frame from the enclave for {self.timeout} s"
+                        raise RequestError("ENCLAVE_TIMEOUT", reason, 504) from err
+                else:
+                    reply = queue.get_nowait()
+                if not reply.get("ok"):
+                    raise _refusal(reply)
+                yield reply
+                if reply.get("event") == "end":
+                    return
+        finally:
+            connection.streams.pop(request_id, None)
 
     async def close(self) -> None:
         connection, self.connection = self.connection, None
@@ -137,3 +180,15 @@ class EnclaveLink:
 def _expire(future: asyncio.Future[dict[str, Any]], timeout: float) -> None:
     if not future.done():
         future.set_exception(RequestError("ENCLAVE_TIMEOUT", f"the enclave did not answer within {timeout} s", 504))
+
+
+def _refusal(reply: dict[str, Any]) -> RequestError:
+    """The enclave's error reply as the error the gateway answers with (code, message, status, param)."""
+    error = reply.get("error")
+    if not isinstance(error, dict):
+        error = {}
+    param = error.get("param")
+    return RequestError(
+        str(error.get("code", "ENCLAVE_ERROR")), str(error.get("message", "")), int(error.get("status", 502)),
+        param=param if isinstance(param, str) else None,
+    )  # fmt: skip

@@ -1,10 +1,12 @@
 """The gateway on the parent instance: an HTTP JSON API in front of the enclave server.
 
-Routes: ``GET /v1/models``, ``GET /v1/attestation?nonce=HEX``, ``POST /v1/infer``,
-``POST /v1/generate``; OpenAPI document at ``/openapi.json`` (Swagger UI at ``/docs``). Bodies
+Routes: ``GET /v1/models``, ``GET /v1/attestation?nonce=HEX``, ``POST /v1/infer``, and the OpenAI-compatible
+``POST /v1/chat/completions`` / ``POST /v1/completions`` (plain and server-sent events;
+``enclave_app.openai_api``); OpenAPI document at ``/openapi.json`` (Swagger UI at ``/docs``). Bodies
 are read with a size limit and a per-chunk deadline (``enclave_app.http_server``, which also
-frames the requests); every error is ``{"error": {"code", "message"}}`` with a stable code. The
-gateway holds no keys and signs nothing: the receipts come from the enclave.
+frames the requests); every error is ``{"error": {"code", "message"}}`` with a stable code (the
+completion routes answer in OpenAI's error shape). The gateway holds no keys and signs nothing: the
+receipts come from the enclave.
 
 Per request the gateway validates the JSON body against its schema (pydantic, one pass over the
 bytes), decodes each tensor's base64 once, checks dtype, shape and size, and puts the raw bytes
@@ -30,7 +32,8 @@ from verifier.tensors import DTYPE_SIZES
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.errors import RequestError
 from enclave_app.http_server import HttpLimits, HttpRequest, HttpResponse, error_response
-from enclave_app.limits import MAX_NEW_TOKENS, MAX_NONCE
+from enclave_app.limits import MAX_NONCE
+from enclave_app.openai_api import routes as openai_api
 from enclave_app.wire import MAX_TENSORS, tensors_from_json, tensors_to_cbor
 
 MAX_NONCE_HEX = 2 * MAX_NONCE
@@ -84,22 +87,6 @@ class InferResponse(BaseModel):
     outputs: dict[str, TensorJson]
     receipt: str = Field(description="base64 CBOR receipt (docs/receipts.md)")
     attestation: str | None = Field(default=None, description="base64 key-binding attestation document")
-
-
-class GenerateRequest(BaseModel):
-    model: str = Field(json_schema_extra={"minLength": 1})
-    prompt_ids: list[int] = Field(json_schema_extra={"minItems": 1, "items": {"type": "integer", "minimum": 0}})
-    max_new_tokens: int = Field(default=16, json_schema_extra={"minimum": 1, "maximum": MAX_NEW_TOKENS})
-    eos_token_id: int | None = Field(default=None, json_schema_extra={"minimum": 0})
-    nonce: str | None = Field(default=None, json_schema_extra={"pattern": NONCE_PATTERN})
-    include_attestation: bool = False
-
-
-class GenerateResponse(BaseModel):
-    model: str
-    completion_ids: list[int]
-    receipt: str
-    attestation: str | None = None
 
 
 class AttestationResponse(BaseModel):
@@ -194,11 +181,13 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     """The gateway's OpenAPI 3.1 document: every route, its body, its answers and their statuses."""
     schemas: dict[str, Any] = {}
-    for model in (InferRequest, GenerateRequest, InferResponse, GenerateResponse, AttestationResponse, ErrorResponse):
+    bodies: tuple[type[BaseModel], ...] = (InferRequest, *openai_api.BODIES)  # inlined in their operation
+    answers: tuple[type[BaseModel], ...] = (InferResponse, AttestationResponse, ErrorResponse, *openai_api.COMPONENTS)
+    for model in (*bodies, *answers):
         schema = model.model_json_schema(ref_template=REF_TEMPLATE)
         for name, nested in schema.pop("$defs", {}).items():
             schemas.setdefault(name, nested)
-        if model not in (InferRequest, GenerateRequest):  # request bodies are inlined in their operation
+        if model not in bodies:
             schemas[model.__name__] = schema
     request_errors = (*REQUEST_STATUSES, *ENCLAVE_STATUSES)
     nonce = {
@@ -223,11 +212,7 @@ def openapi_document() -> dict[str, Any]:
                      "requestBody": _body_schema(InferRequest),
                      "responses": _responses(_ref(InferResponse), *request_errors)},
         },
-        "/v1/generate": {
-            "post": {"summary": "Generate", "operationId": "generate_v1_generate_post",
-                     "requestBody": _body_schema(GenerateRequest),
-                     "responses": _responses(_ref(GenerateResponse), *request_errors)},
-        },
+        **openai_api.openapi_paths(),
     }  # fmt: skip
     return {
         "openapi": "3.1.0",
@@ -257,12 +242,14 @@ class Gateway:
         self.link = link
         self.limits = limits or GatewayLimits()
         self.document = json.dumps(openapi_document()).encode()
+        self.completions = openai_api.Completions(link)
         self._docs: bytes | None = None
         self.routes: dict[str, tuple[str, Route]] = {
             "/v1/models": ("GET", self.models),
             "/v1/attestation": ("GET", self.attestation),
             "/v1/infer": ("POST", self.infer),
-            "/v1/generate": ("POST", self.generate),
+            "/v1/chat/completions": ("POST", self.completions.chat),
+            "/v1/completions": ("POST", self.completions.text),
             "/openapi.json": ("GET", self.openapi),
             "/docs": ("GET", self.docs),
         }
@@ -290,7 +277,7 @@ class Gateway:
 
     async def models(self, _: HttpRequest) -> HttpResponse:
         reply = await self.link.call({"op": "models"})
-        return _ok({"models": reply["models"]})
+        return _ok({"models": reply["models"], **(await openai_api.model_list(self.link))})  # + OpenAI's list
 
     async def attestation(self, request: HttpRequest) -> HttpResponse:
         values = parse_qs(request.query, keep_blank_values=True).get("nonce")
@@ -317,26 +304,6 @@ class Gateway:
         result: dict[str, Any] = {
             "model": body.model,
             "outputs": _outputs_json(reply.get("outputs")),
-            "receipt": _b64(reply.get("receipt")),
-        }
-        if body.include_attestation:
-            result["attestation"] = await self._binding_document()
-        return _ok(result)
-
-    async def generate(self, request: HttpRequest) -> HttpResponse:
-        body = _parse(request.body, GenerateRequest)
-        message = {
-            "op": "generate",
-            "model": body.model,
-            "prompt_ids": body.prompt_ids,
-            "max_new_tokens": body.max_new_tokens,
-            "eos_token_id": body.eos_token_id,
-            "nonce": _nonce(body.nonce),
-        }
-        reply = await self.link.call(message)
-        result: dict[str, Any] = {
-            "model": body.model,
-            "completion_ids": reply.get("completion_ids"),
             "receipt": _b64(reply.get("receipt")),
         }
         if body.include_attestation:

@@ -14,7 +14,11 @@ exactly what those routes need and refuses the rest with a status and a stable c
 * ``Expect: 100-continue`` answered before the body is read;
 * keep-alive (HTTP/1.1 default, ``Connection: close`` honoured; HTTP/1.0 only with
   ``Connection: keep-alive``), idle connections closed after ``keep_alive`` s, pipelined
-  requests answered in order, one at a time.
+  requests answered in order, one at a time;
+* a streamed answer (``HttpResponse.stream``, e.g. server-sent events) goes out with
+  ``Transfer-Encoding: chunked``, one chunk per piece, each written as it is produced (to an
+  HTTP/1.0 client: unframed, then the connection is closed); while the peer does not read, the
+  stream waits.
 
 After a framing error the response carries ``Connection: close`` and the connection is closed
 once the peer stopped sending (bytes are read and dropped for up to ``body_timeout`` s, so the
@@ -30,7 +34,7 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from enum import IntEnum
@@ -68,6 +72,7 @@ class HttpRequest:
     query: str  # as sent
     headers: dict[str, str]  # lower-case names; repeated fields joined with ", "
     body: bytes
+    version: str = "HTTP/1.1"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class HttpResponse:
     body: bytes
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+    #: a body produced piece by piece (``body`` is then unused): sent chunked, each piece as it comes
+    stream: AsyncGenerator[bytes, None] | None = None
 
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
@@ -382,9 +389,11 @@ class HttpProtocol(asyncio.Protocol):
 
     def _dispatch(self) -> None:
         assert self._request is not None
-        method, target, _, headers = self._request
+        method, target, version, headers = self._request
         path, _, query = target.partition("?")
-        request = HttpRequest(method, unquote(path), query, headers, b"".join(self._body))
+        request = HttpRequest(
+            method, unquote(path), query, headers, b"".join(self._body), version.decode("ascii")
+        )
         self._request, self._body = None, []
         self.state = _State.HANDLING
         self._task = asyncio.get_running_loop().create_task(self._answer(request, self._keep_alive))
@@ -402,7 +411,15 @@ class HttpProtocol(asyncio.Protocol):
         if self.transport is None:
             return
         keep_alive = keep_alive and not self._eof
-        self._write(response, keep_alive, head_only=request.method == "HEAD")
+        if response.stream is not None:
+            chunked = request.version == "HTTP/1.1"  # an HTTP/1.0 body ends with the connection
+            keep_alive = await self._write_stream(
+                response, keep_alive and chunked, chunked=chunked, head_only=request.method == "HEAD"
+            )
+            if self.transport is None:
+                return
+        else:
+            self._write(response, keep_alive, head_only=request.method == "HEAD")
         if not keep_alive:
             self._close_after_write()
             return
@@ -428,6 +445,46 @@ class HttpProtocol(asyncio.Protocol):
         ).encode("latin-1")
         head += b"date: " + _date() + b"\r\n\r\n"
         self.transport.write(head if head_only else head + response.body)
+
+    async def _write_stream(
+        self, response: HttpResponse, keep_alive: bool, *, chunked: bool, head_only: bool = False
+    ) -> bool:
+        """Send a streamed answer; whether the connection may serve another request afterwards. ``chunked``
+        (HTTP/1.1 peers): one chunk per piece; otherwise the body ends with the connection (``keep_alive``
+        must then be false). A stream that fails midway is logged and the connection closed without the
+        last chunk, so the peer sees a cut body, not a complete one."""
+        assert self.transport is not None and response.stream is not None
+        fields = [*response.headers, *((("transfer-encoding", "chunked"),) if chunked else ())]
+        if not keep_alive:
+            fields.append(("connection", "close"))
+        extra = "".join(f"{name}: {value}\r\n" for name, value in fields)
+        head = (
+            f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}\r\n"
+            f"content-type: {response.content_type}\r\n{extra}"
+        ).encode("latin-1")
+        self.transport.write(head + b"date: " + _date() + b"\r\n\r\n")
+        async with contextlib.aclosing(response.stream) as pieces:
+            if head_only:
+                return keep_alive
+            try:
+                async for piece in pieces:
+                    if self.transport is None:
+                        return False
+                    if piece:
+                        self.transport.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+                    if self._writable is not None:
+                        await self._writable  # the peer is not reading: the stream waits
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in one stream must not take the server down; the peer sees a cut body
+                log.exception("streamed answer failed")
+                self._close()
+                return False
+        if self.transport is None:
+            return False
+        if chunked:
+            self.transport.write(b"0\r\n\r\n")
+        return keep_alive
 
     def _fail(self, err: HttpError) -> None:
         """Answer a request that cannot be read, then drop what the peer still sends and close."""

@@ -5,5 +5,3 @@ from __future__ import annotations
 
 #: a request nonce, echoed in the receipt, in bytes (an attestation nonce: 1..MAX_NONCE)
 MAX_NONCE = 64
-#: tokens one ``generate`` request may ask for
-MAX_NEW_TOKENS = 512

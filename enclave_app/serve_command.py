@@ -16,6 +16,7 @@ from verifier.errors import InputError, VerificationError
 from enclave_app.addresses import parse_address
 from enclave_app.circuit_model import load_circuit_model
 from enclave_app.frames import DEFAULT_MAX_FRAME
+from enclave_app.llm.service import LlmService, load_llm
 from enclave_app.loop_idle import IdleSignallingSelector, idle_signalling_loop
 from enclave_app.models import LoadedModel, ModelRegistry, load_model
 from enclave_app.nsm.device import NsmError
@@ -37,6 +38,13 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="run the attested inference server (inside the enclave)")
     parser.add_argument("--model", action="append", default=[], metavar="[NAME=]FILE.onnx", help="repeatable")
     add_sealed_arguments(parser)
+    parser.add_argument(
+        "--llm",
+        action="append",
+        default=[],
+        metavar="[NAME=]BUNDLE_DIR",
+        help="serve a language-model bundle (trustdial llm build) for /v1/chat/completions; repeatable",
+    )
     parser.add_argument(
         "--circuit",
         action="append",
@@ -92,11 +100,12 @@ async def _serve(args: argparse.Namespace, selector: IdleSignallingSelector | No
             print("trustdial serve: --simulated-root-out needs the simulated NSM", file=sys.stderr)
             return 2
         args.simulated_root_out.write_bytes(nsm.root_pem)
-    if not args.model and not args.sealed_model:
-        print("trustdial serve: give at least one --model or --sealed-model", file=sys.stderr)
+    if not args.model and not args.sealed_model and not args.llm:
+        print("trustdial serve: give at least one --model, --sealed-model or --llm", file=sys.stderr)
         return 2
     sealed = load_sealed_models(args, nsm, intra_op_threads=args.threads)
     registry = _registry(args.model, args.circuit, args.threads, sealed, spin=args.spin)
+    llms = [load_llm(spec, threads=args.threads) for spec in args.llm]
     service = EnclaveService(
         registry, nsm, key_type=args.receipt_key, batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000,
         sealer=args.sealer, loop=asyncio.get_running_loop(), inline_run_s=args.inline_run_ms / 1000,
@@ -106,6 +115,8 @@ async def _serve(args: argparse.Namespace, selector: IdleSignallingSelector | No
     elif selector is not None and service.sealer == "loop":
         selector.on_block = service.loop_idle
     try:
+        if llms:
+            service.llm = LlmService(llms, service.receipts, after_submit=service.seal_later)
         server = EnclaveServer(service, ServerLimits(max_frame=args.max_frame, stall_timeout=args.stall_timeout))
         bound = await server.start(parse_address(args.listen))
         print(
@@ -115,6 +126,7 @@ async def _serve(args: argparse.Namespace, selector: IdleSignallingSelector | No
                     "address": str(bound),
                     "attestation_sha256": service.attestation_digest.hex(),
                     "models": {m["name"]: m["sha256"] for m in service.models()},
+                    "llm": {m.name: m.digest.hex() for m in llms},
                 }
             ),
             flush=True,

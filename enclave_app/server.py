@@ -4,7 +4,9 @@ Each connection may pipeline requests; each request carries an ``id`` echoed in 
 response, and up to ``max_in_flight`` requests per connection run concurrently. A bad
 request gets an error response and the connection continues; a broken stream (oversized,
 truncated or stalled frame) gets an error response and the connection is closed. Either
-way every other connection keeps being served.
+way every other connection keeps being served. A stream op (``STREAM_OPS``: ``complete``)
+answers with several frames under its request's id (``event``: start, chunk..., end, or an
+error frame), each sent as it is ready, coalesced with the other replies of the loop pass.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from enclave_app.addresses import Address, listening_socket
 from enclave_app.errors import RequestError
 from enclave_app.frames import DEFAULT_MAX_FRAME, FrameError, FrameProtocol, decode_message
+from enclave_app.llm.service import Send
 from enclave_app.receipts.ring import SealerProcessError
 from enclave_app.service import EnclaveService
 from enclave_app.wire import tensors_from_cbor, tensors_to_cbor
@@ -31,8 +34,23 @@ class ServerLimits:
     max_in_flight: int = 64
 
 
-def error_message(request_id: Any, code: str, message: str, status: int) -> dict[str, Any]:
-    return {"id": request_id, "ok": False, "error": {"code": code, "message": message, "status": status}}
+def error_message(
+    request_id: Any, code: str, message: str, status: int, param: str | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if param is not None:
+        error["param"] = param
+    return {"id": request_id, "ok": False, "error": error}
+
+
+#: ops answered with several frames (``event``: start / chunk / end), all with the request's id
+STREAM_OPS = frozenset({"complete"})
+
+
+async def stream_dispatch(service: EnclaveService, message: dict[str, Any], send: Send) -> None:
+    if service.llm is None:
+        raise RequestError("model_not_found", "this enclave serves no language-model bundles", 404)
+    await service.llm.complete(message, send)
 
 
 async def dispatch(service: EnclaveService, message: dict[str, Any]) -> dict[str, Any]:
@@ -43,22 +61,15 @@ async def dispatch(service: EnclaveService, message: dict[str, Any]) -> dict[str
         return service.attest(message.get("nonce"))
     if op == "binding":
         return {"binding": service.binding_document}
+    if op == "llm_models":
+        return {"models": service.llm.describe() if service.llm is not None else []}
     if op == "infer":
         inputs = tensors_from_cbor(message.get("inputs"))
         outputs, receipt = await service.infer(
             message.get("model"), inputs, message.get("nonce"), message.get("poseidon_scale")
         )
         return {"outputs": tensors_to_cbor(outputs), "receipt": receipt}
-    if op == "generate":
-        completion, receipt = await service.generate(
-            message.get("model"),
-            message.get("prompt_ids"),
-            message.get("max_new_tokens"),
-            message.get("eos_token_id"),
-            message.get("nonce"),
-        )
-        return {"completion_ids": completion, "receipt": receipt}
-    raise RequestError("UNKNOWN_OP", f"expected op in models|attest|binding|infer|generate, found {op!r}")
+    raise RequestError("UNKNOWN_OP", f"expected op in models|attest|binding|infer|llm_models|complete, found {op!r}")
 
 
 class EnclaveServer:
@@ -81,18 +92,34 @@ class EnclaveServer:
             self._server.close()
             await self._server.wait_closed()
 
-    async def answer(self, body: bytes) -> dict[str, Any]:
-        """The reply to one frame's body (an error reply for a bad request)."""
+    async def answer(self, body: bytes, send: Send | None = None) -> dict[str, Any] | None:
+        """The reply to one frame's body (an error reply for a bad request). A stream op (``STREAM_OPS``)
+        sends its frames through ``send`` as they are ready and returns None once the last is out (an error
+        before or during the stream is the reply); a stream whose peer went away returns None."""
         request_id: Any = None
         try:
             message = decode_message(body)
             request_id = message.get("id")
+            if message.get("op") in STREAM_OPS:
+                if send is None:
+                    raise RequestError("UNKNOWN_OP", f"op {message.get('op')!r} streams; this transport cannot")
+                frame_id = request_id
+                stream_send = send
+
+                async def frame(value: dict[str, Any]) -> None:
+                    await stream_send({"id": frame_id, "ok": True, **value})
+
+                await stream_dispatch(self.service, message, frame)
+                return None
             return {"id": request_id, "ok": True, **(await dispatch(self.service, message))}
         except RequestError as err:
-            return error_message(request_id, err.code, err.message, err.status)
+            return error_message(request_id, err.code, err.message, err.status, err.param)
         except SealerProcessError as err:  # no receipt can be made: the response is withheld
             log.error("request %r: %s", request_id, err)
             return error_message(request_id, err.code, f"no receipt: {err.reason}", 503)
+        except ConnectionError:  # a stream's peer went away mid-way
+            log.info("request %r: peer went away during its stream", request_id)
+            return None
         except Exception:  # a bug in one request must not take the connection down silently
             log.exception("request %r failed", request_id)
             return error_message(request_id, "INTERNAL", "the enclave failed to process the request", 500)
@@ -118,8 +145,18 @@ class _Connection(FrameProtocol):
             self.paused = True
 
     async def _answer(self, body: bytes) -> None:
-        self.send(await self.server.answer(body))
+        reply = await self.server.answer(body, self._stream_frame)
+        if reply is not None:
+            self.send(reply)
         await self.writable()  # a peer that does not read its replies gets no more of them queued
+
+    async def _stream_frame(self, frame: dict[str, Any]) -> None:
+        """One frame of a stream, coalesced with the other frames of this loop pass; the stream waits while
+        the peer is not reading (other requests' tasks keep running). The peer gone: ``ConnectionError``."""
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionError("the peer closed the connection")
+        self.send(frame)
+        await self.writable()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)

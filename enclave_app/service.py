@@ -1,4 +1,5 @@
-"""The enclave's operations, independent of transport: list models, attest, infer, generate.
+"""The enclave's operations, independent of transport: list models, attest, infer (language models:
+``enclave_app.llm``, attached as ``llm``).
 
 At start the service generates the receipt key and asks the NSM for the *binding document*:
 an attestation document whose ``public_key`` is the receipt key (DER SPKI). Every statement
@@ -19,8 +20,7 @@ import numpy as np
 from verifier.tensors import Tensor
 
 from enclave_app.errors import RequestError
-from enclave_app.generation import greedy_decode
-from enclave_app.limits import MAX_NEW_TOKENS, MAX_NONCE
+from enclave_app.limits import MAX_NONCE
 from enclave_app.models import ORT_TYPES, LoadedModel, ModelRegistry, refused_by_onnxruntime
 from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey
@@ -29,6 +29,7 @@ from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline, Sealer
 from enclave_app.receipts.ring import ring_supported
 
 if TYPE_CHECKING:
+    from enclave_app.llm.service import LlmService
     from enclave_app.nsm.interface import Nsm
 
 BINDING_USER_DATA = b"trustdial/receipt-key/v1"
@@ -126,6 +127,8 @@ class EnclaveService:
         self.inline_run_s = inline_run_s
         #: bound models that run on the event loop's thread (their calibrated run is short)
         self.inline: set[str] = set()
+        #: language-model bundles (enclave_app.llm), attached by ``trustdial serve --llm``
+        self.llm: LlmService | None = None
         self.receipts: ReceiptPipeline | ProcessReceiptPipeline
         #: models whose runs go through the sealer ring's slots (process sealer only)
         self.bound: dict[str, BoundModel] = {}
@@ -148,7 +151,7 @@ class EnclaveService:
         )  # fmt: skip
         for model in registry:
             if type(model) is not LoadedModel or model.kind != "tensor":
-                continue  # circuits sign params with their outputs; LMs go through generate
+                continue  # circuits sign params with their outputs; they go through submit
             try:
                 self.bound[model.name] = BoundModel(self.receipts, model.session, model.sha256)
             except SealerProcessError as err:
@@ -202,39 +205,9 @@ class EnclaveService:
             params = {**(params or {}), **executed}
         pending = self.receipts.submit("infer", model.sha256, inputs, arrays, fresh, params)
         assert pending is not None
-        self._seal_later()
+        self.seal_later()
         outputs = {name: Tensor.from_array(array) for name, array in arrays.items()}
         return outputs, await asyncio.wrap_future(pending)
-
-    async def generate(
-        self, model_name: Any, prompt: Any, max_new_tokens: Any, eos_token_id: Any, nonce: Any
-    ) -> tuple[list[int], bytes]:
-        if not isinstance(model_name, str):
-            raise RequestError("BAD_REQUEST", "model must be a string")
-        model = self.registry.get(model_name)
-        if model.kind != "causal-lm":
-            raise RequestError(
-                "NOT_A_LANGUAGE_MODEL", f"model {model_name!r} is not a decoder-only LM (input_ids -> logits)"
-            )
-        ids = model.vocab_size or 1 << 62  # token ids are checked against the vocabulary before running
-        if not isinstance(prompt, list) or not prompt or not all(type(t) is int and 0 <= t < ids for t in prompt):
-            raise RequestError("BAD_PROMPT", f"prompt_ids must be a non-empty list of token ids in 0..{ids - 1}")
-        if type(max_new_tokens) is not int or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
-            raise RequestError("BAD_PARAMS", f"max_new_tokens must be an integer in 1..{MAX_NEW_TOKENS}")
-        if eos_token_id is not None and (type(eos_token_id) is not int or not 0 <= eos_token_id < ids):
-            raise RequestError("BAD_PARAMS", f"eos_token_id must be a token id in 0..{ids - 1} or absent")
-        fresh = _nonce(nonce)
-        eos = -1 if eos_token_id is None else eos_token_id
-        completion = await asyncio.get_running_loop().run_in_executor(
-            None, greedy_decode, model, prompt, max_new_tokens, eos
-        )
-        inputs = {"input_ids": np.asarray(prompt, dtype=np.int64)}
-        outputs = {"output_ids": np.asarray(completion, dtype=np.int64)}
-        params: dict[str, int | str] = {"decoding": "greedy", "max_new_tokens": max_new_tokens, "eos_token_id": eos}
-        pending = self.receipts.submit("generate", model.sha256, inputs, outputs, fresh, params)
-        assert pending is not None
-        self._seal_later()
-        return completion, await asyncio.wrap_future(pending)
 
     def loop_idle(self, idle: bool) -> bool:
         """The event loop is about to block (``idle``) or runs again. The loop sealer seals its open
@@ -244,7 +217,7 @@ class EnclaveService:
             return self.receipts.seal_now()
         return False
 
-    def _seal_later(self) -> None:
+    def seal_later(self) -> None:
         """Loop sealer: a batch still open after ``batch_wait`` (the loop never went idle) is sealed then."""
         if self.sealer == "loop" and self._seal_timer is None:
             self._seal_timer = asyncio.get_running_loop().call_later(self.batch_wait, self._seal_due)

@@ -1,5 +1,5 @@
 """``trustdial``: the operator's command line (serve, gateway, zk, prover, eif, measurements,
-pipeline, demo). Each command group lives next to the code it drives and exposes
+pipeline, demo, llm). Each command group lives next to the code it drives and exposes
 ``register(subparsers)``.
 
 The registry below names each command's module and one-line help, and only the module of the
@@ -51,6 +51,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("pipeline", "trustdial.pipeline.command", "hybrid pipelines: per-segment trust modes in one inference"),
     Command("model", "trustdial.model_seal.command", "prepare models for the enclave (seal)"),
+    Command("llm", "trustdial.llm.command", "LLM model bundles for the enclave's engine"),
 )
 
 

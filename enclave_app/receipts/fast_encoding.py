@@ -13,7 +13,7 @@ from typing import Any
 
 import cbor2
 import numpy as np
-from verifier.receipts.model import FORMAT_VERSION, STATEMENT_TYPE
+from verifier.receipts.model import FORMAT_VERSION, OPERATIONS, STATEMENT_TYPE
 from verifier.tensors import COMMITMENT_KIND_SHA256, DTYPE_SIZES, MAGIC, Tensor, TensorError, tensor_header
 
 _SMALL_HEADS = {(major, value): bytes([major << 5 | value]) for major in range(8) for value in range(24)}
@@ -180,7 +180,7 @@ class StatementEncoder:
         self._after_seq = cbor_text("type") + cbor_text(STATEMENT_TYPE) + cbor_text("input") + _COMMITMENT_PREFIX
         self._attestation = cbor_text("attestation") + cbor_bytes(attestation_digest) + cbor_text("timestamp_ms")
         self._ops = {op: cbor_text("v") + cbor_uint(FORMAT_VERSION) + cbor_text("op") + cbor_text(op) + cbor_text("seq")
-                     for op in ("infer", "generate")}  # fmt: skip
+                     for op in OPERATIONS}  # fmt: skip
         self._model = cbor_text("model") + b"\x58\x20"
         self._nonce = cbor_text("nonce")
         self._output = cbor_text("output") + _COMMITMENT_PREFIX

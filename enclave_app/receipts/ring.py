@@ -41,7 +41,7 @@ import struct
 CONTROL_BYTES = 128
 WRITTEN, READ, CLOSING, FLUSH, SLEEPING, WRITER_IDLE = 0, 1, 2, 3, 4, 5
 CPU_AT = 64
-OPS = ("infer", "generate")
+OPS = ("infer", "generate", "llm-completion", "llm-chunk")
 OP_CODES = {op: code for code, op in enumerate(OPS)}
 VOID = 255
 MAX_NONCE = 64

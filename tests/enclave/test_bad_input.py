@@ -252,37 +252,3 @@ def test_bad_requests_in_parallel_do_not_disturb_good_ones(live: LiveService, th
     assert results == [200] * (threads // 2 * 10)
 
 
-def _generate(live: LiveService, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{live.url}/v1/generate", json=body, timeout=30)
-
-
-def test_generation_on_a_non_language_model_is_400(live: LiveService) -> None:
-    response = _generate(live, {"model": "mlp", "prompt_ids": [1, 2]})
-    assert (response.status_code, _code(response)) == (400, "NOT_A_LANGUAGE_MODEL")
-
-
-def test_negative_token_ids_are_400(live: LiveService) -> None:
-    response = _generate(live, {"model": "lm", "prompt_ids": [1, -2]})
-    assert (response.status_code, _code(response)) == (400, "BAD_PROMPT")
-
-
-def test_too_many_new_tokens_is_400(live: LiveService) -> None:
-    response = _generate(live, {"model": "lm", "prompt_ids": [1], "max_new_tokens": 100_000})
-    assert (response.status_code, _code(response)) == (400, "BAD_PARAMS")
-
-
-def test_token_outside_the_vocabulary_is_400_before_running_and_the_service_continues(live: LiveService) -> None:
-    # the test LM has 32 token ids (logits [1, T, 32]): 32 is the first id outside it
-    for prompt in ([1, 10_000], [1, 32]):
-        response = _generate(live, {"model": "lm", "prompt_ids": prompt, "max_new_tokens": 2})
-        assert (response.status_code, _code(response)) == (400, "BAD_PROMPT")
-        assert "0..31" in response.json()["error"]["message"]
-    assert _generate(live, {"model": "lm", "prompt_ids": [1, 31], "max_new_tokens": 2}).status_code == 200
-    _still_serving(live)
-
-
-def test_an_end_token_outside_the_vocabulary_is_400(live: LiveService) -> None:
-    # an id that can never be produced would only be signed into the receipt (up to a CBOR bignum)
-    for eos in (32, 2**70):
-        response = _generate(live, {"model": "lm", "prompt_ids": [1], "max_new_tokens": 2, "eos_token_id": eos})
-        assert (response.status_code, _code(response)) == (400, "BAD_PARAMS")

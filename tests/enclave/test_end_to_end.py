@@ -214,7 +214,7 @@ def test_attestation_is_renewed_after_its_ttl(live: LiveService) -> None:
 
 def test_openapi_document_lists_the_routes(live: LiveService) -> None:
     paths = httpx.get(f"{live.url}/openapi.json", timeout=10).json()["paths"]
-    assert {"/v1/models", "/v1/attestation", "/v1/infer", "/v1/generate"} <= set(paths)
+    assert {"/v1/models", "/v1/attestation", "/v1/infer", "/v1/chat/completions", "/v1/completions"} <= set(paths)
     assert "requestBody" in paths["/v1/infer"]["post"]
 
 

@@ -47,8 +47,8 @@ def test_transposed_array_commits_in_c_order() -> None:
 
 
 @given(
-    st.sampled_from(["infer", "generate"]), digests, digests, digests, st.binary(max_size=64), uints, uints,
-    digests, params,
+    st.sampled_from(["infer", "generate", "llm-completion", "llm-chunk"]), digests, digests, digests,
+    st.binary(max_size=64), uints, uints, digests, params,
 )  # fmt: skip
 def test_statement_encoder_equals_statement_encode(
     op: str,

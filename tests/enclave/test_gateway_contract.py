@@ -81,7 +81,9 @@ def test_generated_requests_get_documented_answers(live: LiveService, mode: Gene
     hypothesis directly, 25 requests per operation and mode."""
     schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.path for op in operations} == {"/v1/models", "/v1/attestation", "/v1/infer", "/v1/generate"}
+    assert {op.path for op in operations} == {
+        "/v1/models", "/v1/attestation", "/v1/infer", "/v1/chat/completions", "/v1/completions"
+    }
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and operation.path == "/v1/models":
             continue  # no parameters: nothing to make invalid

@@ -78,14 +78,6 @@ class InferenceResult:
     attestation: bytes = field(repr=False)
 
 
-@dataclass(frozen=True)
-class GenerationResult:
-    completion_ids: list[int]
-    receipt: bytes
-    statement: Statement
-    attestation: bytes = field(repr=False)
-
-
 def _b64(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
         raise ReceiptError("RESPONSE_MALFORMED", f"expected {what} as base64 text")
@@ -249,56 +241,12 @@ class Client:
         receipt, statement = self._verify(body, key, floor, expectation)
         return InferenceResult(outputs, receipt, statement, key.binding_document)
 
-    def generate(
-        self, model: str, prompt_ids: list[int], *, max_new_tokens: int = 16, eos_token_id: int | None = None
-    ) -> GenerationResult:
-        """Greedy completion of ``prompt_ids``; returned only if its receipt verifies."""
-        import struct
-
-        sha = self._expected_model(model)
-        key = self.attested_key()
-        floor = self._floor(key)
-        nonce = os.urandom(NONCE_BYTES)
-        body = self._request(
-            "POST",
-            "/v1/generate",
-            json={
-                "model": model,
-                "prompt_ids": prompt_ids,
-                "max_new_tokens": max_new_tokens,
-                "eos_token_id": eos_token_id,
-                "nonce": nonce.hex(),
-            },
-        )
-        completion = body.get("completion_ids")
-        if not isinstance(completion, list) or not all(type(t) is int and 0 <= t < 1 << 63 for t in completion):
-            raise ReceiptError("RESPONSE_MALFORMED", "expected completion_ids as a list of non-negative integers")
-
-        def ids(values: list[int]) -> Tensor:
-            return Tensor("int64", (len(values),), struct.pack(f"<{len(values)}q", *values))
-
-        expectation = ReceiptExpectation(
-            models=frozenset({sha}),
-            inputs={"input_ids": ids(prompt_ids)},
-            outputs={"output_ids": ids(completion)},
-            nonce=nonce,
-            op="generate",
-            params={
-                "decoding": "greedy",
-                "max_new_tokens": max_new_tokens,
-                "eos_token_id": -1 if eos_token_id is None else eos_token_id,
-            },
-        )
-        receipt, statement = self._verify(body, key, floor, expectation)
-        return GenerationResult(completion, receipt, statement, key.binding_document)
-
 
 __all__ = [
     "AttestedKey",
     "Client",
     "ClientError",
     "ExpectedEnclave",
-    "GenerationResult",
     "InferenceResult",
     "VerificationError",
 ]

@@ -17,9 +17,11 @@ from verifier.cli.report import EXIT_USAGE
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per subcommand module, e.g. "verifier.cli.attestation_command",
     "verifier.cli.attestation_command",
+    "verifier.cli.chat_command",
     "verifier.cli.eif_command",
     "verifier.cli.measurements_command",
     "verifier.cli.proof_command",
+    "verifier.cli.proxy_command",
     "verifier.cli.receipt_command",
 )
 

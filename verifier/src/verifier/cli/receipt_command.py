@@ -1,6 +1,6 @@
 """``trustdial-verify receipt RESPONSE.json --request REQUEST.json ...``: check a TEE receipt offline.
 
-RESPONSE.json is the gateway's ``/v1/infer`` or ``/v1/generate`` response (it carries the
+RESPONSE.json is the gateway's ``/v1/infer`` response, or an archived ``/v1/generate`` one (it carries the
 receipt, the outputs and, if requested with ``include_attestation``, the key-binding
 attestation document; otherwise pass ``--attestation``). REQUEST.json is the body that was
 sent (inputs or prompt, parameters and nonce). Expected PCRs (``--pcr`` or ``--pcrs``) and

@@ -18,7 +18,8 @@ from verifier.receipts.errors import ReceiptError
 FORMAT_VERSION = 1
 STATEMENT_TYPE = "trustdial/tee-step"
 BATCH_ROOT_TYPE = "trustdial/batch-root"
-OPERATIONS = frozenset({"infer", "generate"})
+#: "llm-completion" and "llm-chunk": language-model completions and their stream chunks (docs/llm-receipts.md)
+OPERATIONS = frozenset({"infer", "generate", "llm-completion", "llm-chunk"})
 MAX_RECEIPT_BYTES = 64 * 1024
 MAX_NONCE_BYTES = 512
 DIGEST_SIZE = 32

@@ -9,7 +9,7 @@ expected value is mandatory: nothing is skipped because the caller left it out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 from verifier.receipts.errors import ReceiptError
@@ -61,14 +61,29 @@ class ReceiptExpectation:
     not_before_ms: int = 0
 
 
-def open_receipt(raw: bytes, *, public_key: bytes, attestation_digest: bytes) -> VerifiedReceipt:
+def open_receipt(
+    raw: bytes,
+    *,
+    public_key: bytes,
+    attestation_digest: bytes,
+    verified_seals: MutableMapping[bytes, BatchRoot] | None = None,
+) -> VerifiedReceipt:
     """Decode ``raw``, verify its seal under ``public_key`` (DER SPKI) and its inclusion path,
-    and check both the batch root and the statement name ``attestation_digest``."""
-    key = load_receipt_key(public_key)
+    and check both the batch root and the statement name ``attestation_digest``.
+
+    ``verified_seals`` (optional, one per ``public_key``): seal bytes already verified under that key and their
+    batch roots, so that the receipts of one micro-batch (e.g. the chunks of a stream) cost one signature check."""
     receipt = decode_receipt(raw)
-    seal = decode_seal(receipt.seal)
-    verify_seal(seal, key)
-    batch = decode_batch_root(seal.payload)
+    batch = verified_seals.get(receipt.seal) if verified_seals is not None else None
+    if batch is None:
+        key = load_receipt_key(public_key)
+        seal = decode_seal(receipt.seal)
+        verify_seal(seal, key)
+        batch = decode_batch_root(seal.payload)
+        if verified_seals is not None:
+            if len(verified_seals) >= 64:
+                verified_seals.clear()
+            verified_seals[receipt.seal] = batch
     if batch.attestation != attestation_digest:
         raise ReceiptError(
             "RECEIPT_ATTESTATION_MISMATCH",

@@ -1,0 +1,1 @@
+"""Language-model completions inside the enclave (onnxruntime-genai bundles, streamed, with receipts)."""

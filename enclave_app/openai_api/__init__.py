@@ -1,0 +1,1 @@
+"""OpenAI-compatible routes of the gateway (chat and text completions, model list)."""

@@ -1,0 +1,1 @@
+"""``trustdial llm``: model bundles for the enclave's LLM engine (onnxruntime-genai)."""
