@@ -11,7 +11,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -22,7 +22,26 @@ from enclave_app.http_server import HttpLimits, HttpRequest, HttpResponse, serve
 LIMITS = HttpLimits(max_body=1000, body_timeout=0.5, keep_alive=1.5, max_head=2048)
 
 
+#: the streamed answer (/stream) waits here after its first piece until the test has read that piece
+GATE: dict[str, asyncio.Event] = {}
+
+
+async def _pieces(request: HttpRequest, fail: bool) -> AsyncGenerator[bytes, None]:
+    yield b"data: first\n\n"
+    gate = GATE.setdefault(request.query, asyncio.Event())
+    await gate.wait()
+    yield b""  # an empty piece is not sent (it would end a chunked body)
+    yield request.body
+    if fail:
+        raise RuntimeError("the producer broke")
+    yield b"data: [DONE]\n\n"
+
+
 async def _echo(request: HttpRequest) -> HttpResponse:
+    if request.path in ("/stream", "/broken"):
+        return HttpResponse(
+            200, b"", content_type="text/event-stream", stream=_pieces(request, request.path == "/broken")
+        )
     body = {"method": request.method, "path": request.path, "query": request.query, "body": request.body.decode()}
     return HttpResponse(200, json.dumps(body).encode())
 
@@ -218,3 +237,79 @@ def test_the_connection_ending_inside_a_body_is_a_400(server: Server) -> None:
         sock.shutdown(socket.SHUT_WR)
         status, _, body = _response(sock, bytearray())
     assert (status, _code(body)) == (400, "BAD_REQUEST")
+
+
+def _open(server: Server, key: str) -> None:
+    def release() -> None:
+        GATE.setdefault(key, asyncio.Event()).set()
+
+    server.loop.call_soon_threadsafe(release)
+
+
+def _dechunk(sock: socket.socket, buffer: bytearray) -> list[bytes]:
+    """A chunked body read by RFC 9112 §7.1 (size line in hex, data, CRLF; a zero size ends it)."""
+    chunks = []
+    while True:
+        while b"\r\n" not in buffer:
+            buffer += sock.recv(65536)
+        line, _, rest = bytes(buffer).partition(b"\r\n")
+        size = int(line, 16)
+        while len(rest) < size + 2:
+            rest += sock.recv(65536)
+        assert rest[size : size + 2] == b"\r\n"
+        buffer[:] = rest[size + 2 :]
+        if size == 0:
+            return chunks
+        chunks.append(rest[:size])
+
+
+def _head(sock: socket.socket, buffer: bytearray) -> tuple[int, dict[str, str]]:
+    while b"\r\n\r\n" not in buffer:
+        part = sock.recv(65536)
+        if not part:
+            raise ConnectionError("closed before a response head")
+        buffer += part
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    buffer[:] = rest
+    lines = head.decode("latin-1").split("\r\n")
+    return int(lines[0].split(" ")[1]), {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+
+
+def test_a_streamed_answer_is_chunked_each_piece_sent_as_produced_and_the_connection_kept(server: Server) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"POST /stream?one HTTP/1.1\r\nHost: h\r\nContent-Length: 8\r\n\r\ndata: x\n")
+        buffer = bytearray()
+        status, headers = _head(sock, buffer)
+        assert (status, headers["transfer-encoding"], headers["content-type"]) == (200, "chunked", "text/event-stream")
+        assert "content-length" not in headers
+        while b"first" not in buffer:  # the first event arrives while the producer is still waiting
+            buffer += sock.recv(65536)
+        assert bytes(buffer) == b"d\r\ndata: first\n\n\r\n"
+        _open(server, "one")
+        assert _dechunk(sock, buffer) == [b"data: first\n\n", b"data: x\n", b"data: [DONE]\n\n"]
+        sock.sendall(b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n")  # the same connection serves on
+        assert json.loads(_response(sock, buffer)[2])["path"] == "/after"
+
+
+def test_a_streamed_answer_to_http_1_0_is_unframed_and_ends_with_the_connection(server: Server) -> None:
+    _open(server, "old")
+    with _connect(server) as sock:
+        sock.sendall(b"POST /stream?old HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi")
+        buffer = bytearray()
+        status, headers = _head(sock, buffer)
+        assert (status, headers.get("connection"), "transfer-encoding" in headers) == (200, "close", False)
+        while part := sock.recv(65536):
+            buffer += part
+    assert bytes(buffer) == b"data: first\n\nhidata: [DONE]\n\n"
+
+
+def test_a_stream_that_fails_midway_is_cut_without_the_last_chunk_and_the_server_serves_on(server: Server) -> None:
+    _open(server, "cut")
+    with _connect(server) as sock:
+        sock.sendall(b"POST /broken?cut HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+        buffer = bytearray()
+        assert _head(sock, buffer)[0] == 200
+        while part := sock.recv(65536):
+            buffer += part
+    assert bytes(buffer) == b"d\r\ndata: first\n\n\r\n2\r\nhi\r\n"  # no terminating zero-size chunk
+    assert _exchange(server, b"GET /still HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 200
