@@ -9,7 +9,6 @@ the public instances to the tensors (or Poseidon hashes) the caller supplied.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +16,14 @@ from typing import Any
 
 from verifier.errors import InputError, VerificationError
 from verifier.proof import ezkl_calls
-from verifier.proof.artifacts import Artifacts, check_file_hashes, load_artifacts, sha256_file
+from verifier.proof.artifacts import (
+    MAX_PROOF_JSON_BYTES,
+    Artifacts,
+    check_file_hashes,
+    load_artifacts,
+    read_json_file,
+    sha256_file,
+)
 from verifier.proof.instances import InstanceLayout, layout_from_settings
 from verifier.proof.pins import require_pins
 from verifier.proof.quantization import felts_to_floats, tensor_poseidon, tensor_to_felts
@@ -189,10 +195,7 @@ def _check_settings_agree(artifacts: Artifacts, layout: InstanceLayout) -> None:
 
 
 def _read_json(path: Path, code: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise VerificationError(code, f"{path} is not JSON: {err}") from err
+    return read_json_file(path, code, max_bytes=MAX_PROOF_JSON_BYTES)
 
 
 def _read_instances(proof: Path, layout: InstanceLayout) -> list[str]:
