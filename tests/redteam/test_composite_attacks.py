@@ -427,3 +427,15 @@ def test_public_decision_too_large_to_quantize_is_a_rejection_not_an_io_error(
     data = struct.pack("<2d", 1e300, 0.0)
     receipt = _tampered(private_run, "huge", lambda d: _set_public(d, "decision", "float64", [1, 2], data))
     assert _rejected(private.verify_args(receipt, private_run[1]), capsys) == "OUTPUT_INSTANCE_MISMATCH"
+
+
+@pytest.mark.slow
+def test_public_decision_retyped_as_float64_with_the_same_values_is_rejected(
+    private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The exact proven values, re-typed: they dequantize to the same felts and pack back exactly under
+    # "d", so only the dtype the pinned settings fix (F32) tells this is not the tensor the circuit computed.
+    values = _decision(private_run)
+    data = struct.pack("<2d", *values)
+    receipt = _tampered(private_run, "retyped", lambda d: _set_public(d, "decision", "float64", [1, 2], data))
+    assert _rejected(private.verify_args(receipt, private_run[1]), capsys) == "OUTPUT_INSTANCE_MISMATCH"

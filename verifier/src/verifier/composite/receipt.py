@@ -9,6 +9,7 @@ never see a malformed value.
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -160,9 +161,7 @@ def _step(raw: Any, position: int) -> Step:
     for kind, value in evidence.items():
         if not isinstance(value, Mapping):
             raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.evidence.{kind} to be an object")
-    cost = raw["cost"]
-    if not isinstance(cost, Mapping):
-        raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.cost to be an object")
+    cost = _cost(raw["cost"], where)
     return Step(
         index=index,
         segment=_string(raw["segment"], f"{where}.segment"),
@@ -173,6 +172,32 @@ def _step(raw: Any, position: int) -> Step:
         evidence=evidence,
         cost=cost,
     )
+
+
+#: The prover's own statement of what a step cost, shown as "stated cost": the only field nothing can verify,
+#: so its form is fixed: {} or {"seconds": a finite number in 0..MAX_STATED_SECONDS}.
+MAX_STATED_SECONDS = 10**7
+
+
+def _cost(raw: Any, where: str) -> dict[str, float]:
+    if not isinstance(raw, Mapping) or set(raw) - {"seconds"}:
+        raise CompositeError(
+            "COMPOSITE_MALFORMED", f'expected {where}.cost to be {{}} or {{"seconds": N}}, found {_describe(raw)}'
+        )
+    if "seconds" not in raw:
+        return {}
+    seconds = raw["seconds"]
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds <= MAX_STATED_SECONDS  # before float(): an int may be far beyond float range
+        or not math.isfinite(float(seconds))
+    ):
+        raise CompositeError(
+            "COMPOSITE_MALFORMED",
+            f"expected {where}.cost.seconds to be a number in 0..{MAX_STATED_SECONDS}, found {_describe(seconds)}",
+        )
+    return {"seconds": float(seconds)}
 
 
 def _commitments(raw: Any, where: str) -> dict[str, Commitment]:

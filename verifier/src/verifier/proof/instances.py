@@ -24,6 +24,8 @@ class InstanceLayout:
     input_count: int
     output_count: int
     logrows: int
+    input_type: str = ""  # ezkl's element type of the input (settings' input_types[0], e.g. "F32")
+    output_type: str = ""  # ezkl's element type of the output (settings' output_types[0])
     input_shape: tuple[int, ...] | None = None  # shape of a public input (settings' model_instance_shapes)
     output_shape: tuple[int, ...] | None = None  # shape of a public output
 
@@ -86,6 +88,8 @@ def layout_from_settings(settings: Any) -> InstanceLayout:
         input_scale=int(input_scales[0]),
         output_scale=int(output_scales[0]),
         input_is_f32=input_types[0] == "F32",
+        input_type=input_types[0] if isinstance(input_types[0], str) else "",
+        output_type=output_types[0] if isinstance(output_types[0], str) else "",
         input_count=counts[0],
         output_count=counts[1],
         logrows=int(logrows),

@@ -46,6 +46,8 @@ class ProofReport:
     output_visibility: str
     input_scale: int  # ezkl quantization scale of the input felts (settings.json), what a Poseidon hash of them means
     output_scale: int
+    input_type: str  # ezkl element type of the input as the pinned settings fix it ("F32", ...)
+    output_type: str
     input_shape: list[int] | None  # shape of a public tensor as the pinned settings fix it
     output_shape: list[int] | None
     input_checked: bool
@@ -126,6 +128,8 @@ def verify_proof(
         output_visibility=layout.output_visibility,
         input_scale=layout.input_scale,
         output_scale=layout.output_scale,
+        input_type=layout.input_type,
+        output_type=layout.output_type,
         input_shape=None if layout.input_shape is None else list(layout.input_shape),
         output_shape=None if layout.output_shape is None else list(layout.output_shape),
         input_checked=inputs is not None or input_poseidon is not None,
