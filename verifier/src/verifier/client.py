@@ -147,6 +147,28 @@ def tensors_from_json(value: Any) -> dict[str, Tensor]:
     return out
 
 
+def parse_response(method: str, path: str, status: int, data: bytes) -> dict[str, Any]:
+    """A service answer: the JSON object of a 200 response, or the typed error a non-200 one names."""
+    try:
+        body = strict_json.loads(data, max_bytes=MAX_RESPONSE_BYTES)
+    except strict_json.JsonError as err:
+        raise ClientError(
+            "SERVICE_ERROR", f"{method} {path}: HTTP {status}, body is not strict JSON: {err.reason} ({err.code})"
+        ) from None
+    if status != 200:
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            error = {}
+        code = error.get("code")
+        raise ClientError(
+            code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "SERVICE_ERROR",
+            f"HTTP {status}: {describe_value(error.get('message'), 200)}",
+        )
+    if not isinstance(body, dict):
+        raise ReceiptError("RESPONSE_MALFORMED", f"{method} {path}: expected a JSON object")
+    return body
+
+
 class Client:
     def __init__(
         self,
@@ -209,24 +231,7 @@ class Client:
         if isinstance(result, BaseException):
             raise result
         status, data = result
-        try:
-            body = strict_json.loads(data, max_bytes=MAX_RESPONSE_BYTES)
-        except strict_json.JsonError as err:
-            raise ClientError(
-                "SERVICE_ERROR", f"{method} {path}: HTTP {status}, body is not strict JSON: {err.reason} ({err.code})"
-            ) from None
-        if status != 200:
-            error = body.get("error") if isinstance(body, dict) else None
-            if not isinstance(error, dict):
-                error = {}
-            code = error.get("code")
-            raise ClientError(
-                code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "SERVICE_ERROR",
-                f"HTTP {status}: {describe_value(error.get('message'), 200)}",
-            )
-        if not isinstance(body, dict):
-            raise ReceiptError("RESPONSE_MALFORMED", f"{method} {path}: expected a JSON object")
-        return body
+        return parse_response(method, path, status, data)
 
     def _exchange(
         self, method: str, path: str, deadline: Deadline, cancelled: threading.Event, kwargs: dict[str, Any]
@@ -401,4 +406,6 @@ __all__ = [
     "GenerationResult",
     "InferenceResult",
     "VerificationError",
+    "parse_response",
+    "tensors_from_json",
 ]
