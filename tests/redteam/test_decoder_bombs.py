@@ -137,3 +137,29 @@ def test_request_with_a_lone_surrogate_tensor_name_is_a_usage_error(
     request.write_text('{"model": "m", "nonce": "00", "inputs": {"\\ud800": ' + json.dumps(tensor) + "}}")
     status, result = _receipt_cli(capsys, evidence, request)
     assert (status, result["valid"], result["code"]) == (2, False, "BAD_JSON")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"model_instance_shapes": [["x"]]}, {"input_types": 5}, {"model_input_scales": ["thirteen"]}],
+    ids=["shape-text", "types-number", "scale-text"],
+)
+def test_settings_fields_of_the_wrong_type_are_a_typed_refusal(change: dict[str, object]) -> None:
+    # Before: int("x") and len(5) escaped as ValueError / TypeError.
+    from verifier.proof.instances import layout_from_settings
+
+    settings: dict[str, object] = {
+        "run_args": {
+            "input_visibility": "Public",
+            "output_visibility": "Public",
+            "param_visibility": "Fixed",
+            "logrows": 11,
+        },
+        "input_types": ["F32"],
+        "output_types": ["F32"],
+        "model_input_scales": [13],
+        "model_output_scales": [13],
+        "model_instance_shapes": [[1, 2], [1, 2]],
+        **change,
+    }
+    assert _typed(lambda: layout_from_settings(settings)).code == "SETTINGS_MALFORMED"
