@@ -217,7 +217,7 @@ def _segment(raw: Any, index: int) -> Segment:
     mode = raw["mode"]
     if not isinstance(mode, str) or mode not in MODE_STRENGTH:
         raise PolicyFileError(
-            "POLICY_MODE_UNKNOWN", f"expected {where}.mode in {sorted(MODE_STRENGTH)}, found {mode!r}"
+            "POLICY_MODE_UNKNOWN", f"expected {where}.mode in {sorted(MODE_STRENGTH)}, found {describe_value(mode)}"
         )
     reason = raw["reason"]
     if not isinstance(reason, str) or not reason.strip():
@@ -275,7 +275,8 @@ def _visibility(raw: Any, segments: Sequence[Segment]) -> dict[str, str]:
     for tensor, value in raw.items():
         if value not in VISIBILITIES:
             raise PolicyFileError(
-                "POLICY_VISIBILITY_UNKNOWN", f"expected tensors.{tensor} in {list(VISIBILITIES)}, found {value!r}"
+                "POLICY_VISIBILITY_UNKNOWN",
+                f"expected tensors.{tensor} in {list(VISIBILITIES)}, found {describe_value(value)}",
             )
         result[tensor] = value
     return result

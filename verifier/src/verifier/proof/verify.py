@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from verifier.errors import InputError, VerificationError
+from verifier.errors import InputError, VerificationError, describe_value
 from verifier.proof import ezkl_calls
 from verifier.proof.artifacts import (
     MAX_PROOF_JSON_BYTES,
@@ -163,7 +163,8 @@ def _check_srs(artifacts: Artifacts, *, allow_dev_srs: bool) -> str:
     kind = classify_srs(digest)
     if artifacts.srs_kind not in (SRS_KIND_CEREMONY, SRS_KIND_DEV):
         raise VerificationError(
-            "ARTIFACTS_MALFORMED", f"expected srs_kind ceremony or dev-insecure, found {artifacts.srs_kind!r}"
+            "ARTIFACTS_MALFORMED",
+            f"expected srs_kind ceremony or dev-insecure, found {describe_value(artifacts.srs_kind)}",
         )
     if artifacts.srs_kind == SRS_KIND_CEREMONY and kind != SRS_KIND_CEREMONY:
         raise VerificationError(
