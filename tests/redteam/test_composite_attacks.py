@@ -177,6 +177,9 @@ def test_scale_an_enclave_executing_a_circuit_signs_is_not_what_links_its_step()
     scenario = build(modes=("tee", "tee+zk"))
     poseidon = scenario.facts[1]["tee"].inputs["embedding"].poseidon
     scenario.edit_fact(1, "tee", inputs={"embedding": Commitment(poseidon=poseidon)}, poseidon_scales={"embedding": 3})
+    # the step states what its evidence now proves: a SHA-256 nothing in the step proves would be refused
+    # on its own (COMPOSITE_COMMITMENT_UNPROVEN)
+    scenario.document["steps"][1]["inputs"]["embedding"].pop("sha256", None)
     _verify_facts(scenario)  # its own (signed) scale 3 is not taken: the circuit's, 7, is
     scenario.edit_fact(1, "zk", poseidon_scales={"embedding": 3, "decision": 7})
     assert _code(scenario) == "COMPOSITE_LINK_SCALE_MISMATCH"

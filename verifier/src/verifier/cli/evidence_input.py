@@ -52,17 +52,20 @@ def decode_text_encodings(data: bytes) -> bytes:
 
 
 PCR_INDEX_LIMIT = 32
-_PCR_INDEX = re.compile(r"[0-9]{1,2}")
+_PCR_INDEX = re.compile(r"[0-9]{1,3}")
 
 
 def parse_pcr_index(text: str, where: str) -> int:
     """A PCR index given by the caller: one or two ASCII digits, 0..31 (never ``int()`` of arbitrary text)."""
     stripped = text.strip() if isinstance(text, str) else text
-    if not isinstance(stripped, str) or not _PCR_INDEX.fullmatch(stripped) or int(stripped) >= PCR_INDEX_LIMIT:
+    if not isinstance(stripped, str) or not _PCR_INDEX.fullmatch(stripped):
         raise InputError(
-            "BAD_PCR", f"{where}: expected a PCR index 0-{PCR_INDEX_LIMIT - 1}, found {describe_value(text, 40)}"
+            "BAD_PCR", f"{where}: expected a PCR index of decimal digits, found {describe_value(text, 40)}"
         )
-    return int(stripped)
+    index = int(stripped)
+    if index >= PCR_INDEX_LIMIT:
+        raise InputError("PCR_INDEX", f"{where}: expected PCR index 0-{PCR_INDEX_LIMIT - 1}, found {index}")
+    return index
 
 
 def parse_hex(name: str, value: str) -> bytes:
