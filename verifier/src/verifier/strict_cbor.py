@@ -77,7 +77,8 @@ def decode(
         raise CborError("CBOR_MALFORMED", f"expected bytes to decode, found {type(data).__name__}")
     if len(data) > max_bytes:
         raise CborError("CBOR_TOO_LARGE", f"expected at most {max_bytes} bytes of CBOR, found {len(data)}")
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
     end_of_input = len(data)
     offset = 0
     items = 0
