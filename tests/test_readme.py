@@ -196,7 +196,9 @@ def test_every_documented_command_is_run_by_a_test_or_says_why_not() -> None:
 
 def test_an_unlisted_command_fails_the_check(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text("Try:\n\n```sh\nmake demo   # listed\ntrustdial frobnicate --all \\\n    --now  # not listed\n```\n")
+    page.write_text(
+        "Try:\n\n```sh\nmake demo   # listed\ntrustdial frobnicate --all \\\n    --now  # not listed\n```\n"
+    )
     missing = unregistered(documented_commands((page,)))
     assert [(c.line, c.text) for c in missing] == [(5, "trustdial frobnicate --all --now")]
 
