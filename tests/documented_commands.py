@@ -17,7 +17,7 @@ class NotHere(StrEnum):
 
     AWS = "needs an AWS account and credentials; the tests drive the same AWS APIs against moto on loopback"
     DOCKER = "needs Docker (docker buildx build, docker save), which neither this machine nor CI has"
-    NITRO = "needs a Nitro Enclaves parent instance (vsock, the NSM device)"
+    NITRO = "needs a Nitro Enclaves parent instance (vsock, the NSM device) or AWS's Nitro blobs"
     SHELL_STEP = "a shell step (variable, directory, input file) for the commands after it, run with them"
     INSTALL = "installs into the caller's environment; make install installs the same extras for the tests"
 
@@ -44,10 +44,10 @@ DOCUMENTED: dict[str, Registered] = {
     "make demo": RunBy("tests/hybrid/test_demo.py::test_demo_exits_zero_with_a_verified_receipt"),
     "make test": Unrunnable(NotHere.SHELL_STEP, "it is the suite itself (ruff, mypy --strict, pytest)"),
     "make eif MODEL=path/model.onnx": Unrunnable(
-        NotHere.DOCKER, "tests/eif/test_make_targets.py checks that it explains the missing Docker; "
-        "tests/eif/test_eif_image.py builds an EIF from an image archive with trustdial eif image"
+        NotHere.NITRO, "it needs AWS's Nitro blobs (aws-nitro-enclaves-cli-devel); tests/image builds the same image "
+        "with trustdial image build and the DEV/TEST blobs, and boots it under qemu"
     ),
-    "make verify-build": Unrunnable(NotHere.DOCKER, "tests/eif/test_eif_image.py rebuilds bit-identically"),
+    "make verify-build": RunBy("tests/image/test_reproducible_build.py::test_two_clean_builds_are_byte_identical"),
     "trustdial-verify attestation doc.cbor --pcr 0=HEX --pcr 1=HEX --pcr 2=HEX --nonce HEX --max-age 60 --json": RunBy(
         "tests/attestation/test_attestation_cli.py::test_nonce_mismatch_is_rejected"
     ),
@@ -133,7 +133,7 @@ DOCUMENTED: dict[str, Registered] = {
         "tests/prover/test_zk_worker.py::test_concurrency_two_proves_jobs_in_parallel_slots"
     ),
     # docs/usage.md: image, PCRs, manifest
-    "make pcrs": Unrunnable(NotHere.DOCKER, "needs the EIF of make eif; trustdial-verify eif runs in tests/eif"),
+    "make pcrs": RunBy("tests/image/test_publication_path.py::test_make_pcrs_then_publication_check"),
     "trustdial-verify eif build/eif/enclave.eif --json": RunBy(
         "tests/eif/test_eif_image.py::test_image_build_pcrs_follow_from_the_ramdisk_known_answers"
     ),
