@@ -20,6 +20,10 @@ class NotHere(StrEnum):
     NITRO = "needs a Nitro Enclaves parent instance (vsock, the NSM device) or AWS's Nitro blobs"
     SHELL_STEP = "a shell step (variable, directory, input file) for the commands after it, run with them"
     INSTALL = "installs into the caller's environment; make install installs the same extras for the tests"
+    REPEATS_FIXTURE = (
+        "runs the multi-minute image build that a session fixture of the suite already runs step by step; "
+        "a second run would double the suite's longest step"
+    )
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,10 @@ DOCUMENTED: dict[str, Registered] = {
     # README.md
     "make demo": RunBy("tests/hybrid/test_demo.py::test_demo_exits_zero_with_a_verified_receipt"),
     "make test": Unrunnable(NotHere.SHELL_STEP, "it is the suite itself (ruff, mypy --strict, pytest)"),
+    "make eif-dev": Unrunnable(
+        NotHere.REPEATS_FIXTURE, "tests/image's session build runs its steps (dev blobs, trustdial image build, "
+        "trustdial eif image --allow-unpinned-blobs) and make pcrs / make publication-check run on its EIF"
+    ),
     "make eif MODEL=path/model.onnx": Unrunnable(
         NotHere.NITRO, "it needs AWS's Nitro blobs (aws-nitro-enclaves-cli-devel); tests/image builds the same image "
         "with trustdial image build and the DEV/TEST blobs, and boots it under qemu"
