@@ -50,22 +50,41 @@ def test_signed_manifest_round_trips(tmp_path: Path) -> None:
     assert manifest.pcrs["PCR0"] == KAT1_PCRS["PCR0"]
 
 
-def test_signature_verifies_with_an_independent_cose_implementation(tmp_path: Path) -> None:
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _doc_snippet(marker: str) -> str:
+    """The code block under ``<!-- interop: MARKER -->`` in docs/measurements.md, exactly as published."""
+    text = (DOCS / "measurements.md").read_text()
+    after = text.split(f"<!-- interop: {marker} -->", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_pycose_cannot_decode_the_tagged_manifest_as_the_docs_state(tmp_path: Path) -> None:
+    from pycose.messages import CoseMessage, Sign1Message
+
+    signed, _, _ = _signed(tmp_path)
+    for decode in (Sign1Message.decode, CoseMessage.decode):
+        with pytest.raises(TypeError, match="cannot be decoded as COSE message"):
+            decode(signed)
+
+
+def test_the_docs_stock_cose_recipe_verifies_a_manifest(tmp_path: Path) -> None:
+    """docs/measurements.md's pycose snippet, run verbatim: an independent COSE implementation checks the
+    signature and hands back the manifest bytes; on a tampered payload the same snippet fails."""
     from cryptography.hazmat.primitives import serialization
-    from pycose.keys import EC2Key
-    from pycose.messages import Sign1Message
 
     signed, private, _ = _signed(tmp_path)
     key = serialization.load_pem_private_key(private.read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    numbers = key.public_key().public_numbers()
-    cose_key = EC2Key(crv="P_384", x=numbers.x.to_bytes(48, "big"), y=numbers.y.to_bytes(48, "big"))
-    # cbor2 6 decodes tagged arrays as tuples, which pycose's decode() does not accept; hand it a list
-    items = list(cbor2.loads(signed).value)
-    message = Sign1Message.from_cose_obj([items[0], dict(items[1]), items[2], items[3]], True)
-    message.key = cose_key
-    assert message.verify_signature()
-    assert message.payload == kat1_manifest()
+    snippet = _doc_snippet("pycose")
+    scope: dict[str, object] = {"signed": signed, "public_key": key.public_key()}
+    exec(snippet, scope)
+    assert scope["manifest_json"] == kat1_manifest()
+    tampered = signed.replace(b'"PCR0": "7c', b'"PCR0": "8c')
+    assert tampered != signed
+    with pytest.raises(AssertionError):
+        exec(snippet, {"signed": tampered, "public_key": key.public_key()})
 
 
 def test_tampered_manifest_is_rejected(tmp_path: Path) -> None:

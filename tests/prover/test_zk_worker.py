@@ -259,3 +259,32 @@ def test_concurrency_two_proves_jobs_in_parallel_slots(fleet, public_circuit, tm
     for job, tensor in jobs.values():
         verify_stored_proof(fleet, public_circuit, job, tensor, tmp_path)
     assert queue_depth(fleet, fleet.queue_url) == 0
+
+
+def test_the_submit_command_uploads_artifacts_and_queues_a_job_the_worker_proves(
+    fleet, public_circuit, tmp_path
+) -> None:
+    """``trustdial prover submit`` as docs/usage.md shows it (artifacts uploaded under a fresh prefix first): the
+    worker proves the job it queued, and the stored proof verifies against the build's own pins."""
+    values = np.random.default_rng(5).normal(size=(1, SIZES[0])).astype(np.float32)
+    tensor = write_tensor(tmp_path / "cli-input.json", values)
+    prefix = f"cli-{uuid.uuid4().hex[:8]}/"
+    done = subprocess.run(
+        [
+            str(BIN / "trustdial"), "prover", "submit", "--queue-url", fleet.queue_url, "--bucket", fleet.bucket,
+            "--artifacts-prefix", prefix, "--upload-artifacts", str(public_circuit.directory),
+            "--input", str(tensor), "--endpoint-url", fleet.endpoint,
+        ],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **AWS_TEST_ENV},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["ok"] is True and answer["artifacts_prefix"] == prefix
+    assert object_exists(fleet, prefix + "artifacts.json")
+    job = ProofJob(**{k: v for k, v in answer.items() if k != "ok"})
+    worker = start_worker(fleet)
+    try:
+        worker.wait_for(lambda e: e["event"] == "job_acknowledged" and e["job_id"] == job.job_id, timeout=180)
+    finally:
+        assert stop_worker(worker) == 0
+    verify_stored_proof(fleet, public_circuit, job, tensor, tmp_path)

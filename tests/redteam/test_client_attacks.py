@@ -164,3 +164,84 @@ def test_success_body_that_is_not_json_is_a_client_error(service: HostileService
     with _client(service, enclave) as client, pytest.raises(ClientError) as caught:
         client.attest()
     assert caught.value.code == "SERVICE_ERROR"
+
+
+class DrippingService:
+    """A raw loopback server that answers with headers at once, then one body byte per ``interval`` seconds:
+    every single read completes well inside any per-read timeout, the whole answer takes ``length`` intervals."""
+
+    def __init__(self, length: int = 100, interval: float = 0.2) -> None:
+        import socket
+
+        self.length, self.interval = length, interval
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        import time
+
+        self.listener.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.recv(65536)
+                head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {self.length}\r\n\r\n"
+                try:
+                    connection.sendall(head.encode())
+                    for _ in range(self.length):
+                        if self.stop.is_set():
+                            return
+                        connection.sendall(b" ")
+                        time.sleep(self.interval)
+                except OSError:
+                    continue
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        self.listener.close()
+
+
+def test_a_server_dripping_its_answer_cannot_hold_a_call_past_its_budget(enclave: ReceiptEnclave) -> None:
+    # Before: the timeout bounded each read, so 100 bytes 0.2 s apart held attest() for 20 s.
+    import time
+
+    service = DrippingService()
+    expected = ExpectedEnclave(pcrs=enclave.pcrs, models={"m": MODEL_SHA256}, root=enclave.nsm.root_certificate)
+    try:
+        with Client(service.url, expected, timeout=1.0) as client:
+            started = time.monotonic()
+            with pytest.raises(ClientError) as caught:
+                client.attest()
+            elapsed = time.monotonic() - started
+    finally:
+        service.close()
+    assert caught.value.code == "DEADLINE_EXCEEDED"
+    assert elapsed < 8.0, f"the 1 s budget held for {elapsed:.1f} s"
+
+
+def test_output_name_with_a_lone_surrogate_is_a_typed_refusal(service: HostileService, enclave: ReceiptEnclave) -> None:
+    service.routes["/v1/attestation"] = _honest_attestation(enclave)
+    outputs = b'{"outputs": {"\\ud800": {"dtype": "int8", "shape": [1], "data": "AQ=="}}, "receipt": ""}'
+    service.routes["/v1/infer"] = lambda query: (200, outputs)
+    with _client(service, enclave) as client, pytest.raises((ClientError, VerificationError)) as caught:
+        client.infer("m", INPUTS)
+    assert caught.value.code in {"SERVICE_ERROR", "RESPONSE_MALFORMED"}
+
+
+def test_response_integer_beyond_the_int_string_limit_is_a_typed_refusal(
+    service: HostileService, enclave: ReceiptEnclave
+) -> None:
+    service.routes["/v1/attestation"] = lambda query: (200, b'{"document": ' + b"9" * 5000 + b"}")
+    with _client(service, enclave) as client, pytest.raises(ClientError) as caught:
+        client.attest()
+    assert caught.value.code == "SERVICE_ERROR"

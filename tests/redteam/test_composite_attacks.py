@@ -177,6 +177,9 @@ def test_scale_an_enclave_executing_a_circuit_signs_is_not_what_links_its_step()
     scenario = build(modes=("tee", "tee+zk"))
     poseidon = scenario.facts[1]["tee"].inputs["embedding"].poseidon
     scenario.edit_fact(1, "tee", inputs={"embedding": Commitment(poseidon=poseidon)}, poseidon_scales={"embedding": 3})
+    # the step states what its evidence now proves: a SHA-256 nothing in the step proves would be refused
+    # on its own (COMPOSITE_COMMITMENT_UNPROVEN)
+    scenario.document["steps"][1]["inputs"]["embedding"].pop("sha256", None)
     _verify_facts(scenario)  # its own (signed) scale 3 is not taken: the circuit's, 7, is
     scenario.edit_fact(1, "zk", poseidon_scales={"embedding": 3, "decision": 7})
     assert _code(scenario) == "COMPOSITE_LINK_SCALE_MISMATCH"
@@ -426,4 +429,16 @@ def test_public_decision_too_large_to_quantize_is_a_rejection_not_an_io_error(
     # and escaped verify_composite as an untyped exception.
     data = struct.pack("<2d", 1e300, 0.0)
     receipt = _tampered(private_run, "huge", lambda d: _set_public(d, "decision", "float64", [1, 2], data))
+    assert _rejected(private.verify_args(receipt, private_run[1]), capsys) == "OUTPUT_INSTANCE_MISMATCH"
+
+
+@pytest.mark.slow
+def test_public_decision_retyped_as_float64_with_the_same_values_is_rejected(
+    private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The exact proven values, re-typed: they dequantize to the same felts and pack back exactly under
+    # "d", so only the dtype the pinned settings fix (F32) tells this is not the tensor the circuit computed.
+    values = _decision(private_run)
+    data = struct.pack("<2d", *values)
+    receipt = _tampered(private_run, "retyped", lambda d: _set_public(d, "decision", "float64", [1, 2], data))
     assert _rejected(private.verify_args(receipt, private_run[1]), capsys) == "OUTPUT_INSTANCE_MISMATCH"

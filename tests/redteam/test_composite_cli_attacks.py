@@ -158,3 +158,31 @@ def test_a_nonce_that_is_not_64_hex_digits_is_a_usage_error(
 ) -> None:
     status, result = _run(capsys, _args(private, private_run, f"--nonce={nonce}"))
     assert (status, result["code"]) == (2, "BAD_NONCE")
+
+
+def _strict_json(line: str) -> dict[str, Any]:
+    """json.loads accepts Infinity and NaN; the --json contract is RFC 8259 JSON, which has neither."""
+
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"--json printed the non-JSON constant {name}")
+
+    result: dict[str, Any] = json.loads(line, parse_constant=refuse)
+    return result
+
+
+@pytest.mark.parametrize("seconds", ["1e400", "1" + "0" * 400, "-1"], ids=["overflows-float", "huge-int", "negative"])
+def test_stated_cost_that_is_not_a_sane_number_is_refused_with_valid_json(
+    seconds: str, private: Any, private_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: 1e400 parsed to inf and --json printed "seconds": Infinity (exit 0); 10**400 raised
+    # OverflowError out of float() (a traceback, nothing on stdout).
+    text = private_run[0].read_text()
+    document = json.loads(text)
+    document["steps"][0]["cost"] = {"seconds": "SECONDS"}
+    receipt = private_run[0].with_name(f"cost-{seconds[:8]}.json")
+    receipt.write_text(json.dumps(document).replace('"SECONDS"', seconds))
+    status = main(["receipt", *map(str, _args(private, (receipt, private_run[1])))])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, lines
+    result = _strict_json(lines[0])
+    assert (status, result["valid"], result["code"]) == (1, False, "COMPOSITE_MALFORMED")

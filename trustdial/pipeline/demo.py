@@ -2,12 +2,12 @@
 
 1. the ~1.07M-parameter reference model and its pipeline.toml (body ``tee``, head ``zk``,
    private boundary), 2. split + composition check + zk compile (the prover's tuner, as
-   ``bench/hybrid.py`` compiles it; development SRS),
+   ``bench/hybrid_vs_full_zk.py`` compiles it; development SRS),
 3. a development EIF with clearly marked synthetic blobs and a locally signed measurement
 manifest, 4. one inference through the simulated enclave and the inline prover, 5. the
 composite receipt verified with ``trustdial-verify`` (a separate process, as a third party
 would), and a tampered copy rejected, 6. a table of steps plus the measured cost of proving the
-whole model in zk instead (bench/hybrid.py's last measurement, recorded in bench/results/).
+whole model in zk instead (bench/hybrid_vs_full_zk.py's last measurement, recorded in bench/results/).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import numpy as np
 from trustdial.pipeline.reference_pipeline import write_reference_pipeline
 
 BIN = Path(sys.executable).parent
-FULL_ZK_RECORD = Path(__file__).resolve().parents[2] / "bench" / "results" / "hybrid.json"
+FULL_ZK_BENCH = "bench/hybrid_vs_full_zk.py"
+FULL_ZK_RECORD = Path(__file__).resolve().parents[2] / "bench" / "results" / "hybrid_vs_full_zk.json"
 Progress = Callable[[str], None]
 
 
@@ -130,7 +131,7 @@ def print_report(result: DemoResult) -> None:
         for line in full_zk_lines(result.full_zk):
             print(line)
     else:
-        print("  proving the whole model in zk instead: not measured yet (run: .venv/bin/python bench/hybrid.py)")
+        print(f"  proving the whole model in zk instead: not measured yet (run: .venv/bin/python {FULL_ZK_BENCH})")
     code = result.tampered.get("code")
     print(f"  tampered copy (head downgraded zk -> tee): {'rejected [' + str(code) + ']' if code else 'ACCEPTED'}")
     print()
@@ -147,10 +148,10 @@ def _load(value: Any) -> str:
 
 
 def full_zk_lines(z: dict[str, Any]) -> list[str]:
-    """bench/hybrid.py's recorded comparison: the whole model proven in zk against both hybrid receipts."""
+    """The recorded comparison of ``FULL_ZK_BENCH``: the whole model proven in zk against both hybrid receipts."""
     when = z.get("full_zk_measured_at", z.get("measured_at", "?"))
     lines = [
-        f"  proving the WHOLE model in zk instead (bench/hybrid.py, {when}, {_load(z.get('full_zk_load_average_1m'))}):"
+        f"  proving the WHOLE model in zk instead ({FULL_ZK_BENCH}, {when}, {_load(z.get('full_zk_load_average_1m'))}):"
         f" {z['full_zk_s']:.0f} s per inference at logrows {z.get('full_zk_logrows', '?')},"
         f" peak RSS {z.get('full_zk_peak_rss_mb', 0) / 1024:.1f} GB,"
         f" +{z.get('full_zk_setup_s', 0):.0f} s one-time calibration and key setup"

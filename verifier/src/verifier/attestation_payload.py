@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from verifier import cbor_reader
+from verifier import strict_cbor
 from verifier.attestation_errors import DocumentFormatError
 from verifier.cose_sign1 import decode_cbor
+from verifier.errors import describe_value
 
 MANDATORY_FIELDS = ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle")
 OPTIONAL_FIELDS = ("public_key", "user_data", "nonce")
@@ -49,7 +50,9 @@ def parse_attestation_payload(payload: bytes) -> AttestationPayload:
     unknown = [key for key in fields if key not in MANDATORY_FIELDS + OPTIONAL_FIELDS]
     if unknown:
         raise DocumentFormatError(
-            "PAYLOAD_UNKNOWN_FIELD", f"expected only the 9 NSM payload fields, found {sorted(map(repr, unknown))}"
+            "PAYLOAD_UNKNOWN_FIELD",
+            f"expected only the 9 NSM payload fields, found {len(unknown)} others: "
+            + ", ".join(describe_value(key, 40) for key in unknown[:4]),
         )
     missing = [name for name in MANDATORY_FIELDS if fields.get(name) is None]
     if missing:
@@ -67,33 +70,38 @@ def parse_attestation_payload(payload: bytes) -> AttestationPayload:
     )
 
 
-def _module_id(value: cbor_reader.CborValue) -> str:
+def _module_id(value: strict_cbor.CborValue) -> str:
     if not isinstance(value, str) or not value:
-        raise DocumentFormatError("PAYLOAD_FIELD", f"expected module_id as non-empty text, found {value!r:.80}")
-    return value
-
-
-def _digest(value: cbor_reader.CborValue) -> str:
-    if value != DIGEST_SHA384:
-        raise DocumentFormatError("PAYLOAD_FIELD", f"expected digest {DIGEST_SHA384!r}, found {value!r:.80}")
-    return DIGEST_SHA384
-
-
-def _timestamp(value: cbor_reader.CborValue) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= TIMESTAMP_MAX_MS:
         raise DocumentFormatError(
-            "PAYLOAD_FIELD", f"expected timestamp as milliseconds in 1..{TIMESTAMP_MAX_MS}, found {value!r:.80}"
+            "PAYLOAD_FIELD", f"expected module_id as non-empty text, found {describe_value(value)}"
         )
     return value
 
 
-def _pcrs(value: cbor_reader.CborValue) -> dict[int, bytes]:
+def _digest(value: strict_cbor.CborValue) -> str:
+    if value != DIGEST_SHA384:
+        raise DocumentFormatError("PAYLOAD_FIELD", f"expected digest {DIGEST_SHA384!r}, found {describe_value(value)}")
+    return DIGEST_SHA384
+
+
+def _timestamp(value: strict_cbor.CborValue) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= TIMESTAMP_MAX_MS:
+        raise DocumentFormatError(
+            "PAYLOAD_FIELD",
+            f"expected timestamp as milliseconds in 1..{TIMESTAMP_MAX_MS}, found {describe_value(value)}",
+        )
+    return value
+
+
+def _pcrs(value: strict_cbor.CborValue) -> dict[int, bytes]:
     if not isinstance(value, dict) or not 1 <= len(value) <= PCR_INDEX_LIMIT:
         raise DocumentFormatError("PAYLOAD_FIELD", f"expected pcrs as a map of 1-{PCR_INDEX_LIMIT} entries")
     pcrs: dict[int, bytes] = {}
     for index, digest in value.items():
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < PCR_INDEX_LIMIT:
-            raise DocumentFormatError("PAYLOAD_FIELD", f"expected PCR index 0-{PCR_INDEX_LIMIT - 1}, found {index!r}")
+            raise DocumentFormatError(
+                "PAYLOAD_FIELD", f"expected PCR index 0-{PCR_INDEX_LIMIT - 1}, found {describe_value(index)}"
+            )
         if not isinstance(digest, bytes) or len(digest) not in PCR_VALUE_LENGTHS:
             found = f"{len(digest)} bytes" if isinstance(digest, bytes) else type(digest).__name__
             raise DocumentFormatError(
@@ -103,19 +111,19 @@ def _pcrs(value: cbor_reader.CborValue) -> dict[int, bytes]:
     return pcrs
 
 
-def _cabundle(value: cbor_reader.CborValue) -> tuple[bytes, ...]:
+def _cabundle(value: strict_cbor.CborValue) -> tuple[bytes, ...]:
     if not isinstance(value, list) or not value:
         raise DocumentFormatError("PAYLOAD_FIELD", "expected cabundle as a non-empty array of certificates")
     return tuple(_sized_bytes(f"cabundle[{i}]", item, 1, CERTIFICATE_MAX_BYTES) for i, item in enumerate(value))
 
 
-def _optional(name: str, value: cbor_reader.CborValue, minimum: int) -> bytes | None:
+def _optional(name: str, value: strict_cbor.CborValue, minimum: int) -> bytes | None:
     if value is None:
         return None
     return _sized_bytes(name, value, minimum, OPTIONAL_FIELD_MAX_BYTES)
 
 
-def _sized_bytes(name: str, value: cbor_reader.CborValue, minimum: int, maximum: int) -> bytes:
+def _sized_bytes(name: str, value: strict_cbor.CborValue, minimum: int, maximum: int) -> bytes:
     if not isinstance(value, bytes):
         raise DocumentFormatError("PAYLOAD_FIELD", f"expected {name} as bstr, found {type(value).__name__}")
     if not minimum <= len(value) <= maximum:

@@ -15,10 +15,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from verifier import cbor_reader
+from verifier import strict_cbor
 from verifier.attestation_errors import DocumentFormatError, SignatureError
+from verifier.errors import describe_value
 
 COSE_SIGN1_TAG = 18
+COSE_SIGN1_TAG_HEAD = b"\xd2"  # tag 18, one-byte head
 HEADER_ALG = 1
 ALG_ES384 = -35
 ES384_SIGNATURE_BYTES = 96
@@ -31,15 +33,17 @@ class CoseSign1:
     """The four parts of a COSE_Sign1 message, byte strings as received."""
 
     protected: bytes
-    unprotected: dict[cbor_reader.CborKey, cbor_reader.CborValue]
+    unprotected: dict[strict_cbor.CborKey, strict_cbor.CborValue]
     payload: bytes
     signature: bytes
 
 
 def parse_cose_sign1(data: bytes) -> CoseSign1:
     """Decode and shape-check an ES384 COSE_Sign1 message (tag 18 optional)."""
-    value = decode_cbor(data)
-    if isinstance(value, cbor_reader.CborTag):
+    if data[:1] and data[0] >> 5 == strict_cbor.MAJOR_TAG and data[:1] != COSE_SIGN1_TAG_HEAD:
+        raise DocumentFormatError("COSE_SHAPE", f"expected no tag or tag {COSE_SIGN1_TAG}, found another tag")
+    value = decode_cbor(data, tags=frozenset({COSE_SIGN1_TAG}))
+    if isinstance(value, strict_cbor.CborTag):
         if value.tag != COSE_SIGN1_TAG:
             raise DocumentFormatError("COSE_SHAPE", f"expected no tag or tag {COSE_SIGN1_TAG}, found tag {value.tag}")
         value = value.value
@@ -58,7 +62,7 @@ def parse_cose_sign1(data: bytes) -> CoseSign1:
     _check_protected_header(protected)
     if unprotected:
         raise DocumentFormatError(
-            "COSE_SHAPE", f"expected an empty unprotected header, found keys {sorted(map(repr, unprotected))}"
+            "COSE_SHAPE", f"expected an empty unprotected header, found {len(unprotected)} entries"
         )
     if len(signature) != ES384_SIGNATURE_BYTES:
         raise DocumentFormatError(
@@ -73,15 +77,18 @@ def _check_protected_header(protected: bytes) -> None:
         raise DocumentFormatError("COSE_SHAPE", f"expected protected header to encode a map, found {_kind(header)}")
     if header != {HEADER_ALG: ALG_ES384}:
         raise DocumentFormatError(
-            "COSE_ALGORITHM", f"expected protected header {{1: -35}} (alg ES384 only), found {header!r}"
+            "COSE_ALGORITHM",
+            f"expected protected header {{1: -35}} (alg ES384 only), found a map of {len(header)} entries"
+            + (f" with alg {describe_value(header.get(HEADER_ALG))}" if HEADER_ALG in header else " without alg"),
         )
 
 
-def decode_cbor(data: bytes) -> cbor_reader.CborValue:
-    """Strictly decode ``data``; CBOR problems are reported as :class:`DocumentFormatError` with the reader's code."""
+def decode_cbor(data: bytes, *, tags: frozenset[int] = strict_cbor.NO_TAGS) -> strict_cbor.CborValue:
+    """Strictly decode ``data`` (only ``tags`` allowed); CBOR problems are reported as :class:`DocumentFormatError`
+    with the reader's code."""
     try:
-        return cbor_reader.decode(data)
-    except cbor_reader.CborError as err:
+        return strict_cbor.decode(data, tags=tags)
+    except strict_cbor.CborError as err:
         raise DocumentFormatError(err.code, err.reason) from None
 
 

@@ -30,7 +30,24 @@ class InputError(Exception):
 
 
 def describe_value(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for the "found ..." part of a reason: values come from the
-    sender and may be arbitrarily large."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A short description of a value from the sender, for the "found ..." part of a reason.
+
+    Never calls ``repr`` or ``str`` on a structure: an attacker's value may be huge, nested or (from a
+    lenient decoder) share sub-structures, and rendering it could take unbounded time or fail (integers
+    past Python's int-string limit). Text and bytes are shown cut to ``limit`` characters, small
+    integers in full, containers by type and size only.
+    """
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        if value.bit_length() > 128:
+            return f"an integer of {value.bit_length()} bits"
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str | bytes | bytearray):
+        text = repr(value[:limit])
+        return text if len(value) <= limit and len(text) <= limit else text[:limit] + f"... ({len(value)} long)"
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        return f"{type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"

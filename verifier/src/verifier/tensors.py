@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.errors import VerificationError
+from verifier.errors import VerificationError, describe_value
 
 MAGIC = b"trustdial/tensors/v1\x00"
 COMMITMENT_KIND_SHA256 = "sha256-tensors-v1"
@@ -66,13 +66,15 @@ class Tensor:
     def __post_init__(self) -> None:
         size = DTYPE_SIZES.get(self.dtype)
         if size is None:
-            raise TensorError("TENSOR_DTYPE", f"expected one of {sorted(DTYPE_SIZES)}, found dtype {self.dtype!r}")
+            raise TensorError(
+                "TENSOR_DTYPE", f"expected one of {sorted(DTYPE_SIZES)}, found dtype {describe_value(self.dtype)}"
+            )
         if len(self.shape) > MAX_NDIM:
             raise TensorError("TENSOR_SHAPE", f"expected at most {MAX_NDIM} dimensions, found {len(self.shape)}")
         for dim in self.shape:
             if not isinstance(dim, int) or isinstance(dim, bool) or not 0 <= dim < MAX_DIM:
                 raise TensorError(
-                    "TENSOR_SHAPE", f"expected integer dimensions in 0..2**64-1 (u64), found {self.shape!r:.200}"
+                    "TENSOR_SHAPE", f"expected integer dimensions in 0..2**64-1 (u64), found {describe_value(dim)}"
                 )
         expected = math.prod(self.shape) * size
         if len(self.data) != expected:
@@ -106,16 +108,23 @@ def _name_key(name: str) -> bytes:
     return name.encode("utf-8")
 
 
+def _checked_name_key(name: object) -> bytes:
+    if not isinstance(name, str) or not name:
+        raise TensorError("TENSOR_NAME", f"expected a non-empty string name, found {describe_value(name)}")
+    try:
+        key = _name_key(name)
+    except UnicodeEncodeError as err:  # a lone surrogate: no UTF-8 encoding exists
+        raise TensorError(
+            "TENSOR_NAME", f"expected a name of Unicode text, found a lone surrogate at character {err.start}"
+        ) from None
+    if len(key) > MAX_NAME_BYTES:
+        raise TensorError("TENSOR_NAME", f"expected a name of at most {MAX_NAME_BYTES} bytes, found {len(key)}")
+    return key
+
+
 def _check_names(names: Iterable[str]) -> list[str]:
-    ordered = sorted(names, key=_name_key)
-    for name in ordered:
-        if not isinstance(name, str) or not name:
-            raise TensorError("TENSOR_NAME", f"expected a non-empty string name, found {name!r}")
-        if len(_name_key(name)) > MAX_NAME_BYTES:
-            raise TensorError(
-                "TENSOR_NAME", f"expected a name of at most {MAX_NAME_BYTES} bytes, found {name[:40]!r}..."
-            )
-    return ordered
+    keyed = sorted((_checked_name_key(name), name) for name in names)
+    return [name for _, name in keyed]
 
 
 def tensor_header(name: str, tensor: Tensor) -> bytes:

@@ -41,7 +41,7 @@ def parse_or_refuse(
         return parser.parse_args(words)
     except ArgumentsError as err:
         if "--json" in words:
-            print(json.dumps({**refusal, "code": BAD_ARGUMENTS, "reason": err.message}))
+            print(json.dumps({**refusal, "code": BAD_ARGUMENTS, "reason": err.message}, allow_nan=False))
         else:
             sys.stderr.write(f"{err.usage}{err.prog}: error: {err.message}\n")
         return None

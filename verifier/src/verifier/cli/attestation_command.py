@@ -26,9 +26,9 @@ from verifier.attestation import (
     read_unverified_timestamp,
     verify_attestation,
 )
-from verifier.cli.evidence_input import parse_hex, read_evidence
+from verifier.cli.evidence_input import parse_hex, parse_pcr_index, read_evidence
 from verifier.cli.report import run_check
-from verifier.errors import InputError
+from verifier.errors import InputError, describe_value
 
 DESCRIPTION = """Verify an AWS Nitro Enclaves attestation document (raw COSE_Sign1 bytes, hex or base64 text;
 "-" reads stdin) against the pinned AWS Nitro Root-G1 (or --root), and compare it with your expectations.
@@ -123,9 +123,9 @@ def parse_pcrs(values: list[str]) -> dict[int, bytes]:
     pcrs: dict[int, bytes] = {}
     for value in values:
         index_text, separator, digest_hex = value.partition("=")
-        if not separator or not (index_text.strip().isascii() and index_text.strip().isdigit()):
-            raise InputError("BAD_PCR", f"expected --pcr INDEX=HEX, found {value!r}")
-        index = int(index_text)
+        if not separator:
+            raise InputError("BAD_PCR", f"expected --pcr INDEX=HEX, found {describe_value(value, 40)}")
+        index = parse_pcr_index(index_text, "--pcr")
         if index in pcrs:
             raise InputError("BAD_PCR", f"expected each PCR index once, found PCR{index} twice")
         pcrs[index] = parse_hex(f"PCR{index}", digest_hex)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import math
 import re
 import struct
 import time
@@ -226,8 +227,13 @@ def _pipeline_outputs(receipt: Any) -> set[str]:
 
 
 def _values(dtype: str, data: bytes) -> list[float] | str:
+    """A public output for the report: its float values, or base64 of its bytes for other dtypes and for
+    values JSON cannot carry (NaN, infinities: an enclave step may sign them, --json must stay JSON)."""
     formats = {"float32": "f", "float64": "d"}
     if dtype not in formats:
         return base64.b64encode(data).decode()
     width = struct.calcsize(formats[dtype])
-    return list(struct.unpack(f"<{len(data) // width}{formats[dtype]}", data))
+    values = list(struct.unpack(f"<{len(data) // width}{formats[dtype]}", data))
+    if not all(math.isfinite(v) for v in values):
+        return base64.b64encode(data).decode()
+    return values

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import string
 import sys
 from pathlib import Path
 
-from verifier.errors import InputError
+from verifier.errors import InputError, describe_value
 
 MAX_EVIDENCE_BYTES = 1 << 20
 _HEX_DIGITS = frozenset(string.hexdigits)
@@ -50,10 +51,27 @@ def decode_text_encodings(data: bytes) -> bytes:
         return data
 
 
+PCR_INDEX_LIMIT = 32
+_PCR_INDEX = re.compile(r"[0-9]{1,3}")
+
+
+def parse_pcr_index(text: str, where: str) -> int:
+    """A PCR index given by the caller: one or two ASCII digits, 0..31 (never ``int()`` of arbitrary text)."""
+    stripped = text.strip() if isinstance(text, str) else text
+    if not isinstance(stripped, str) or not _PCR_INDEX.fullmatch(stripped):
+        raise InputError(
+            "BAD_PCR", f"{where}: expected a PCR index of decimal digits, found {describe_value(text, 40)}"
+        )
+    index = int(stripped)
+    if index >= PCR_INDEX_LIMIT:
+        raise InputError("PCR_INDEX", f"{where}: expected PCR index 0-{PCR_INDEX_LIMIT - 1}, found {index}")
+    return index
+
+
 def parse_hex(name: str, value: str) -> bytes:
     """Parse a hex command-line value (optional ``0x`` prefix); raise :class:`InputError` if it is not hex."""
     text = value.removeprefix("0x").removeprefix("0X")
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise InputError("BAD_HEX", f"expected {name} as hex digits, found {value!r}") from None
+        raise InputError("BAD_HEX", f"expected {name} as hex digits, found {describe_value(value, 40)}") from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import json
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,11 +20,13 @@ from typing import Any
 
 from cryptography import x509
 
+from verifier import strict_json
 from verifier.attestation import PcrsEqual
 from verifier.cli import composite_receipt
+from verifier.cli.evidence_input import parse_pcr_index
 from verifier.cli.report import run_check
-from verifier.composite.receipt import is_composite
-from verifier.errors import InputError
+from verifier.composite.receipt import MAX_RECEIPT_BYTES, RECEIPT_FORMAT, is_composite
+from verifier.errors import InputError, describe_value
 from verifier.measurements.manifest import Manifest
 from verifier.measurements.signed import load_public_key, load_signed_manifest
 from verifier.receipts.attested import verify_receipt
@@ -59,11 +60,19 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+#: What nothing but a signed manifest may supply when one is given: the flags that would replace its facts.
+MANIFEST_FACT_FLAGS: dict[str, Any] = {"pcr": [], "pcrs": None, "model_sha256": []}
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError("FILE_NOT_FOUND", f"no such file: {path}")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_RECEIPT_BYTES + 1)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise InputError("BAD_JSON", f"{path}: not valid JSON: {err}") from err
+        value = strict_json.loads(data, max_bytes=MAX_RECEIPT_BYTES)
+    except strict_json.JsonError as err:
+        raise InputError("BAD_JSON", f"{path}: not strict JSON: {err.reason} ({err.code})") from None
     if not isinstance(value, dict):
         raise InputError("BAD_JSON", f"{path}: expected a JSON object")
     return value
@@ -73,7 +82,7 @@ def _hex(text: str, what: str) -> bytes:
     try:
         return bytes.fromhex(text)
     except ValueError as err:
-        raise InputError("BAD_HEX", f"{what}: expected hex, found {text[:40]!r}") from err
+        raise InputError("BAD_HEX", f"{what}: expected hex, found {describe_value(text, 40)}") from err
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -101,14 +110,16 @@ def _pcrs(args: argparse.Namespace, manifest: Manifest | None) -> dict[int, byte
                 pcrs[int(name.removeprefix("PCR"))] = _hex(value, name)
     if args.pcrs is not None:
         for index, value in _read_json(args.pcrs).items():
-            if not (index.isascii() and index.isdigit()):
-                raise InputError("BAD_PCR", f"{args.pcrs}: expected PCR indices as decimal digits, found {index!r}")
-            pcrs[int(index)] = _hex(str(value), f"PCR{index}")
+            if not isinstance(value, str):
+                raise InputError("BAD_PCR", f"{args.pcrs}: expected PCR values as hex strings")
+            number = parse_pcr_index(index, f"{args.pcrs}")
+            pcrs[number] = _hex(value, f"PCR{number}")
     for item in args.pcr:
         index, sep, value = item.partition("=")
-        if not sep or not (index.isascii() and index.isdigit()):
-            raise InputError("BAD_PCR", f"expected INDEX=HEX, found {item!r}")
-        pcrs[int(index)] = _hex(value, f"PCR{index}")
+        if not sep:
+            raise InputError("BAD_PCR", f"expected INDEX=HEX, found {describe_value(item)}")
+        number = parse_pcr_index(index, "--pcr")
+        pcrs[number] = _hex(value, f"PCR{number}")
     if not pcrs:
         raise InputError("NO_EXPECTED_PCRS", "refusing to verify without expected PCRs (--pcr or --pcrs)")
     return pcrs
@@ -127,10 +138,10 @@ def _tensors(value: Any, what: str) -> dict[str, Tensor]:
     out = {}
     for name, item in value.items():
         if not isinstance(item, Mapping) or not isinstance(item.get("shape"), list):
-            raise InputError("BAD_EVIDENCE", f"{what} {name!r}: expected {{dtype, shape, data}}")
-        out[str(name)] = Tensor(
-            str(item.get("dtype")), tuple(item["shape"]), _b64(item.get("data"), f"{what} {name!r}")
-        )
+            raise InputError("BAD_EVIDENCE", f"{what} {describe_value(name, 40)}: expected {{dtype, shape, data}}")
+        if not isinstance(item.get("dtype"), str):
+            raise InputError("BAD_EVIDENCE", f"{what} {describe_value(name, 40)}: expected dtype as text")
+        out[name] = Tensor(item["dtype"], tuple(item["shape"]), _b64(item.get("data"), f"{what} tensor"))
     return out
 
 
@@ -143,10 +154,16 @@ def _ids(values: Any, what: str) -> Tensor:
 def expectation_from(
     request: Mapping[str, Any], response: Mapping[str, Any], models: frozenset[bytes], min_seq: int
 ) -> ReceiptExpectation:
-    nonce = _hex(str(request.get("nonce") or ""), "nonce")
+    raw_nonce = request.get("nonce") or ""
+    if not isinstance(raw_nonce, str):
+        raise InputError("BAD_EVIDENCE", "expected the request nonce as hex text")
+    nonce = _hex(raw_nonce, "nonce")
     if "prompt_ids" in request:
         max_new = request.get("max_new_tokens", 16)
         eos = request.get("eos_token_id")
+        for name, number in (("max_new_tokens", max_new), ("eos_token_id", -1 if eos is None else eos)):
+            if type(number) is not int or not -(1 << 63) <= number < 1 << 63:
+                raise InputError("BAD_EVIDENCE", f"expected {name} in the request as an int64 integer")
         return ReceiptExpectation(
             models=models,
             inputs={"input_ids": _ids(request["prompt_ids"], "prompt_ids")},
@@ -169,7 +186,8 @@ def expectation_from(
 def check(args: argparse.Namespace) -> dict[str, Any]:
     if not args.response.is_file():
         raise InputError("FILE_NOT_FOUND", f"no such file: {args.response}")
-    data = args.response.read_bytes()
+    with args.response.open("rb") as handle:
+        data = handle.read(MAX_RECEIPT_BYTES + 1)
     if is_composite_bytes(data):
         composite_receipt.refuse_flags(
             args,
@@ -180,6 +198,11 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     composite_receipt.refuse_flags(args, composite_receipt.COMPOSITE_FLAGS, "a single TEE receipt")
     if args.request is None:
         raise InputError("MISSING_ARGUMENT", "a single TEE receipt needs --request REQUEST.json")
+    if args.measurements is not None:
+        # the signed manifest supplies PCRs and models; an unsigned flag or file must not replace them
+        composite_receipt.refuse_flags(
+            args, MANIFEST_FACT_FLAGS, "a receipt checked against a signed manifest (its PCRs and models come from it)"
+        )
     manifest = _manifest(args)
     pcrs = _pcrs(args, manifest)
     models = frozenset(_hex(m, "--model-sha256") for m in args.model_sha256)
@@ -216,10 +239,12 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def is_composite_bytes(data: bytes) -> bool:
+    """Whether the file is (or claims to be) a composite receipt. One that is not strict JSON but names the
+    composite format is treated as one, so that its refusal is the composite parser's (a rejection)."""
     try:
-        return is_composite(json.loads(data))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return False  # not a composite receipt; the single-receipt path reports why it is unreadable
+        return is_composite(strict_json.loads(data, max_bytes=MAX_RECEIPT_BYTES))
+    except strict_json.JsonError:
+        return f'"{RECEIPT_FORMAT}"'.encode() in data[:4096]  # else the single-receipt path reports why
 
 
 def run(args: argparse.Namespace) -> int:

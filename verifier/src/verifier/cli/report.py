@@ -40,12 +40,27 @@ def run_check(
     except OSError as err:
         _emit({"valid": False, "code": "IO_ERROR", "reason": str(err)}, as_json, stream=_usage_stream(as_json))
         return EXIT_USAGE
+    report = {"valid": True, **fields}
+    try:
+        _json(report)
+    except ValueError:  # a non-finite number reached a report: refuse rather than print invalid JSON
+        _emit(
+            {"valid": False, "code": "REPORT_NOT_FINITE", "reason": "the result holds a number JSON cannot carry"},
+            as_json,
+            stream=sys.stdout,
+        )
+        return EXIT_REJECTED
     text = render(fields) if render is not None and not as_json else None
     if text is not None:
         sys.stdout.write(text)
         return EXIT_VALID
-    _emit({"valid": True, **fields}, as_json, stream=sys.stdout)
+    _emit(report, as_json, stream=sys.stdout)
     return EXIT_VALID
+
+
+def _json(obj: Any) -> str:
+    """Always valid JSON (RFC 8259): ``allow_nan=False`` raises instead of printing ``NaN``/``Infinity``."""
+    return json.dumps(obj, sort_keys=False, allow_nan=False)
 
 
 def _usage_stream(as_json: bool) -> Any:
@@ -55,7 +70,7 @@ def _usage_stream(as_json: bool) -> Any:
 
 def _emit(obj: Mapping[str, Any], as_json: bool, *, stream: Any) -> None:
     if as_json:
-        stream.write(json.dumps(obj, sort_keys=False) + "\n")
+        stream.write(_json(obj) + "\n")
         return
     if obj.get("valid"):
         stream.write("VALID\n")
@@ -68,5 +83,5 @@ def _emit(obj: Mapping[str, Any], as_json: bool, *, stream: Any) -> None:
 
 def _text(value: Any) -> str:
     if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
+        return json.dumps(value, sort_keys=True, allow_nan=False)
     return str(value)

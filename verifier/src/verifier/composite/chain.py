@@ -249,6 +249,7 @@ def check_links(
             _check_dual(step, facts, receipt.tensors, measured)
         for evidence in facts.values():
             _check_stated_commitments(step, evidence)
+        _check_stated_kinds(step, facts)
         segment = policy.segment(step.segment)
         reports.append(
             StepReport(
@@ -398,6 +399,28 @@ def _check_stated_commitments(step: Step, evidence: VerifiedEvidence) -> None:
                 )
 
 
+def _check_stated_kinds(step: Step, facts: Mapping[str, VerifiedEvidence]) -> None:
+    """Agreement needs only one shared kind, so a step could state a second commitment (a SHA-256 beside
+    the Poseidon hash a proof of a private tensor proved) that nothing checks: every kind a step states
+    must be proven, with the same value, by a piece of its own evidence."""
+    for side in ("inputs", "outputs"):
+        stated: Mapping[str, Commitment] = getattr(step, side)
+        for name, commitment in stated.items():
+            proven = [c for e in facts.values() if (c := getattr(e, side).get(name)) is not None]
+            _require_proven_kinds(commitment, proven, f"step {step.index} ({step.segment}) states {side[:-1]} {name!r}")
+
+
+def _require_proven_kinds(commitment: Commitment, proven: Sequence[Commitment], what: str) -> None:
+    for kind in ("sha256", "poseidon"):
+        value = getattr(commitment, kind)
+        if value is not None and all(getattr(p, kind) != value for p in proven):
+            raise CompositeError(
+                "COMPOSITE_COMMITMENT_UNPROVEN",
+                f"{what} with a {kind} commitment {value} that no piece of evidence proves "
+                f"(proven: {[getattr(p, kind) for p in proven]})",
+            )
+
+
 def _check_dual_present(step: Step) -> None:
     """A segment the policy runs as ``tee+zk`` needs both an enclave receipt and a proof; a step
     missing either (whatever mode it claims) is a downgrade with its own code."""
@@ -466,6 +489,14 @@ def _check_tensor_links(
 ) -> None:
     position = {step.segment: i for i, step in enumerate(receipt.steps)}
     for name, record in receipt.tensors.items():
+        touching = [
+            commitment
+            for segment in policy.segments
+            if name in segment.inputs or name in segment.outputs
+            for evidence in verified[position[segment.name]].values()
+            for commitment in (evidence.inputs.get(name), evidence.outputs.get(name))
+            if commitment is not None
+        ]
         producer = policy.producer(name)
         if producer is not None:
             for evidence in verified[position[producer.name]].values():
@@ -485,6 +516,7 @@ def _check_tensor_links(
                         f"tensor {name!r}: the receipt records {record.commitment}, step {segment.name!r} "
                         f"({evidence.kind}) proves it consumed {evidence.inputs.get(name)}",
                     )
+        _require_proven_kinds(record.commitment, touching, f"the receipt records tensor {name!r}")
         _check_pairwise(name, policy, position, verified)
 
 
@@ -576,6 +608,7 @@ def _proven(evidence: VerifiedEvidence) -> str:
 
 
 def _seconds(cost: Mapping[str, Any]) -> float | None:
+    """The stated (unverified) cost; its shape and range were checked when the receipt was parsed."""
     value = cost.get("seconds")
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 

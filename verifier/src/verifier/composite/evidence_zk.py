@@ -30,6 +30,22 @@ def _public(name: str, tensor: TensorData) -> Any:
         raise CompositeError("COMPOSITE_MALFORMED", f"tensor {name!r}: {err.reason}") from err
 
 
+#: ezkl's element type (settings.json ``input_types``/``output_types``) -> the dtype a public tensor must carry
+EZKL_DTYPES = {"F32": "float32", "F64": "float64"}
+
+
+def _check_dtype(step: Step, side: str, name: str, tensor: TensorData, ezkl_type: str) -> None:
+    """The pinned settings fix the element type of a public tensor: the same values re-typed (float32 as
+    float64) are another tensor, with another SHA-256, that the circuit did not compute."""
+    expected = EZKL_DTYPES.get(ezkl_type)
+    if tensor.dtype != expected:
+        raise CompositeError(
+            f"{side}_INSTANCE_MISMATCH",
+            f"step {step.index}: tensor {name!r} has dtype {tensor.dtype}, the circuit's settings type it "
+            f"{ezkl_type or 'not at all'} ({expected or 'no dtype this verifier binds'})",
+        )
+
+
 def _check_shape(step: Step, side: str, name: str, tensor: TensorData, pinned: list[int] | None) -> None:
     """A public tensor's instances are its flattened values; the pinned settings fix its shape. A
     receipt relabelling [1, 2] as [2, 1] states a tensor the circuit did not compute."""
@@ -81,7 +97,7 @@ def check_zk_evidence(step: Step, evidence: Mapping[str, Any], context: StepCont
     public = context.public_tensors
     inputs = _public(input_name, public[input_name]) if input_name in public else None
     outputs = _public(output_name, public[output_name]) if output_name in public else None
-    proof_text = json.dumps(evidence["proof"])
+    proof_text = json.dumps(evidence["proof"], allow_nan=False)
     with tempfile.TemporaryDirectory(prefix="trustdial-composite-") as scratch:
         proof_path = Path(scratch) / "proof.json"
         proof_path.write_text(proof_text)
@@ -94,8 +110,10 @@ def check_zk_evidence(step: Step, evidence: Mapping[str, Any], context: StepCont
             expected_sha256=pins,
         )
     if inputs is not None:
+        _check_dtype(step, "INPUT", input_name, public[input_name], report.input_type)
         _check_shape(step, "INPUT", input_name, public[input_name], report.input_shape)
     if outputs is not None:
+        _check_dtype(step, "OUTPUT", output_name, public[output_name], report.output_type)
         _check_shape(step, "OUTPUT", output_name, public[output_name], report.output_shape)
         _check_exact(step, output_name, public[output_name], report.output_scale)
     if inputs is None and report.input_poseidon is None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from verifier.composite.errors import PolicyFileError
+from verifier.errors import describe_value
 
 POLICY_FORMAT = "trustdial.pipeline/1"
 MAX_POLICY_BYTES = 1 << 20
@@ -41,7 +42,7 @@ VISIBILITY_PUBLIC = "public"
 VISIBILITY_PRIVATE = "private"
 VISIBILITIES = (VISIBILITY_PUBLIC, VISIBILITY_PRIVATE)
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}")  # always fullmatch: "$" would admit a trailing newline
 _TOP_KEYS = {"format", "name", "model", "segments", "tensors"}
 _SEGMENT_KEYS = {"name", "inputs", "outputs", "mode", "reason"}
 
@@ -120,6 +121,10 @@ def parse_policy(data: bytes) -> PipelinePolicy:
         raise PolicyFileError("POLICY_TOML_INVALID", f"expected UTF-8 TOML, found undecodable bytes: {err}") from err
     except tomllib.TOMLDecodeError as err:
         raise PolicyFileError("POLICY_TOML_INVALID", f"expected valid TOML: {err}") from err
+    except (ValueError, RecursionError) as err:  # e.g. an integer past Python's int-string limit
+        raise PolicyFileError(
+            "POLICY_TOML_INVALID", f"expected TOML this verifier accepts, refused: {type(err).__name__}"
+        ) from None
     return policy_from_mapping(document)
 
 
@@ -190,8 +195,10 @@ def _exact_keys(table: Any, allowed: set[str], where: str, optional: set[str] | 
 
 
 def _name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise PolicyFileError("POLICY_NAME_INVALID", f"expected {where} to match {_NAME.pattern}, found {value!r}")
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise PolicyFileError(
+            "POLICY_NAME_INVALID", f"expected {where} to match {_NAME.pattern}, found {describe_value(value)}"
+        )
     return value
 
 
@@ -210,7 +217,7 @@ def _segment(raw: Any, index: int) -> Segment:
     mode = raw["mode"]
     if not isinstance(mode, str) or mode not in MODE_STRENGTH:
         raise PolicyFileError(
-            "POLICY_MODE_UNKNOWN", f"expected {where}.mode in {sorted(MODE_STRENGTH)}, found {mode!r}"
+            "POLICY_MODE_UNKNOWN", f"expected {where}.mode in {sorted(MODE_STRENGTH)}, found {describe_value(mode)}"
         )
     reason = raw["reason"]
     if not isinstance(reason, str) or not reason.strip():
@@ -268,7 +275,8 @@ def _visibility(raw: Any, segments: Sequence[Segment]) -> dict[str, str]:
     for tensor, value in raw.items():
         if value not in VISIBILITIES:
             raise PolicyFileError(
-                "POLICY_VISIBILITY_UNKNOWN", f"expected tensors.{tensor} in {list(VISIBILITIES)}, found {value!r}"
+                "POLICY_VISIBILITY_UNKNOWN",
+                f"expected tensors.{tensor} in {list(VISIBILITIES)}, found {describe_value(value)}",
             )
         result[tensor] = value
     return result

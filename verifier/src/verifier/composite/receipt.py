@@ -9,22 +9,22 @@ never see a malformed value.
 from __future__ import annotations
 
 import base64
-import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from verifier import strict_json
 from verifier.composite.errors import CompositeError
 from verifier.composite.policy import MODE_STRENGTH, VISIBILITIES
 from verifier.errors import describe_value as _describe
-from verifier.strict_json import reject_constant, reject_duplicate_keys
 
 RECEIPT_FORMAT = "trustdial.composite-receipt/1"
 MAX_RECEIPT_BYTES = 64 << 20
 MAX_STEPS = 64
 DTYPES = ("float32", "float64", "int64", "int32", "uint8", "bool")
-_HEX = re.compile(r"^[0-9a-f]*$")
+_HEX = re.compile(r"[0-9a-f]*")
 _TOP_KEYS = {"format", "pipeline", "policy_sha256", "policy", "manifest_sha256", "request", "tensors", "steps"}
 _STEP_KEYS = {"index", "segment", "mode", "step_nonce", "inputs", "outputs", "evidence", "cost"}
 
@@ -81,11 +81,11 @@ def parse_receipt(data: bytes) -> CompositeReceipt:
     if len(data) > MAX_RECEIPT_BYTES:
         raise CompositeError("COMPOSITE_MALFORMED", f"expected at most {MAX_RECEIPT_BYTES} bytes, found {len(data)}")
     try:
-        document = json.loads(
-            data.decode("utf-8"), object_pairs_hook=reject_duplicate_keys, parse_constant=reject_constant
-        )
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as err:
-        raise CompositeError("COMPOSITE_MALFORMED", f"expected a UTF-8 JSON object: {err}") from err
+        document = strict_json.loads(data, max_bytes=MAX_RECEIPT_BYTES)
+    except strict_json.JsonError as err:
+        raise CompositeError(
+            "COMPOSITE_MALFORMED", f"expected a strict UTF-8 JSON object: {err.reason} ({err.code})"
+        ) from None
     return receipt_from_mapping(document)
 
 
@@ -99,7 +99,8 @@ def receipt_from_mapping(document: Any) -> CompositeReceipt:
         raise CompositeError("COMPOSITE_MALFORMED", f"expected a JSON object, found {type(document).__name__}")
     if document.get("format") != RECEIPT_FORMAT:
         raise CompositeError(
-            "COMPOSITE_FORMAT_UNKNOWN", f"expected format {RECEIPT_FORMAT!r}, found {document.get('format')!r}"
+            "COMPOSITE_FORMAT_UNKNOWN",
+            f"expected format {RECEIPT_FORMAT!r}, found {_describe(document.get('format'))}",
         )
     _exact_keys(document, _TOP_KEYS, "receipt")
     request = document["request"]
@@ -131,7 +132,7 @@ def _boundary(name: str, raw: Any) -> BoundaryTensor:
     visibility = raw["visibility"]
     if not isinstance(visibility, str) or visibility not in VISIBILITIES:
         raise CompositeError(
-            "COMPOSITE_MALFORMED", f"expected {where}.visibility in {VISIBILITIES}, found {visibility!r}"
+            "COMPOSITE_MALFORMED", f"expected {where}.visibility in {VISIBILITIES}, found {_describe(visibility)}"
         )
     tensor = None if raw["tensor"] is None else _tensor(raw["tensor"], f"{where}.tensor")
     return BoundaryTensor(
@@ -144,10 +145,14 @@ def _step(raw: Any, position: int) -> Step:
     _exact_keys(raw, _STEP_KEYS, where)
     index = raw["index"]
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < MAX_STEPS:
-        raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.index to be a small integer, found {index!r}")
+        raise CompositeError(
+            "COMPOSITE_MALFORMED", f"expected {where}.index to be a small integer, found {_describe(index)}"
+        )
     mode = raw["mode"]
     if not isinstance(mode, str) or mode not in MODE_STRENGTH:
-        raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.mode in {sorted(MODE_STRENGTH)}, found {mode!r}")
+        raise CompositeError(
+            "COMPOSITE_MALFORMED", f"expected {where}.mode in {sorted(MODE_STRENGTH)}, found {_describe(mode)}"
+        )
     evidence = raw["evidence"]
     if not isinstance(evidence, Mapping) or not evidence or set(evidence) - {"tee", "zk"}:
         raise CompositeError(
@@ -156,9 +161,7 @@ def _step(raw: Any, position: int) -> Step:
     for kind, value in evidence.items():
         if not isinstance(value, Mapping):
             raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.evidence.{kind} to be an object")
-    cost = raw["cost"]
-    if not isinstance(cost, Mapping):
-        raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.cost to be an object")
+    cost = _cost(raw["cost"], where)
     return Step(
         index=index,
         segment=_string(raw["segment"], f"{where}.segment"),
@@ -169,6 +172,32 @@ def _step(raw: Any, position: int) -> Step:
         evidence=evidence,
         cost=cost,
     )
+
+
+#: The prover's own statement of what a step cost, shown as "stated cost": the only field nothing can verify,
+#: so its form is fixed: {} or {"seconds": a finite number in 0..MAX_STATED_SECONDS}.
+MAX_STATED_SECONDS = 10**7
+
+
+def _cost(raw: Any, where: str) -> dict[str, float]:
+    if not isinstance(raw, Mapping) or set(raw) - {"seconds"}:
+        raise CompositeError(
+            "COMPOSITE_MALFORMED", f'expected {where}.cost to be {{}} or {{"seconds": N}}, found {_describe(raw)}'
+        )
+    if "seconds" not in raw:
+        return {}
+    seconds = raw["seconds"]
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds <= MAX_STATED_SECONDS  # before float(): an int may be far beyond float range
+        or not math.isfinite(float(seconds))
+    ):
+        raise CompositeError(
+            "COMPOSITE_MALFORMED",
+            f"expected {where}.cost.seconds to be a number in 0..{MAX_STATED_SECONDS}, found {_describe(seconds)}",
+        )
+    return {"seconds": float(seconds)}
 
 
 def _commitments(raw: Any, where: str) -> dict[str, Commitment]:
@@ -193,7 +222,7 @@ def _tensor(raw: Any, where: str) -> TensorData:
     _exact_keys(raw, {"dtype", "shape", "data"}, where)
     dtype = raw["dtype"]
     if not isinstance(dtype, str) or dtype not in DTYPES:
-        raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.dtype in {DTYPES}, found {dtype!r}")
+        raise CompositeError("COMPOSITE_MALFORMED", f"expected {where}.dtype in {DTYPES}, found {_describe(dtype)}")
     shape = raw["shape"]
     if (
         not isinstance(shape, list)
@@ -220,11 +249,12 @@ def _tensor(raw: Any, where: str) -> TensorData:
 def _exact_keys(raw: Any, allowed: set[str], where: str, optional: set[str] | None = None) -> None:
     if not isinstance(raw, Mapping):
         raise CompositeError("COMPOSITE_MALFORMED", f"expected an object at {where}, found {_describe(raw)}")
-    unknown = sorted(str(k) for k in set(raw) - allowed)
+    unknown = [_describe(k, 40) for k in sorted(set(raw) - allowed)[:8]]
     missing = sorted(allowed - (optional or set()) - set(raw))
     if unknown or missing:
         raise CompositeError(
-            "COMPOSITE_MALFORMED", f"at {where}: unknown keys {unknown or 'none'}, missing keys {missing or 'none'}"
+            "COMPOSITE_MALFORMED",
+            f"at {where}: unknown keys {', '.join(unknown) or 'none'}, missing keys {missing or 'none'}",
         )
 
 
@@ -235,7 +265,7 @@ def _string(value: Any, where: str) -> str:
 
 
 def _hex(value: Any, where: str, length: int) -> str:
-    if not isinstance(value, str) or len(value) != 2 * length or not _HEX.match(value):
+    if not isinstance(value, str) or len(value) != 2 * length or not _HEX.fullmatch(value):
         raise CompositeError(
             "COMPOSITE_MALFORMED", f"expected {length} bytes of lowercase hex at {where}, found {_describe(value)}"
         )

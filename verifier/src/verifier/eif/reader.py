@@ -13,7 +13,6 @@ ramdisks twice (PCR0 and PCR2), which is the least the definitions allow.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import zlib
 from collections import Counter
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from verifier import strict_json
 from verifier.eif.errors import EifError
 from verifier.eif.format import (
     CRC_OFFSET,
@@ -158,9 +158,11 @@ def _stream_section(
 
 def _parse_metadata(data: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise EifError("EIF_BAD_METADATA", f"metadata section is not UTF-8 JSON: {err}") from err
+        value = strict_json.loads(data, max_bytes=MAX_HELD_SECTION)
+    except strict_json.JsonError as err:
+        raise EifError(
+            "EIF_BAD_METADATA", f"metadata section is not strict UTF-8 JSON: {err.reason} ({err.code})"
+        ) from None
     if not isinstance(value, dict):
         raise EifError("EIF_BAD_METADATA", f"metadata section must be a JSON object, found {type(value).__name__}")
     return value

@@ -16,8 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from verifier import strict_cbor
 from verifier.eif.errors import EifError
 from verifier.eif.pcr import pcr_from_digest
+from verifier.errors import describe_value
 
 # COSE algorithm id -> (hash, curve, coordinate size)
 COSE_ALGORITHMS: dict[int, tuple[type[hashes.HashAlgorithm], type[ec.EllipticCurve], int]] = {
@@ -25,6 +27,18 @@ COSE_ALGORITHMS: dict[int, tuple[type[hashes.HashAlgorithm], type[ec.EllipticCur
     -35: (hashes.SHA384, ec.SECP384R1, 48),
     -36: (hashes.SHA512, ec.SECP521R1, 66),
 }
+
+
+#: Byte strings in the section are arrays of integers, one data item per byte: a certificate of tens of KiB fits.
+MAX_SECTION_ITEMS = 1 << 16
+MAX_SECTION_BYTES = 1 << 20
+
+
+def _decode(data: bytes, what: str, tags: frozenset[int] = strict_cbor.NO_TAGS) -> Any:
+    try:
+        return strict_cbor.decode(data, tags=tags, max_bytes=MAX_SECTION_BYTES, max_items=MAX_SECTION_ITEMS)
+    except strict_cbor.CborError as err:
+        raise _bad(f"{what} is not CBOR this verifier accepts: {err.reason} ({err.code})") from None
 
 
 @dataclass(frozen=True)
@@ -52,10 +66,7 @@ def _int_array_bytes(value: Any, what: str) -> bytes:
 
 def parse_signature_section(data: bytes) -> tuple[bytes, bytes]:
     """Return (certificate PEM bytes, COSE_Sign1 bytes) of the first (and only used) entry."""
-    try:
-        decoded = cbor2.loads(data)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as err:
-        raise _bad(f"signature section is not valid CBOR: {err}") from err
+    decoded = _decode(data, "signature section")
     if not isinstance(decoded, list) or not decoded:
         raise _bad("signature section must be a non-empty CBOR array of PcrSignature maps")
     first = decoded[0]
@@ -68,22 +79,16 @@ def parse_signature_section(data: bytes) -> tuple[bytes, bytes]:
 
 
 def _decode_cose(cose: bytes) -> tuple[bytes, int, bytes, bytes]:
-    try:
-        items = cbor2.loads(cose)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as err:
-        raise _bad(f"signature is not valid CBOR: {err}") from err
-    if isinstance(items, cbor2.CBORTag):
+    items = _decode(cose, "signature", frozenset({strict_cbor.TAG_COSE_SIGN1}))
+    if isinstance(items, strict_cbor.CborTag):
         items = items.value
-    if not isinstance(items, list | tuple) or len(items) != 4:
+    if not isinstance(items, list) or len(items) != 4:
         raise _bad("signature must be a COSE_Sign1 array of 4 elements")
     protected, unprotected, payload, signature = items
     if not all(isinstance(x, bytes) for x in (protected, payload, signature)) or not isinstance(unprotected, Mapping):
         raise _bad("COSE_Sign1 elements have the wrong types")
-    try:
-        header = cbor2.loads(protected)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as err:
-        raise _bad(f"COSE protected header is not valid CBOR: {err}") from err
-    if not isinstance(header, dict) or not isinstance(header.get(1), int):
+    header = _decode(protected, "COSE protected header")
+    if not isinstance(header, dict) or type(header.get(1)) is not int:
         raise _bad("COSE protected header lacks an integer 'alg' (label 1)")
     return protected, header[1], payload, signature
 
@@ -110,14 +115,14 @@ def verify_signature_section(data: bytes, pcr0: str) -> EifSignature:
         raise EifError(
             "EIF_SIGNATURE_INVALID", f"certificate key does not match COSE algorithm {alg} (expected {curve_cls.name})"
         )
-    try:
-        pcr_info = cbor2.loads(payload)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as err:
-        raise _bad(f"signed payload is not valid CBOR: {err}") from err
+    pcr_info = _decode(payload, "signed payload")
     if not isinstance(pcr_info, dict) or set(pcr_info) != {"register_index", "register_value"}:
         raise _bad("signed payload must be a PcrInfo map with 'register_index' and 'register_value'")
-    if pcr_info["register_index"] != 0:
-        raise EifError("EIF_SIGNATURE_INVALID", f"signature covers PCR{pcr_info['register_index']}, expected PCR0")
+    if type(pcr_info["register_index"]) is not int or pcr_info["register_index"] != 0:
+        raise EifError(
+            "EIF_SIGNATURE_INVALID",
+            f"signature covers register {describe_value(pcr_info['register_index'])}, expected PCR0 (0)",
+        )
     signed_value = _int_array_bytes(pcr_info["register_value"], "register_value").hex()
     if signed_value != pcr0:
         raise EifError("EIF_SIGNATURE_INVALID", f"signature is over PCR0 {signed_value}, the image has PCR0 {pcr0}")

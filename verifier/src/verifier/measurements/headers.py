@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from verifier import cbor_reader
+from verifier import strict_cbor
 from verifier.errors import describe_value
 from verifier.measurements.errors import ManifestError
 
@@ -36,7 +36,7 @@ def check_headers(protected: bytes, unprotected: Mapping[Any, Any]) -> None:
         )
     if HEADER_CRIT in header:
         _check_critical(header[HEADER_CRIT], header)
-    shared = sorted(repr(label) for label in unprotected if label in header)
+    shared = [label for label in unprotected if label in header]
     if shared:
         raise ManifestError(
             "MANIFEST_BAD_ENVELOPE",
@@ -55,13 +55,13 @@ def check_headers(protected: bytes, unprotected: Mapping[Any, Any]) -> None:
             )
 
 
-def decode_protected(protected: bytes) -> dict[cbor_reader.CborKey, cbor_reader.CborValue]:
+def decode_protected(protected: bytes) -> dict[strict_cbor.CborKey, strict_cbor.CborValue]:
     """The protected header map; a zero-length byte string is the empty map (RFC 9052 §3)."""
     if not protected:
         return {}
     try:
-        header = cbor_reader.decode(protected)
-    except cbor_reader.CborError as err:
+        header = strict_cbor.decode(protected)
+    except strict_cbor.CborError as err:
         raise ManifestError("MANIFEST_BAD_ENVELOPE", f"protected header: {err.reason} ({err.code})") from err
     if not isinstance(header, dict):
         raise ManifestError(

@@ -7,14 +7,14 @@ field is allowed, hex digests are lowercase and of the exact length.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from verifier import strict_json
+from verifier.errors import describe_value
 from verifier.measurements.errors import ManifestError
-from verifier.strict_json import reject_constant, reject_duplicate_keys
 
 SCHEMA_ID = "trustdial.measurements/v1"
 HEX96 = re.compile(r"[0-9a-f]{96}")
@@ -29,8 +29,12 @@ Check = Callable[[Any, str], None]
 
 
 def _fail(path: str, expected: str, found: Any) -> ManifestError:
-    shown = json.dumps(found)[:80] if not isinstance(found, bytes) else repr(found)[:80]
-    return ManifestError("MANIFEST_SCHEMA", f"{path}: expected {expected}, found {shown}")
+    return ManifestError("MANIFEST_SCHEMA", f"{_short(path)}: expected {expected}, found {describe_value(found)}")
+
+
+def _short(path: str) -> str:
+    """A field path names attacker-chosen keys (models.<name>); keep it short in a reason."""
+    return path if len(path) <= 200 else path[:200] + "..."
 
 
 def _pattern(regex: re.Pattern[str], expected: str, *, nullable: bool = False) -> Check:
@@ -67,10 +71,11 @@ def _obj(fields: Mapping[str, Check]) -> Check:
             raise _fail(path, "an object", value)
         missing = [k for k in fields if k not in value]
         if missing:
-            raise ManifestError("MANIFEST_SCHEMA", f"{path}: missing field(s) {missing}")
+            raise ManifestError("MANIFEST_SCHEMA", f"{_short(path)}: missing field(s) {missing}")
         extra = sorted(set(value) - set(fields))
         if extra:
-            raise ManifestError("MANIFEST_SCHEMA", f"{path}: unknown field(s) {extra}")
+            shown = ", ".join(describe_value(key, 40) for key in extra[:8])
+            raise ManifestError("MANIFEST_SCHEMA", f"{_short(path)}: {len(extra)} unknown field(s): {shown}")
         for key, sub in fields.items():
             sub(value[key], f"{path}.{key}")
 
@@ -158,14 +163,15 @@ class Manifest:
 def parse_manifest(raw: bytes) -> Manifest:
     """Parse and validate manifest JSON bytes (no signature check: see load_signed_manifest)."""
     try:
-        document = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=reject_duplicate_keys, parse_constant=reject_constant
-        )
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ManifestError("MANIFEST_BAD_JSON", f"manifest is not strict UTF-8 JSON: {err}") from err
+        document = strict_json.loads(raw)
+    except strict_json.JsonError as err:
+        raise ManifestError(
+            "MANIFEST_BAD_JSON", f"manifest is not strict UTF-8 JSON: {err.reason} ({err.code})"
+        ) from None
     if isinstance(document, dict) and document.get("schema") not in (None, SCHEMA_ID):
         raise ManifestError(
-            "MANIFEST_UNSUPPORTED_SCHEMA", f"expected schema {SCHEMA_ID!r}, found {document.get('schema')!r}"
+            "MANIFEST_UNSUPPORTED_SCHEMA",
+            f"expected schema {SCHEMA_ID!r}, found {describe_value(document.get('schema'))}",
         )
     SCHEMA(document, "manifest")
     return Manifest(document=document, raw=raw)

@@ -13,11 +13,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from verifier import strict_cbor
 from verifier.measurements.errors import ManifestError
 from verifier.measurements.headers import CONTENT_TYPE, ES384, check_headers
 from verifier.measurements.manifest import Manifest, parse_manifest
 
-COSE_SIGN1_TAG = 18
+COSE_SIGN1_TAG = strict_cbor.TAG_COSE_SIGN1
+#: A signed manifest is a few KiB; the EIF-wide one with every model and zk pin stays far below this.
+MAX_SIGNED_MANIFEST_BYTES = 1 << 20
+TAG_18_HEAD = b"\xd2"
 
 
 def protected_header() -> bytes:
@@ -43,14 +47,20 @@ def load_public_key(pem_or_der: bytes) -> ec.EllipticCurvePublicKey:
 
 
 def _decode(data: bytes) -> tuple[bytes, Mapping[Any, Any], bytes, bytes]:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ManifestError(
+            "MANIFEST_NOT_SIGNED", f"expected the signed manifest as bytes, found {type(data).__name__}"
+        )
     try:
-        item = cbor2.loads(data)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError) as err:
-        raise ManifestError("MANIFEST_NOT_SIGNED", f"not a CBOR COSE_Sign1 (a bare JSON manifest?): {err}") from err
-    if not isinstance(item, cbor2.CBORTag) or item.tag != COSE_SIGN1_TAG:
+        item = strict_cbor.decode(data, tags=frozenset({COSE_SIGN1_TAG}), max_bytes=MAX_SIGNED_MANIFEST_BYTES)
+    except strict_cbor.CborError as err:
+        # starting with tag 18 it claims to be a COSE_Sign1 whose inside is malformed; otherwise it is not one
+        code = "MANIFEST_BAD_ENVELOPE" if bytes(data[:1]) == TAG_18_HEAD else "MANIFEST_NOT_SIGNED"
+        raise ManifestError(code, f"not a COSE_Sign1 this verifier accepts: {err.reason} ({err.code})") from None
+    if not isinstance(item, strict_cbor.CborTag) or item.tag != COSE_SIGN1_TAG:
         raise ManifestError("MANIFEST_NOT_SIGNED", "expected a COSE_Sign1 (CBOR tag 18)")
     value = item.value
-    if not isinstance(value, list | tuple) or len(value) != 4:
+    if not isinstance(value, list) or len(value) != 4:
         raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 must be an array of 4 elements")
     protected, unprotected, payload, signature = value
     if not isinstance(protected, bytes) or not isinstance(unprotected, Mapping):

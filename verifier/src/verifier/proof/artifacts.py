@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from verifier.errors import InputError, VerificationError
+from verifier import strict_json
+from verifier.errors import InputError, VerificationError, describe_value
 
 ARTIFACTS_FILE: Final = "artifacts.json"
 ARTIFACTS_FORMAT: Final = "trustdial-zk-artifacts/1"
@@ -59,6 +60,21 @@ class Artifacts:
         return self.files[role].sha256
 
 
+#: artifacts.json is a few hundred bytes; proofs and ezkl settings of trustdial's circuits tens of KiB.
+MAX_ARTIFACTS_BYTES = 1 << 20
+MAX_PROOF_JSON_BYTES = 16 << 20
+
+
+def read_json_file(path: Path, code: str, *, max_bytes: int) -> Any:
+    """A JSON file through the strict reader, at most ``max_bytes`` read; every refusal is ``code``."""
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    try:
+        return strict_json.loads(data, max_bytes=max_bytes)
+    except strict_json.JsonError as err:
+        raise VerificationError(code, f"{path} is not strict JSON: {err.reason} ({err.code})") from None
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -78,20 +94,19 @@ def load_artifacts(directory: Path) -> Artifacts:
     path = directory / ARTIFACTS_FILE
     if not path.is_file():
         raise InputError("ARTIFACTS_NOT_FOUND", f"expected {path} (written by `trustdial zk compile`)")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise VerificationError("ARTIFACTS_MALFORMED", f"{path} is not JSON: {err}") from err
+    doc = read_json_file(path, "ARTIFACTS_MALFORMED", max_bytes=MAX_ARTIFACTS_BYTES)
     if not isinstance(doc, dict) or doc.get("format") != ARTIFACTS_FORMAT:
-        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise VerificationError("ARTIFACTS_MALFORMED", f"expected format {ARTIFACTS_FORMAT!r}, found {found!r}")
+        found = describe_value(doc.get("format")) if isinstance(doc, dict) else type(doc).__name__
+        raise VerificationError("ARTIFACTS_MALFORMED", f"expected format {ARTIFACTS_FORMAT!r}, found {found}")
     files_doc = doc.get("files")
     if not isinstance(files_doc, dict):
         raise VerificationError("ARTIFACTS_MALFORMED", "expected a 'files' object")
     files: dict[str, ArtifactFile] = {}
     for role, entry in files_doc.items():
         if role not in FILE_ROLES:
-            raise VerificationError("ARTIFACTS_MALFORMED", f"unknown file role {role!r}; expected one of {FILE_ROLES}")
+            raise VerificationError(
+                "ARTIFACTS_MALFORMED", f"unknown file role {describe_value(role)}; expected one of {FILE_ROLES}"
+            )
         files[role] = _parse_file_entry(role, entry)
     for role in VERIFIER_ROLES:
         if role not in files:
@@ -112,7 +127,9 @@ def load_artifacts(directory: Path) -> Artifacts:
         raise VerificationError("ARTIFACTS_MALFORMED", f"expected field {err} in {path}") from err
     for side in (artifacts.input_visibility, artifacts.output_visibility):
         if side not in VISIBILITIES:
-            raise VerificationError("ARTIFACTS_MALFORMED", f"expected visibility in {VISIBILITIES}, found {side!r}")
+            raise VerificationError(
+                "ARTIFACTS_MALFORMED", f"expected visibility in {VISIBILITIES}, found {describe_value(side)}"
+            )
     return artifacts
 
 
@@ -149,19 +166,25 @@ def _parse_file_entry(role: str, entry: Any) -> ArtifactFile:
         or not isinstance(entry.get("sha256"), str)
     ):
         raise VerificationError(
-            "ARTIFACTS_MALFORMED", f"expected {{path, sha256}} strings for {role}, found {entry!r:.100}"
+            "ARTIFACTS_MALFORMED", f"expected {{path, sha256}} strings for {role}, found {describe_value(entry)}"
         )
     name = entry["path"]
     if not name or "/" in name or "\\" in name or name in (".", ".."):
-        raise VerificationError("ARTIFACTS_MALFORMED", f"expected a plain file name for {role}, found {name!r}")
+        raise VerificationError(
+            "ARTIFACTS_MALFORMED", f"expected a plain file name for {role}, found {describe_value(name)}"
+        )
     digest = entry["sha256"].lower()
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise VerificationError("ARTIFACTS_MALFORMED", f"expected a 64-hex-digit sha256 for {role}, found {digest!r}")
+        raise VerificationError(
+            "ARTIFACTS_MALFORMED", f"expected a 64-hex-digit sha256 for {role}, found {describe_value(digest)}"
+        )
     return ArtifactFile(path=name, sha256=digest)
 
 
 def _field(doc: dict[str, Any], name: str, kind: type[T]) -> T:
     value = doc[name]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise VerificationError("ARTIFACTS_MALFORMED", f"expected {name} to be {kind.__name__}, found {value!r}")
+        raise VerificationError(
+            "ARTIFACTS_MALFORMED", f"expected {name} to be {kind.__name__}, found {describe_value(value)}"
+        )
     return value

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.errors import VerificationError
+from verifier.errors import VerificationError, describe_value
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class InstanceLayout:
     input_count: int
     output_count: int
     logrows: int
+    input_type: str = ""  # ezkl's element type of the input (settings' input_types[0], e.g. "F32")
+    output_type: str = ""  # ezkl's element type of the output (settings' output_types[0])
     input_shape: tuple[int, ...] | None = None  # shape of a public input (settings' model_instance_shapes)
     output_shape: tuple[int, ...] | None = None  # shape of a public output
 
@@ -39,7 +41,17 @@ class InstanceLayout:
 
 
 def layout_from_settings(settings: Any) -> InstanceLayout:
-    """Derive the layout; anything unexpected is a rejection, never a guess."""
+    """Derive the layout; anything unexpected is a rejection, never a guess (a field of the wrong type
+    too: ``SETTINGS_MALFORMED``, never a TypeError or ValueError)."""
+    try:
+        return _layout(settings)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        raise VerificationError(
+            "SETTINGS_MALFORMED", f"expected ezkl settings fields of the documented types ({type(err).__name__})"
+        ) from None
+
+
+def _layout(settings: Any) -> InstanceLayout:
     try:
         run_args = settings["run_args"]
         input_visibility = _visibility(run_args["input_visibility"])
@@ -79,13 +91,15 @@ def layout_from_settings(settings: Any) -> InstanceLayout:
             counts.append(1)
             public.append(None)
     if public_shapes:
-        raise VerificationError("SETTINGS_MALFORMED", f"unexpected extra instance shapes {public_shapes}")
+        raise VerificationError("SETTINGS_MALFORMED", f"unexpected extra instance shapes ({len(public_shapes)} more)")
     return InstanceLayout(
         input_visibility=input_visibility,
         output_visibility=output_visibility,
         input_scale=int(input_scales[0]),
         output_scale=int(output_scales[0]),
         input_is_f32=input_types[0] == "F32",
+        input_type=input_types[0] if isinstance(input_types[0], str) else "",
+        output_type=output_types[0] if isinstance(output_types[0], str) else "",
         input_count=counts[0],
         output_count=counts[1],
         logrows=int(logrows),
@@ -102,4 +116,6 @@ def _visibility(value: Any) -> str:
         hashed = value["Hashed"]
         if isinstance(hashed, dict) and hashed.get("hash_is_public") is True and not hashed.get("outlets"):
             return "hashed"
-    raise VerificationError("SETTINGS_UNSUPPORTED", f"expected visibility public, fixed or hashed, found {value!r}")
+    raise VerificationError(
+        "SETTINGS_UNSUPPORTED", f"expected visibility public, fixed or hashed, found {describe_value(value)}"
+    )

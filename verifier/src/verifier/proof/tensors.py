@@ -17,16 +17,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from verifier.errors import InputError
+from verifier import strict_json
+from verifier.errors import InputError, describe_value
 
 DTYPE_FORMATS: Final[dict[str, str]] = {"float32": "f", "float64": "d"}
+MAX_TENSOR_FILE_BYTES: Final = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Tensor:
 def tensor_from_bytes(dtype: str, shape: tuple[int, ...], raw: bytes) -> Tensor:
     fmt = DTYPE_FORMATS.get(dtype)
     if fmt is None:
-        raise InputError("TENSOR_MALFORMED", f"expected dtype float32 or float64, got {dtype!r}")
+        raise InputError("TENSOR_MALFORMED", f"expected dtype float32 or float64, got {describe_value(dtype)}")
     count = math.prod(shape)
     width = struct.calcsize(fmt)
     if len(raw) != count * width:
@@ -72,7 +73,9 @@ def parse_tensor_json(doc: Any, *, side: str) -> Tensor:
     if isinstance(doc, dict) and "tensors" in doc:
         entries = doc["tensors"]
         if not isinstance(entries, list) or len(entries) != 1:
-            raise InputError("TENSOR_MALFORMED", f"expected exactly one tensor under 'tensors', got {entries!r:.80}")
+            raise InputError(
+                "TENSOR_MALFORMED", f"expected exactly one tensor under 'tensors', got {describe_value(entries)}"
+            )
         doc = entries[0]
     if isinstance(doc, dict) and "data_b64" in doc:
         return _parse_canonical(doc)
@@ -85,10 +88,12 @@ def parse_tensor_json(doc: Any, *, side: str) -> Tensor:
 
 
 def load_tensor_file(path: Path, *, side: str) -> Tensor:
+    with path.open("rb") as handle:
+        data = handle.read(MAX_TENSOR_FILE_BYTES + 1)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise InputError("TENSOR_MALFORMED", f"{path} is not JSON: {err}") from err
+        doc = strict_json.loads(data, max_bytes=MAX_TENSOR_FILE_BYTES)
+    except strict_json.JsonError as err:
+        raise InputError("TENSOR_MALFORMED", f"{path} is not strict JSON: {err.reason} ({err.code})") from None
     return parse_tensor_json(doc, side=side)
 
 
@@ -96,9 +101,11 @@ def _parse_canonical(doc: dict[str, Any]) -> Tensor:
     dtype = doc.get("dtype")
     shape = doc.get("shape")
     if not isinstance(dtype, str):
-        raise InputError("TENSOR_MALFORMED", f"expected a string dtype, got {dtype!r}")
+        raise InputError("TENSOR_MALFORMED", f"expected a string dtype, got {describe_value(dtype)}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise InputError("TENSOR_MALFORMED", f"expected shape as a list of non-negative integers, got {shape!r}")
+        raise InputError(
+            "TENSOR_MALFORMED", f"expected shape as a list of non-negative integers, got {describe_value(shape)}"
+        )
     try:
         raw = base64.b64decode(str(doc["data_b64"]), validate=True)
     except (binascii.Error, ValueError) as err:
@@ -113,7 +120,7 @@ def _parse_ezkl_data(data: Any, key: str) -> Tensor:
     try:
         for v in flat:
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise InputError("TENSOR_MALFORMED", f"expected finite numbers in '{key}', found {v!r:.80}")
+                raise InputError("TENSOR_MALFORMED", f"expected finite numbers in '{key}', found {describe_value(v)}")
         values = tuple(float(v) for v in flat)
     except OverflowError as err:  # an integer beyond float64 range
         raise InputError("TENSOR_MALFORMED", f"expected numbers within float64 range in '{key}': {err}") from err

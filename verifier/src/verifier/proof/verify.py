@@ -9,15 +9,21 @@ the public instances to the tensors (or Poseidon hashes) the caller supplied.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from verifier.errors import InputError, VerificationError
+from verifier.errors import InputError, VerificationError, describe_value
 from verifier.proof import ezkl_calls
-from verifier.proof.artifacts import Artifacts, check_file_hashes, load_artifacts, sha256_file
+from verifier.proof.artifacts import (
+    MAX_PROOF_JSON_BYTES,
+    Artifacts,
+    check_file_hashes,
+    load_artifacts,
+    read_json_file,
+    sha256_file,
+)
 from verifier.proof.instances import InstanceLayout, layout_from_settings
 from verifier.proof.pins import require_pins
 from verifier.proof.quantization import felts_to_floats, tensor_poseidon, tensor_to_felts
@@ -40,6 +46,8 @@ class ProofReport:
     output_visibility: str
     input_scale: int  # ezkl quantization scale of the input felts (settings.json), what a Poseidon hash of them means
     output_scale: int
+    input_type: str  # ezkl element type of the input as the pinned settings fix it ("F32", ...)
+    output_type: str
     input_shape: list[int] | None  # shape of a public tensor as the pinned settings fix it
     output_shape: list[int] | None
     input_checked: bool
@@ -120,6 +128,8 @@ def verify_proof(
         output_visibility=layout.output_visibility,
         input_scale=layout.input_scale,
         output_scale=layout.output_scale,
+        input_type=layout.input_type,
+        output_type=layout.output_type,
         input_shape=None if layout.input_shape is None else list(layout.input_shape),
         output_shape=None if layout.output_shape is None else list(layout.output_shape),
         input_checked=inputs is not None or input_poseidon is not None,
@@ -153,7 +163,8 @@ def _check_srs(artifacts: Artifacts, *, allow_dev_srs: bool) -> str:
     kind = classify_srs(digest)
     if artifacts.srs_kind not in (SRS_KIND_CEREMONY, SRS_KIND_DEV):
         raise VerificationError(
-            "ARTIFACTS_MALFORMED", f"expected srs_kind ceremony or dev-insecure, found {artifacts.srs_kind!r}"
+            "ARTIFACTS_MALFORMED",
+            f"expected srs_kind ceremony or dev-insecure, found {describe_value(artifacts.srs_kind)}",
         )
     if artifacts.srs_kind == SRS_KIND_CEREMONY and kind != SRS_KIND_CEREMONY:
         raise VerificationError(
@@ -189,10 +200,7 @@ def _check_settings_agree(artifacts: Artifacts, layout: InstanceLayout) -> None:
 
 
 def _read_json(path: Path, code: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise VerificationError(code, f"{path} is not JSON: {err}") from err
+    return read_json_file(path, code, max_bytes=MAX_PROOF_JSON_BYTES)
 
 
 def _read_instances(proof: Path, layout: InstanceLayout) -> list[str]:

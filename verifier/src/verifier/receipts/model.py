@@ -13,6 +13,8 @@ from typing import Any
 
 import cbor2
 
+from verifier import strict_cbor
+from verifier.errors import describe_value
 from verifier.receipts.errors import ReceiptError
 
 FORMAT_VERSION = 1
@@ -123,9 +125,11 @@ def _loads(raw: bytes, what: str) -> Any:
             "RECEIPT_MALFORMED", f"expected {what} of at most {MAX_RECEIPT_BYTES} bytes, found {len(raw)}"
         )
     try:
-        return cbor2.loads(bytes(raw))
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as err:
-        raise ReceiptError("RECEIPT_MALFORMED", f"{what} is not valid CBOR: {err}") from err
+        return strict_cbor.decode(raw, max_bytes=MAX_RECEIPT_BYTES)
+    except strict_cbor.CborError as err:
+        raise ReceiptError(
+            "RECEIPT_MALFORMED", f"{what} is not CBOR this verifier accepts: {err.reason} ({err.code})"
+        ) from None
 
 
 def _map(value: Any, what: str, keys: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -133,9 +137,12 @@ def _map(value: Any, what: str, keys: set[str], optional: frozenset[str] = froze
         raise ReceiptError("RECEIPT_MALFORMED", f"expected {what} to be a map, found {type(value).__name__}")
     found = set(value)
     if not keys <= found or not found <= keys | optional:
+        missing = sorted(keys - found)
+        unknown = len(found - keys - optional)
         raise ReceiptError(
             "RECEIPT_MALFORMED",
-            f"expected {what} keys {sorted(keys)} (optional {sorted(optional)}), found {sorted(map(str, found))}",
+            f"expected {what} keys {sorted(keys)} (optional {sorted(optional)}), found {len(found)} keys: "
+            f"missing {missing or 'none'}, {unknown} unknown",
         )
     return value
 
@@ -152,7 +159,9 @@ def _bytes(value: Any, what: str, size: int | None = None, max_size: int | None 
 
 def _uint(value: Any, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
-        raise ReceiptError("RECEIPT_MALFORMED", f"expected {what} to be an unsigned 64-bit integer, found {value!r}")
+        raise ReceiptError(
+            "RECEIPT_MALFORMED", f"expected {what} to be an unsigned 64-bit integer, found {describe_value(value)}"
+        )
     return value
 
 
@@ -164,16 +173,20 @@ def _text(value: Any, what: str) -> str:
 
 def _version(value: dict[str, Any], what: str, type_name: str | None) -> None:
     if value.get("v") != FORMAT_VERSION:
-        raise ReceiptError("RECEIPT_VERSION", f"expected {what} version {FORMAT_VERSION}, found {value.get('v')!r}")
+        raise ReceiptError(
+            "RECEIPT_VERSION", f"expected {what} version {FORMAT_VERSION}, found {describe_value(value.get('v'))}"
+        )
     if type_name is not None and value.get("type") != type_name:
-        raise ReceiptError("RECEIPT_MALFORMED", f"expected {what} type {type_name!r}, found {value.get('type')!r}")
+        raise ReceiptError(
+            "RECEIPT_MALFORMED", f"expected {what} type {type_name!r}, found {describe_value(value.get('type'))}"
+        )
 
 
 def decode_receipt(raw: bytes) -> Receipt:
     value = _map(_loads(raw, "receipt"), "receipt", {"v", "statement", "seal", "index", "path"})
     _version(value, "receipt", None)
     path = value["path"]
-    if not isinstance(path, list | tuple) or len(path) > 64:
+    if not isinstance(path, list) or len(path) > 64:
         raise ReceiptError("RECEIPT_MALFORMED", "expected path to be an array of at most 64 hashes")
     return Receipt(
         statement=_bytes(value["statement"], "statement", max_size=MAX_RECEIPT_BYTES),
@@ -196,7 +209,10 @@ def _params(value: Any) -> dict[str, int | str]:
     out: dict[str, int | str] = {}
     for key, item in value.items():
         if not isinstance(key, str) or isinstance(item, bool) or not isinstance(item, int | str):
-            raise ReceiptError("RECEIPT_MALFORMED", f"expected params text -> int|text, found {key!r}: {item!r}")
+            raise ReceiptError(
+                "RECEIPT_MALFORMED",
+                f"expected params text -> int|text, found {describe_value(key)}: {describe_value(item)}",
+            )
         out[key] = item
     return out
 
@@ -207,7 +223,7 @@ def decode_statement(raw: bytes) -> Statement:
     _version(value, "statement", STATEMENT_TYPE)
     op = _text(value["op"], "op")
     if op not in OPERATIONS:
-        raise ReceiptError("RECEIPT_MALFORMED", f"expected op in {sorted(OPERATIONS)}, found {op!r}")
+        raise ReceiptError("RECEIPT_MALFORMED", f"expected op in {sorted(OPERATIONS)}, found {describe_value(op)}")
     return Statement(
         op=op,
         model=_bytes(value["model"], "model", DIGEST_SIZE),

@@ -17,11 +17,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from verifier import strict_cbor
+from verifier.errors import describe_value
 from verifier.receipts.errors import ReceiptError
 
 ALG_EDDSA = -8
 ALG_ES256 = -7
 CONTENT_TYPE = "application/trustdial-batch-root+cbor"
+MAX_SEAL_BYTES = 64 * 1024
 ReceiptPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 
@@ -61,12 +64,12 @@ def alg_for_key(key: ReceiptPublicKey) -> int:
 
 def decode_seal(raw: bytes) -> Seal:
     try:
-        value: Any = cbor2.loads(raw)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as err:
-        raise ReceiptError("RECEIPT_SEAL_MALFORMED", f"seal is not valid CBOR: {err}") from err
-    if isinstance(value, cbor2.CBORTag):
-        raise ReceiptError("RECEIPT_SEAL_MALFORMED", f"expected an untagged COSE_Sign1, found tag {value.tag}")
-    if not isinstance(value, list | tuple) or len(value) != 4:
+        value: Any = strict_cbor.decode(raw, max_bytes=MAX_SEAL_BYTES)
+    except strict_cbor.CborError as err:  # a tagged seal is refused too: the seal is an untagged COSE_Sign1
+        raise ReceiptError(
+            "RECEIPT_SEAL_MALFORMED", f"seal is not CBOR this verifier accepts: {err.reason} ({err.code})"
+        ) from None
+    if not isinstance(value, list) or len(value) != 4:
         raise ReceiptError("RECEIPT_SEAL_MALFORMED", "expected a COSE_Sign1 array of 4 items")
     protected, unprotected, payload, signature = value
     if not all(isinstance(x, bytes) for x in (protected, payload, signature)) or unprotected != {}:
@@ -74,16 +77,19 @@ def decode_seal(raw: bytes) -> Seal:
             "RECEIPT_SEAL_MALFORMED", "expected [protected bstr, {} , payload bstr, signature bstr] in the seal"
         )
     try:
-        header = cbor2.loads(protected)
-    except (cbor2.CBORDecodeError, ValueError, TypeError) as err:
-        raise ReceiptError("RECEIPT_SEAL_MALFORMED", f"protected header is not valid CBOR: {err}") from err
+        header = strict_cbor.decode(protected, max_bytes=MAX_SEAL_BYTES)
+    except strict_cbor.CborError as err:
+        raise ReceiptError(
+            "RECEIPT_SEAL_MALFORMED", f"protected header is not CBOR this verifier accepts: {err.reason} ({err.code})"
+        ) from None
     if not isinstance(header, dict) or set(header) != {1, 3} or header[3] != CONTENT_TYPE:
         raise ReceiptError(
-            "RECEIPT_SEAL_MALFORMED", f"expected protected header {{1: alg, 3: {CONTENT_TYPE!r}}}, found {header!r}"
+            "RECEIPT_SEAL_MALFORMED",
+            f"expected protected header {{1: alg, 3: {CONTENT_TYPE!r}}}, found {describe_value(header)}",
         )
     alg = header[1]
-    if alg not in (ALG_EDDSA, ALG_ES256):
-        raise ReceiptError("RECEIPT_ALG", f"expected alg -8 (EdDSA) or -7 (ES256), found {alg!r}")
+    if type(alg) is not int or alg not in (ALG_EDDSA, ALG_ES256):
+        raise ReceiptError("RECEIPT_ALG", f"expected alg -8 (EdDSA) or -7 (ES256), found {describe_value(alg)}")
     return Seal(protected=protected, alg=alg, payload=payload, signature=signature)
 
 

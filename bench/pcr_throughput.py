@@ -2,7 +2,8 @@
 same process: plain hashlib SHA-384 over exactly the bytes the PCR definitions require (PCR0's
 content, plus PCR2's content which no single hash can share), read with the same 1 MiB chunks.
 
-Usage: python bench/pcr.py [--mib 272] [--repeat 5]; the best of the interleaved repeats is compared.
+Usage: python bench/pcr_throughput.py [--mib 272] [--repeat 5] [--record]; the best of the interleaved repeats is
+compared.
 Progress on stderr; the last stdout line is
 one JSON object with mb_per_s, floor_mb_per_s, ratio_to_floor, peak_rss_mb (growth of peak RSS
 over the whole run after imports, an upper bound for the PCR pass), plus context fields.
@@ -13,21 +14,23 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from json_line import emit
 from verifier.eif import measure_eif
 
 from infra.image.eif_metadata import EifMetadata
 from infra.image.eif_writer import write_eif
 
 MIB = 1 << 20
+RESULTS = Path(__file__).resolve().parent / "results" / "pcr_throughput.json"
 
 
 def _write_file(path: Path, mib: int, seed: bytes) -> None:
@@ -71,6 +74,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mib", type=int, default=272, help="total EIF size in MiB (>= 256)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--record", action="store_true", help=f"also write the JSON line to {RESULTS.name}")
     args = parser.parse_args()
     rss_before = _peak_rss_mb()  # after imports; every later step streams, so growth bounds the PCR pass
     workdir = Path(tempfile.mkdtemp(prefix="trustdial-bench-pcr-"))
@@ -108,8 +112,10 @@ def main() -> int:
             "with_file_digests_mb_per_s": round(size_mb / min(with_digests), 1),
             "repeat": args.repeat,
             "load_avg_1m": round(os.getloadavg()[0], 2),
+            "cores": os.cpu_count(),
+            "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        print(json.dumps(result))
+        emit(result, RESULTS, args.record)
         return 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

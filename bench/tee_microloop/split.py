@@ -1,6 +1,6 @@
 """Splits the bound loop's overhead into the hand-off itself and the sealer's activity.
 
-``bench/tee_handoff.py`` prices the hand-off with the sealer process running; here the same
+``handoff.py`` prices the hand-off with the sealer process running; here the same
 ``BoundModel.run`` loop (1M-parameter MLP, batch 1, 1 intra-op thread) runs twice per round over
 windows of runs that fit the ring (64 slots, as the server): once with the sealer process
 stopped during each window (``SIGSTOP``, so nothing but the inference thread's own work is
@@ -18,7 +18,7 @@ model's 4.3 MB of weights through the caches.
 
 Interleaved rounds in one process; medians. The last line is a JSON object.
 
-    .venv/bin/python bench/tee_split.py [--rounds 10] [--runs 3000] [--record]
+    .venv/bin/python -m bench.tee_microloop.split [--rounds 10] [--runs 3000] [--record]
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from json_line import emit
-from mlp_ring import ATTESTATION, bound_to_every_slot, fixed_binding, mlp_session
 
+from bench.json_line import emit
+from bench.tee_microloop.mlp_ring import ATTESTATION, bound_to_every_slot, fixed_binding, mlp_session
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline
 
-RESULTS = Path(__file__).resolve().parent / "results" / "tee_split.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "split.json"
 
 
 def per_run_us(loop: Callable[[int], None], runs: int) -> float:
@@ -129,7 +129,7 @@ def main() -> None:
             times["bound_working"].append(windowed(args.runs, False))
             times["handoff_without_run"].append(handoff_warm(args.runs))
             print(
-                f"[tee_split] round {index + 1}/{args.rounds} "
+                f"[split] round {index + 1}/{args.rounds} "
                 + " ".join(f"{name} {values[-1]:.1f}" for name, values in times.items()),
                 file=sys.stderr,
                 flush=True,
@@ -139,7 +139,7 @@ def main() -> None:
         pipeline.close()
     median = {name: statistics.median(values) for name, values in times.items()}
     result = {
-        "bench": "tee_split",
+        "bench": "tee_microloop.split",
         "started_utc": started,
         "load_avg_1m_start": load_start,
         "load_avg_1m_end": round(os.getloadavg()[0], 2),

@@ -8,7 +8,7 @@ through the same functions. Also: the inference thread's view of the pipeline (`
 and ``submit`` wall time, threaded and inline). The last line is one JSON object (µs per
 response; ``seal_*`` amortized over the batch of 64).
 
-    .venv/bin/python bench/tee_floor.py [--runs N] [--record]
+    .venv/bin/python -m bench.tee_microloop.receipt_steps [--runs N] [--record]
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from enclave_app.reference_models import build_mlp
 MODEL_SHA = b"\x11" * 32
 ATTESTATION = b"\x22" * 32
 BATCH = 64
-RESULTS = Path(__file__).resolve().parent / "results" / "tee_floor.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "receipt_steps.json"
 
 
 def progress(message: str) -> None:
-    print(f"[tee_floor] {message}", file=sys.stderr, flush=True)
+    print(f"[receipt_steps] {message}", file=sys.stderr, flush=True)
 
 
 def steps(

@@ -18,7 +18,7 @@ all); the headline compares against the faster of the two. The last line is one 
 ``plain_per_s``, ``attested_per_s``, ``ratio``, ``receipt_us`` for the best mode on the
 1M-parameter MLP, then ``modes`` (per mode), ``cnn``, ``keys`` and ``e2e``.
 
-    .venv/bin/python bench/tee_overhead.py [--quick]
+    .venv/bin/python bench/receipt_overhead.py [--quick]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ ATTESTATION = b"\x22" * 32
 
 
 def progress(message: str) -> None:
-    print(f"[tee_overhead] {message}", file=sys.stderr, flush=True)
+    print(f"[receipt_overhead] {message}", file=sys.stderr, flush=True)
 
 
 class AttestedRunner:
@@ -351,7 +351,7 @@ def measure_end_to_end(seconds: float, clients: int) -> dict[str, Any]:
     return {"verified_req_per_s": round(sum(done) / elapsed, 1), "clients": clients, "seconds": seconds}
 
 
-RESULTS = Path(__file__).resolve().parent / "results" / "tee_overhead.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "receipt_overhead.json"
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ warm   = verify_attestation with an IntermediateCache already holding the docume
 Rates are documents per CPU-second of this single-threaded process (best slice of several interleaved
 slices); per-wall-second rates are printed alongside for reference.
 
-Usage: python bench/verify_attestation.py [--seconds S] [--repeats N]   Last line: one JSON object.
+Usage: python bench/attestation_throughput.py [--seconds S] [--repeats N] [--record]   Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from json_line import emit
 from verifier.attestation import IntermediateCache, PcrsEqual, verify_attestation
 from verifier.cose_sign1 import sig_structure
 
+RESULTS = Path(__file__).resolve().parent / "results" / "attestation_throughput.json"
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "nitro"
 
 
@@ -98,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per variant (default 6)")
     parser.add_argument("--repeats", type=int, default=12, help="interleaved slices per variant (default 12)")
+    parser.add_argument("--record", action="store_true", help=f"also write the JSON line to {RESULTS.name}")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     documents = load_genuine()
     print(f"{len(documents)} genuine documents from {DATA}", flush=True)
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
@@ -129,8 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         "docs_per_s_warm": round(warm, 1),
         "floor_docs_per_s": round(floor, 1),
         "warm_ratio_to_floor": round(warm / floor, 3),
+        "load_avg_1m_start": round(load_before, 2),
+        "load_avg_1m_end": round(os.getloadavg()[0], 2),
+        "cores": os.cpu_count(),
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    print(json.dumps(result))
+    emit(result, RESULTS, args.record)
     return 0
 
 

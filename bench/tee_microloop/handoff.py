@@ -14,7 +14,7 @@ batch 1 (1 intra-op thread), the sealer process running and sealing every respon
 Interleaved rounds in one process; medians. Every loop's receipts are sealed inside its timing
 (drain). The last line is a JSON object with µs per run and the ratio of each loop to ``plain``.
 
-    .venv/bin/python bench/tee_handoff.py [--rounds 15] [--runs 3000] [--record]
+    .venv/bin/python -m bench.tee_microloop.handoff [--rounds 15] [--runs 3000] [--record]
         [--poll S] [--max-wait S] [--slots N] [--max-batch N]
 """
 
@@ -31,15 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from json_line import emit
-from mlp_ring import ATTESTATION, bound_to_every_slot, fixed_binding, mlp_session
 
+from bench.json_line import emit
+from bench.tee_microloop.mlp_ring import ATTESTATION, bound_to_every_slot, fixed_binding, mlp_session
 from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline
 from enclave_app.receipts.ring import NONCE, NONCE_AT, READ, WRITTEN
 
-RESULTS = Path(__file__).resolve().parent / "results" / "tee_handoff.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "handoff.json"
 
 
 def _slot_loop(bound: BoundModel, pipeline: ProcessReceiptPipeline, x: np.ndarray, nonce: bytes, *, copy: bool,
@@ -124,7 +124,7 @@ def main() -> None:
                 start = time.perf_counter()
                 loop(args.runs)
                 times[name].append((time.perf_counter() - start) / args.runs * 1e6)
-            print(f"[tee_handoff] round {round_index + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            print(f"[handoff] round {round_index + 1}/{args.rounds}", file=sys.stderr, flush=True)
         sealed = pipeline.receipts_issued
     finally:
         pipeline.close()

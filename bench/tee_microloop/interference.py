@@ -1,6 +1,6 @@
 """How much slower the onnxruntime run itself gets while the sealer process works.
 
-``bench/tee_handoff.py`` prices the inference thread's hand-off as a whole; this bench times
+``handoff.py`` prices the inference thread's hand-off as a whole; this bench times
 only the ``run_with_iobinding`` call, run by run, on the 1M-parameter MLP at batch 1 (1 intra-op
 thread): the plain loop on one fixed binding against the bound loop (next slot's binding, ready
 word stored, the sealer process sealing every response), in interleaved rounds. It reports the
@@ -9,7 +9,7 @@ bound loop's runs by what the sealer did meanwhile: nothing, read slots, or fini
 A run that lasts longer is more likely to overlap sealer activity, so the split shows where
 slow runs fall, not what caused them; the plain loop's own tail is the reference.
 
-    .venv/bin/python bench/tee_interference.py [--rounds 10] [--runs 3000] [--pin] [--record]
+    .venv/bin/python -m bench.tee_microloop.interference [--rounds 10] [--runs 3000] [--pin] [--record]
 
 ``--pin`` puts the inference thread on CPU 0 and the sealer process (and the pipeline's reader
 thread) on CPU 1. The last line is a JSON object.
@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from json_line import emit
-from mlp_ring import ATTESTATION, bound_to_every_slot, fixed_binding, mlp_session
-
+from bench.json_line import emit
+from bench.tee_microloop.mlp_ring import ATTESTATION, bound_to_every_slot, fixed_binding, mlp_session
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.process_pipeline import ProcessReceiptPipeline
 from enclave_app.receipts.ring import READ, WRITTEN
 
-RESULTS = Path(__file__).resolve().parent / "results" / "tee_interference.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "interference.json"
 
 
 def summary(values_s: list[float]) -> dict[str, float]:
@@ -103,7 +102,7 @@ def main() -> None:
         for round_index in range(args.rounds):
             plain_loop(args.runs, plain)
             bound_loop(args.runs, runs)
-            print(f"[tee_interference] round {round_index + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            print(f"[interference] round {round_index + 1}/{args.rounds}", file=sys.stderr, flush=True)
     finally:
         pipeline.close()
     groups = {

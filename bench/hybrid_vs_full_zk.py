@@ -27,10 +27,10 @@ witness, prove) and adds ``third_party_verify_s``, what checking the proof costs
 part of hybrid_s).
 The 1-minute load average is sampled every few seconds during each phase (mean and max).
 Last line: one JSON object with hybrid_s, full_zk_s, speedup (target >= 50), and the details.
-``--record`` also writes it to bench/results/hybrid.json (shown by ``make demo``).
+``--record`` also writes it to bench/results/hybrid_vs_full_zk.json (shown by ``make demo``).
 ``--reuse-full-zk FILE`` skips the full-zk proof and copies its ``full_zk_*`` numbers from a
 previously recorded JSON; the output then says so (``full_zk_source: "recorded <timestamp>"``).
-Run: .venv/bin/python bench/hybrid.py   (full zk at logrows 20: ~15 min, ~10 GB RAM; progress on stderr)
+Run: .venv/bin/python bench/hybrid_vs_full_zk.py   (full zk at logrows 20: ~15 min, ~10 GB RAM; progress on stderr)
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ from trustdial.pipeline.run import LocalEnclave, SplitArtifacts, enclave_for, lo
 from trustdial.pipeline.spec import PipelineSpec, load_spec
 from trustdial.pipeline.split import ZkOptions, split_pipeline
 
-RESULTS = Path(__file__).resolve().parent / "results" / "hybrid.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "hybrid_vs_full_zk.json"
 BOUNDARIES = ("private", "public")
 DEMO_BOUNDARY = "private"  # trustdial/pipeline/demo.py runs the reference pipeline with a private boundary
 
@@ -276,7 +276,7 @@ def main() -> int:
         metavar="FILE",
         help="do NOT prove the whole model: reuse the full_zk_* numbers recorded in FILE (said so in the output)",
     )
-    parser.add_argument("--record", action="store_true", help="also write bench/results/hybrid.json")
+    parser.add_argument("--record", action="store_true", help="also write bench/results/hybrid_vs_full_zk.json")
     args = parser.parse_args()
     reused = recorded_full_zk(args.reuse_full_zk) if args.reuse_full_zk is not None else None
     rng = np.random.default_rng(7)

@@ -1,12 +1,18 @@
-"""A strict, bounded CBOR (RFC 8949) reader for evidence from untrusted sources.
+"""The one strict, bounded CBOR (RFC 8949) reader for everything untrusted the verifier decodes:
+attestation documents, receipts and their seals, signed manifests, EIF signature sections.
 
-Only what signed evidence needs: integers, byte and text strings of definite length,
-arrays and maps of definite or indefinite length, tags, ``false``/``true``/``null``.
-Everything else (floats, ``undefined``, other simple values, chunked strings) is refused,
-and so are duplicate map keys, trailing bytes, nesting deeper than :data:`MAX_DEPTH`
-and more than :data:`MAX_ITEMS` data items. Byte strings are returned exactly as they
-appear on the wire, so a signature can be checked over the received bytes without ever
-re-encoding anything.
+Only what signed evidence needs: integers (major types 0/1, so at most 64 bits: bignum tags
+2/3 are not accepted unless a format names them), byte and text strings of definite length,
+arrays and maps of definite or indefinite length, ``false``/``true``/``null``, and only the tags
+the caller's format allows (``tags``; none by default). In particular shared-reference tags
+28/29 are never resolved: nothing decoded here can alias, so the decoded value is never larger
+than its input. Everything else (floats, ``undefined``, other simple values, chunked strings,
+any other tag: ``CBOR_UNSUPPORTED``) is refused, and so are duplicate map keys, map keys other than integers and
+strings, trailing bytes, more than ``max_bytes`` of input, nesting deeper than :data:`MAX_DEPTH`
+and more than ``max_items`` data items. Byte strings are returned exactly as they appear on the
+wire, so a signature can be checked over the received bytes without ever re-encoding anything.
+
+Error reasons name offsets, lengths and types, never the decoded values themselves.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ from verifier.errors import VerificationError
 
 MAX_DEPTH = 16
 MAX_ITEMS = 4096
+#: Default cap on the input: the largest evidence the verifier reads as one CBOR item is 1 MiB.
+MAX_BYTES = 1 << 20
+#: Tag 18: COSE_Sign1 (RFC 9052). The only tag any trustdial format allows.
+TAG_COSE_SIGN1 = 18
+NO_TAGS: frozenset[int] = frozenset()
 
 MAJOR_UNSIGNED = 0
 MAJOR_NEGATIVE = 1
@@ -37,7 +48,9 @@ SIMPLE_NULL = 22
 
 class CborError(VerificationError):
     """The bytes are not CBOR this reader accepts. Codes: ``CBOR_MALFORMED``,
-    ``CBOR_UNSUPPORTED``, ``CBOR_DUPLICATE_KEY``, ``CBOR_TRAILING_BYTES``, ``CBOR_TOO_DEEP``."""
+    ``CBOR_UNSUPPORTED`` (including a tag the format does not allow), ``CBOR_DUPLICATE_KEY``,
+    ``CBOR_TRAILING_BYTES``, ``CBOR_TOO_DEEP``,
+    ``CBOR_TOO_LARGE``."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +65,20 @@ CborKey: TypeAlias = int | bytes | str
 CborValue: TypeAlias = int | bytes | str | bool | list["CborValue"] | dict[CborKey, "CborValue"] | CborTag | None
 
 
-def decode(data: bytes) -> CborValue:
-    """Decode exactly one data item that spans all of ``data``; raise :class:`CborError` otherwise."""
+def decode(
+    data: bytes, *, tags: frozenset[int] = NO_TAGS, max_bytes: int = MAX_BYTES, max_items: int = MAX_ITEMS
+) -> CborValue:
+    """Decode exactly one data item that spans all of ``data``; raise :class:`CborError` otherwise.
+
+    ``tags``: the tag numbers the format allows (any other tag is ``CBOR_UNSUPPORTED``); ``max_bytes``: the
+    largest input accepted (checked before anything is read); ``max_items``: the most data items.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CborError("CBOR_MALFORMED", f"expected bytes to decode, found {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise CborError("CBOR_TOO_LARGE", f"expected at most {max_bytes} bytes of CBOR, found {len(data)}")
+    if type(data) is not bytes:
+        data = bytes(data)
     end_of_input = len(data)
     offset = 0
     items = 0
@@ -69,8 +94,8 @@ def decode(data: bytes) -> CborValue:
         if depth > MAX_DEPTH:
             raise CborError("CBOR_TOO_DEEP", f"expected nesting of at most {MAX_DEPTH} levels, found deeper")
         items += 1
-        if items > MAX_ITEMS:
-            raise CborError("CBOR_TOO_DEEP", f"expected at most {MAX_ITEMS} data items, found more")
+        if items > max_items:
+            raise CborError("CBOR_TOO_DEEP", f"expected at most {max_items} data items, found more")
         start = offset
         if start >= end_of_input:
             raise CborError("CBOR_MALFORMED", f"expected a data item at offset {start}, found the end of input")
@@ -105,7 +130,9 @@ def decode(data: bytes) -> CborValue:
             try:
                 return raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise CborError("CBOR_MALFORMED", f"text string at offset {start} is not UTF-8: {err}") from None
+                raise CborError(
+                    "CBOR_MALFORMED", f"text string at offset {start} is not UTF-8 (byte {err.start} of it)"
+                ) from None
         if major == MAJOR_MAP:
             entries: dict[CborKey, CborValue] = {}
             if argument is not None and argument * 2 > end_of_input - offset:
@@ -130,7 +157,8 @@ def decode(data: bytes) -> CborValue:
                     raise CborError("CBOR_UNSUPPORTED", f"map key at offset {key_offset} must be an integer or string")
                 if key in entries:
                     raise CborError(
-                        "CBOR_DUPLICATE_KEY", f"expected unique keys in the map at offset {start}, found {key!r} twice"
+                        "CBOR_DUPLICATE_KEY",
+                        f"expected unique keys in the map at offset {start}, found a repeat at offset {key_offset}",
                     )
                 entries[key] = item(depth + 1)
             return entries
@@ -169,7 +197,10 @@ def decode(data: bytes) -> CborValue:
             return argument
         if major == MAJOR_NEGATIVE:
             return -1 - argument
-        return CborTag(argument, item(depth + 1))  # MAJOR_TAG
+        if argument not in tags:  # MAJOR_TAG
+            allowed = sorted(tags) or "none"
+            raise CborError("CBOR_UNSUPPORTED", f"expected tags {allowed} only, found tag {argument} at offset {start}")
+        return CborTag(argument, item(depth + 1))
 
     value = item(0)
     if offset != end_of_input:

@@ -1,4 +1,4 @@
-"""Shared set-up of the hand-off benches (``tee_handoff.py``, ``tee_interference.py``): the
+"""Shared set-up of the hand-off benches (``handoff.py``, ``interference.py``, ``split.py``): the
 reference MLP on one intra-op thread, its fixed plain binding, and a model bound to every slot
 of a sealer process's ring with the same input already in place."""
 

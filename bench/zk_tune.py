@@ -7,7 +7,7 @@ verify_proof, including the artifact hash checks). Both settings must give ident
 verification outcomes (genuine proof accepted, tampered instance rejected).
 
 Last line: one JSON object with default_prove_s, tuned_prove_s, speedup, prove_over_infer (head).
-Run: .venv/bin/python bench/zk.py [--models head] [--repeat 3]   (progress on stderr)
+Run: .venv/bin/python bench/zk_tune.py [--models head] [--repeat 3] [--record]   (progress on stderr)
 Each circuit gets a dev SRS of exactly its logrows: loading and downsizing a larger SRS costs
 minutes at k=17 and would be counted inside ezkl.prove.
 Prove time is the minimum over --repeat runs, to damp noise from other load on the machine.
@@ -22,11 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime
+from json_line import emit
 from verifier.errors import VerificationError
 from verifier.proof.artifacts import sha256_file
 from verifier.proof.tensors import canonical_tensor_json, load_tensor_file
@@ -40,6 +42,7 @@ from prover.tune import tune
 
 MODELS = {"head": [32, 24, 8], "mlp_100k": [256, 256, 128, 64, 10]}
 CALIBRATION_SAMPLES = 16
+RESULTS = Path(__file__).resolve().parent / "results" / "zk_tune.json"
 ORT_RUNS = 2000
 
 CHILD = """
@@ -112,7 +115,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--repeat", type=int, default=3, help="prove runs per setting (min is reported)")
     parser.add_argument("--tolerance", type=float, default=1e-2, help="max abs error vs onnxruntime for --tune")
+    parser.add_argument("--record", action="store_true", help=f"also write the JSON line to {RESULTS.name}")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     rng = np.random.default_rng(0)
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="trustdial-bench-zk-") as scratch_name:
@@ -183,7 +188,13 @@ def main() -> None:
             mlp_100k_tuned_prove_s=big["tuned"]["prove_s"],
             mlp_100k_logrows=[big["default"]["logrows"], big["tuned"]["logrows"]],
         )
-    print(json.dumps(summary))
+    summary.update(
+        load_avg_1m_start=round(load_before, 2),
+        load_avg_1m_end=round(os.getloadavg()[0], 2),
+        cores=os.cpu_count(),
+        measured_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    emit(summary, RESULTS, args.record)
 
 
 if __name__ == "__main__":
