@@ -7,6 +7,7 @@ started but does not finish (a stalled or truncated peer).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import struct
@@ -59,7 +60,7 @@ def decode_message(body: bytes) -> dict[str, Any]:
     return message
 
 
-class FrameProtocol(asyncio.Protocol):
+class FrameProtocol(asyncio.Protocol, metaclass=abc.ABCMeta):
     """Frames over a stream as an asyncio protocol: parsed from whatever bytes arrive (size checked
     from the header, before the body is read), with a deadline for a started frame that stops
     (``stall_timeout`` after its last byte), and written coalesced: the frames sent during one
@@ -103,11 +104,13 @@ class FrameProtocol(asyncio.Protocol):
         if self._writable is not None:
             await self._writable
 
+    @abc.abstractmethod
     def frame_received(self, body: bytes) -> None:
-        raise NotImplementedError
+        """One whole frame's body arrived (not yet decoded)."""
 
+    @abc.abstractmethod
     def stream_failed(self, err: FrameError) -> None:
-        raise NotImplementedError
+        """The stream is unusable (oversized, truncated or stalled frame)."""
 
     def data_received(self, data: bytes) -> None:
         if self._failed:
