@@ -72,10 +72,11 @@ class Guest:
         return self.console.read_text(errors="replace") if self.console.exists() else ""
 
     def wait_for_listening(self, timeout: float) -> tuple[dict[str, object], float]:
-        """The serve command's ready line from the console, and the seconds since qemu started."""
+        """The serve command's ready line from the console, and the seconds since qemu started. Only whole
+        lines count: the console file is read while the guest is still writing it, so its last line may be cut."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.console_text().splitlines():
+            for line in self.console_text().split("\n")[:-1]:
                 start = line.find('{"event": "listening"')
                 if start >= 0:
                     return json.loads(line[start:]), time.monotonic() - self.started
