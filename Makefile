@@ -20,7 +20,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy --strict verifier/src/verifier
+	$(BIN)/mypy --strict verifier/src/trustdial_verifier
 	$(BIN)/mypy --strict enclave_app
 	$(BIN)/mypy --strict prover trustdial infra
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from verifier.errors import InputError, VerificationError
+from trustdial_verifier.errors import InputError, VerificationError
 
 from enclave_app.addresses import parse_address
 from enclave_app.circuit_model import load_circuit_model

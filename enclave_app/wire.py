@@ -7,8 +7,8 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-from verifier.errors import VerificationError
-from verifier.tensors import Tensor
+from trustdial_verifier._internal.tensors import Tensor
+from trustdial_verifier.errors import VerificationError
 
 from enclave_app.errors import RequestError
 

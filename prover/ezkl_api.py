@@ -5,7 +5,7 @@ ezkl 23's bundled stubs do not match its runtime: they mark defaulted arguments 
 and leave out ``PyRunArgs``' visibility and decomposition attributes. Every call the prover and
 the pipeline tools make goes through a function here, with the signature trustdial relies on;
 ezkl itself is handled as untyped below. Verifying a proof and converting field elements are
-the verifier's (``verifier.proof.ezkl_calls``), used from there.
+the verifier's (``trustdial_verifier._internal.proof.ezkl_calls``), used from there.
 """
 
 from __future__ import annotations

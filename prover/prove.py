@@ -6,9 +6,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from verifier.errors import VerificationError
-from verifier.proof.artifacts import check_file_hashes, load_artifacts
-from verifier.proof.tensors import Tensor
+from trustdial_verifier._internal.proof.artifacts import check_file_hashes, load_artifacts
+from trustdial_verifier._internal.proof.tensors import Tensor
+from trustdial_verifier.errors import VerificationError
 
 from prover import ezkl_api
 from prover.console import ezkl_prints_to_stderr, progress, ticking

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from verifier.errors import InputError, VerificationError
+from trustdial_verifier.errors import InputError, VerificationError
 
 from prover.aws_clients import make_clients
 from prover.errors import ProverError

@@ -2,7 +2,7 @@
 
 ``generate_dev_srs`` runs ``ezkl.gen_srs`` (a single-party setup: the generating machine saw
 the secret, so proofs are only as trustworthy as that machine). Production uses the
-perpetual-powers-of-tau ceremony files, whose digests are in ``verifier.proof.srs``. Nothing here
+perpetual-powers-of-tau ceremony files, whose digests are in ``trustdial_verifier._internal.proof.srs``. Nothing here
 downloads: ``ezkl.get_srs`` is never called.
 """
 
@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from verifier.proof.artifacts import sha256_file
-from verifier.proof.srs import ceremony_k
+from trustdial_verifier._internal.proof.artifacts import sha256_file
+from trustdial_verifier._internal.proof.srs import ceremony_k
 
 from prover import ezkl_api
 from prover.errors import ProverError

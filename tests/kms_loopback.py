@@ -2,7 +2,8 @@
 implement ``Decrypt`` with ``Recipient``). Written for the tests; its checks come from independent producers:
 
 * SigV4 is recomputed with botocore's ``SigV4Auth`` (not the enclave's signer) from the received bytes;
-* the attestation document is verified with ``verifier.attestation`` against the trust root the test passes (the
+* the attestation document is verified with ``trustdial_verifier._internal.attestation.verify`` against the trust
+  root the test passes (the
   simulated NSM's), with ``MaxAge``; the key policy evaluated is the one the CDK app synthesized (a small model of
   IAM evaluation: explicit Deny wins, then any Allow; ``StringEqualsIgnoreCase``/``StringNotEqualsIgnoreCase`` with
   IAM's missing-key semantics), with the request's ``kms:RecipientAttestation:PCRn`` taken from the document;
@@ -302,7 +303,7 @@ class KmsState:
                 "CiphertextForRecipient": base64.b64encode(message).decode()}  # fmt: skip
 
     def _recipient_context(self, recipient: object) -> dict[str, str]:
-        from verifier.attestation import AttestationError, MaxAge, verify_attestation
+        from trustdial_verifier._internal.attestation.verify import AttestationError, MaxAge, verify_attestation
 
         if not isinstance(recipient, dict) or recipient.get("KeyEncryptionAlgorithm") != "RSAES_OAEP_SHA_256":
             raise KmsFault("ValidationException", "Recipient.KeyEncryptionAlgorithm must be RSAES_OAEP_SHA_256")

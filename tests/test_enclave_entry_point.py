@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from cryptography import x509
 from serve_gateway import start_process, stop_process
-from verifier.client import Client, ExpectedEnclave
-from verifier.tensors import Tensor
+from trustdial_verifier._internal.client import Client, ExpectedEnclave
+from trustdial_verifier._internal.tensors import Tensor
 
 from enclave_app.reference_models import build_mlp
 from trustdial import cli

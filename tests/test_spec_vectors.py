@@ -10,10 +10,10 @@ import struct
 from pathlib import Path
 
 import pytest
-from verifier.composite.chain import derive_step_nonce
-from verifier.composite.receipt import TensorData
-from verifier.composite.tensor_commitment import tensor_sha256
-from verifier.tensors import Tensor, commit_tensors, encode_tensors
+from trustdial_verifier._internal.composite.chain import derive_step_nonce
+from trustdial_verifier._internal.composite.receipt import TensorData
+from trustdial_verifier._internal.composite.tensor_commitment import tensor_sha256
+from trustdial_verifier._internal.tensors import Tensor, commit_tensors, encode_tensors
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 _BLOCK = re.compile(r"<!-- vector: ([a-z0-9-]+) -->\s*```\n(.*?)```", re.DOTALL)

@@ -23,11 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from verifier.errors import VerificationError
-from verifier.llm.bundle import BundleError, verify_bundle
-from verifier.llm.engine import Engine
-from verifier.llm.request import DEFAULT_MAX_TOKENS, MAX_SEED, Endpoint, RequestRefused, parse_request, resolve
-from verifier.llm.statements import (
+from trustdial_verifier._internal.llm.bundle import BundleError, verify_bundle
+from trustdial_verifier._internal.llm.engine import Engine
+from trustdial_verifier._internal.llm.request import (
+    DEFAULT_MAX_TOKENS,
+    MAX_SEED,
+    Endpoint,
+    RequestRefused,
+    parse_request,
+    resolve,
+)
+from trustdial_verifier._internal.llm.statements import (
     OP_CHUNK,
     OP_COMPLETION,
     chain_next,
@@ -38,7 +44,8 @@ from verifier.llm.statements import (
     completion_outputs,
     completion_params,
 )
-from verifier.tensors import commit_tensors
+from trustdial_verifier._internal.tensors import commit_tensors
+from trustdial_verifier.errors import VerificationError
 
 from enclave_app.errors import RequestError
 from enclave_app.limits import MAX_NONCE

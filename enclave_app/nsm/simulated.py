@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
-from verifier.cose_sign1 import sig_structure
+from trustdial_verifier._internal.cose_sign1 import sig_structure
 
 from enclave_app.nsm import simulated_pki
 

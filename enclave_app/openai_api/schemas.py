@@ -1,12 +1,12 @@
 """Pydantic models of the OpenAI-compatible routes, for the OpenAPI document (bodies are checked by
-``verifier.llm.request``, which states the stable error codes)."""
+``trustdial_verifier._internal.llm.request``, which states the stable error codes)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, Field
-from verifier.llm.request import MAX_SEED, MAX_STOP, MAX_TOKENS_LIMIT, MAX_TOP_K
+from trustdial_verifier._internal.llm.request import MAX_SEED, MAX_STOP, MAX_TOKENS_LIMIT, MAX_TOP_K
 
 
 class Message(BaseModel):

@@ -1,7 +1,7 @@
 """An onnxruntime session bound to the slots of a :class:`ProcessReceiptPipeline` ring, so that
 a response's receipt costs the inference side almost nothing.
 
-For every slot, the model's canonical tensor layout (``verifier.tensors`` §2: MAGIC, count,
+For every slot, the model's canonical tensor layout (``trustdial_verifier._internal.tensors`` §2: MAGIC, count,
 then header and data per tensor, names in sorted order) is laid out once: the tensor headers
 are written when the slot is first used for this model (again after another response used it),
 and onnxruntime gets an ``IOBinding`` per slot that reads each input from, and writes each
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
-from verifier.tensors import DTYPE_SIZES, TensorError
+from trustdial_verifier._internal.tensors import DTYPE_SIZES, TensorError
 
 from enclave_app.models import ORT_TYPES
 from enclave_app.receipts.canonical_parts import canonical_headers

@@ -1,4 +1,4 @@
-"""The canonical tensor encoding of a tensor set (``verifier.tensors`` §2: MAGIC, count, then
+"""The canonical tensor encoding of a tensor set (``trustdial_verifier._internal.tensors`` §2: MAGIC, count, then
 header and little-endian data per tensor, names in sorted order) as a list of buffers to copy,
 with the headers cached per layout, so that nothing is re-encoded per response."""
 
@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from verifier.tensors import DTYPE_SIZES, MAGIC, MAX_NAME_BYTES, Tensor, TensorError, tensor_header
+from trustdial_verifier._internal.tensors import DTYPE_SIZES, MAGIC, MAX_NAME_BYTES, Tensor, TensorError, tensor_header
 
 
 class CanonicalParts:

@@ -1,7 +1,7 @@
 """Hot-path encoders producing exactly the bytes of the reference encoders in ``verifier``:
 tensor commitments straight from numpy buffers (headers cached per name, dtype and shape),
 and statements / receipts as deterministic CBOR assembled from precomputed pieces. Tests
-check byte equality with ``verifier.tensors.commit_tensors``, ``Statement.encode`` and
+check byte equality with ``trustdial_verifier._internal.tensors.commit_tensors``, ``Statement.encode`` and
 ``Receipt.encode`` on generated values."""
 
 from __future__ import annotations
@@ -13,8 +13,15 @@ from typing import Any
 
 import cbor2
 import numpy as np
-from verifier.receipts.model import FORMAT_VERSION, OPERATIONS, STATEMENT_TYPE
-from verifier.tensors import COMMITMENT_KIND_SHA256, DTYPE_SIZES, MAGIC, Tensor, TensorError, tensor_header
+from trustdial_verifier._internal.receipts.model import FORMAT_VERSION, OPERATIONS, STATEMENT_TYPE
+from trustdial_verifier._internal.tensors import (
+    COMMITMENT_KIND_SHA256,
+    DTYPE_SIZES,
+    MAGIC,
+    Tensor,
+    TensorError,
+    tensor_header,
+)
 
 _SMALL_HEADS = {(major, value): bytes([major << 5 | value]) for major in range(8) for value in range(24)}
 

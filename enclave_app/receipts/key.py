@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from verifier.receipts.seal import ALG_EDDSA, ALG_ES256, protected_header, sig_structure
+from trustdial_verifier._internal.receipts.seal import ALG_EDDSA, ALG_ES256, protected_header, sig_structure
 
 KEY_TYPES = ("ed25519", "p256")
 

@@ -9,7 +9,7 @@ slots (:mod:`enclave_app.receipts.ring` has the layout):
 * A response first *reserves* the next slot (its sequence number is its position in the ring),
   then fills it, then *publishes* it by writing its sequence number into the slot's ready word.
   :meth:`ProcessReceiptPipeline.submit` fills the slot with the canonical tensor encodings
-  (``verifier.tensors`` §2, headers cached per layout), params and nonce after the response
+  (``trustdial_verifier._internal.tensors`` §2, headers cached per layout), params and nonce after the response
   exists; :class:`~enclave_app.receipts.bound_model.BoundModel` has onnxruntime read its inputs
   from and write its outputs into the slot, so the inference side only copies the inputs in and
   writes the nonce. Nothing is pickled per response.
@@ -54,7 +54,7 @@ from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives import serialization
-from verifier.errors import VerificationError
+from trustdial_verifier.errors import VerificationError
 
 from enclave_app.receipts.canonical_parts import CanonicalParts
 from enclave_app.receipts.key import ReceiptKey

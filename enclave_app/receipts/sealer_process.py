@@ -36,8 +36,8 @@ from multiprocessing.shared_memory import SharedMemory
 
 import cbor2
 from cryptography.hazmat.primitives import serialization
-from verifier.errors import VerificationError
-from verifier.receipts.model import BatchRoot
+from trustdial_verifier._internal.receipts.model import BatchRoot
+from trustdial_verifier.errors import VerificationError
 
 from enclave_app.receipts.fast_encoding import StatementEncoder, encode_batch_receipts
 from enclave_app.receipts.key import ReceiptKey

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from verifier.errors import InputError, VerificationError
+from trustdial_verifier.errors import InputError, VerificationError
 
 
 def report(fields: dict[str, Any], as_json: bool) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from verifier.eif.format import (
+from trustdial_verifier._internal.eif.format import (
     CRC_OFFSET,
     DEFAULT_CPUS,
     DEFAULT_MEM,
@@ -30,7 +30,7 @@ from verifier.eif.format import (
     SectionType,
     flags_for_arch,
 )
-from verifier.eif.pcr import extend_pcr
+from trustdial_verifier._internal.eif.pcr import extend_pcr
 
 from infra.image.atomic_output import atomic_output
 from infra.image.eif_metadata import EifMetadata

@@ -4,7 +4,7 @@ IMAGE_CONFIG_INVALID, IMAGE_ARCHIVE_INVALID, BLOB_UNPINNED, BLOB_MISSING."""
 
 from __future__ import annotations
 
-from verifier.errors import InputError
+from trustdial_verifier.errors import InputError
 
 
 class BuildError(InputError):

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from verifier.eif import measure_eif
-from verifier.errors import VerificationError
-from verifier.measurements import SCHEMA_ID, parse_manifest
-from verifier.measurements.manifest import IMAGE_INPUTS
+from trustdial_verifier._internal.eif import measure_eif
+from trustdial_verifier._internal.measurements import SCHEMA_ID, parse_manifest
+from trustdial_verifier._internal.measurements.manifest import IMAGE_INPUTS
+from trustdial_verifier.errors import VerificationError
 
 from infra.measurements.errors import MeasurementsError
 

@@ -3,7 +3,7 @@ KMS_SIGNATURE_MISMATCH, PUBLISH_PRECONDITION, PUBLISH_FAILED."""
 
 from __future__ import annotations
 
-from verifier.errors import InputError
+from trustdial_verifier.errors import InputError
 
 
 class MeasurementsError(InputError):

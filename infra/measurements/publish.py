@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from verifier.errors import VerificationError
-from verifier.measurements import parse_manifest, signed_payload
+from trustdial_verifier._internal.measurements import parse_manifest, signed_payload
+from trustdial_verifier.errors import VerificationError
 
 from infra.measurements.errors import MeasurementsError
 

@@ -1,5 +1,5 @@
 """Sign manifest bytes into the COSE_Sign1 form verifiers load with
-``verifier.measurements.load_signed_manifest``; the result is verified before it is returned."""
+``trustdial_verifier._internal.measurements.load_signed_manifest``; the result is verified before it is returned."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import hashlib
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from verifier.errors import VerificationError
-from verifier.measurements import load_signed_manifest, parse_manifest, to_be_signed
-from verifier.measurements.signed import COSE_SIGN1_TAG, protected_header
+from trustdial_verifier._internal.measurements import load_signed_manifest, parse_manifest, to_be_signed
+from trustdial_verifier._internal.measurements.signed import COSE_SIGN1_TAG, protected_header
+from trustdial_verifier.errors import VerificationError
 
 from infra.measurements.errors import MeasurementsError
 from infra.measurements.signers import ManifestSigner

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from verifier.attestation import (
+from trustdial_verifier._internal.attestation.verify import (
     MAX_DOCUMENT_BYTES,
     AllOf,
     AttestationError,
@@ -22,8 +22,8 @@ from verifier.attestation import (
     read_unverified_timestamp,
     verify_attestation,
 )
-from verifier.cose_sign1 import sig_structure
-from verifier.errors import InputError
+from trustdial_verifier._internal.cose_sign1 import sig_structure
+from trustdial_verifier.errors import InputError
 
 from enclave_app.nsm import simulated_pki
 from enclave_app.nsm.simulated import SimulatedNsm

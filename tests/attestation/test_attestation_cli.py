@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from attestation_vectors import GENUINE, SIM_TIME, Vector
-from verifier.cli import main
+from trustdial_verifier._internal.cli import main
 
 from enclave_app.nsm.simulated import SimulatedNsm
 

@@ -9,7 +9,12 @@ import pytest
 from attestation_vectors import GENUINE, SIM_TIME
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from verifier.attestation import AttestationError, PcrsEqual, UnsafeNoPolicy, verify_attestation
+from trustdial_verifier._internal.attestation.verify import (
+    AttestationError,
+    PcrsEqual,
+    UnsafeNoPolicy,
+    verify_attestation,
+)
 
 from enclave_app.nsm.simulated import SimulatedNsm
 

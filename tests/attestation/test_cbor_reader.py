@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from verifier.strict_cbor import MAX_DEPTH, CborError, CborTag, decode
+from trustdial_verifier._internal.strict_cbor import MAX_DEPTH, CborError, CborTag, decode
 
 # (hex, value) pairs from RFC 8949 Appendix A.
 RFC8949_EXAMPLES = [

@@ -11,9 +11,9 @@ from attestation_vectors import GENUINE, NITRO_DIR, SIM_TIME, Vector
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
-from verifier.attestation_errors import CertificateChainError
-from verifier.certificate_chain import IntermediateCache, _tbs_names, verify_chain
-from verifier.nitro_root import AWS_NITRO_ROOT_G1, AWS_NITRO_ROOT_G1_SHA256
+from trustdial_verifier._internal.attestation.certificate_chain import IntermediateCache, _tbs_names, verify_chain
+from trustdial_verifier._internal.attestation.errors import CertificateChainError
+from trustdial_verifier._internal.attestation.nitro_root import AWS_NITRO_ROOT_G1, AWS_NITRO_ROOT_G1_SHA256
 
 from enclave_app.nsm.simulated import SimulatedNsm
 

@@ -12,14 +12,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pycose.keys import EC2Key
 from pycose.messages import Sign1Message
-from verifier.attestation import (
+from trustdial_verifier._internal.attestation.verify import (
     AttestationError,
     PcrsEqual,
     UnsafeNoPolicy,
     read_unverified_timestamp,
     verify_attestation,
 )
-from verifier.cose_sign1 import parse_cose_sign1, sig_structure
+from trustdial_verifier._internal.cose_sign1 import parse_cose_sign1, sig_structure
 
 # Mutated certificates may carry a non-positive serial number: cryptography warns while parsing, then the
 # verifier rejects them (CERT_MALFORMED). The warning is expected here, the rejection is what is tested.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from verifier.attestation_policy import NonceEquals, PublicKeyEquals, UserDataEquals
-from verifier.errors import InputError
+from trustdial_verifier._internal.attestation.policy import NonceEquals, PublicKeyEquals, UserDataEquals
+from trustdial_verifier.errors import InputError
 
 
 @pytest.mark.parametrize("policy", [NonceEquals, UserDataEquals, PublicKeyEquals])

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pycose.keys import EC2Key
 from pycose.messages import Sign1Message
-from verifier.attestation import AttestationError, NonceEquals, PcrsEqual, verify_attestation
+from trustdial_verifier._internal.attestation.verify import AttestationError, NonceEquals, PcrsEqual, verify_attestation
 
 from enclave_app.nsm.interface import Nsm
 from enclave_app.nsm.simulated import SimulatedNsm

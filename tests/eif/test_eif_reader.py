@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from verifier.eif import EifError, measure_eif, measure_eif_stream, pcr3_for_role_arn, pcr4_for_instance_id
+from trustdial_verifier._internal.eif import (
+    EifError,
+    measure_eif,
+    measure_eif_stream,
+    pcr3_for_role_arn,
+    pcr4_for_instance_id,
+)
 
 from eif.conftest import DATA, run_cli
 from eif.eif_bytes import fix_crc, section_header_offsets

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
-from verifier.eif import measure_eif
+from trustdial_verifier._internal.eif import measure_eif
 
 from eif.conftest import DATA, run_cli
 from infra.image.eif_metadata import EifMetadata

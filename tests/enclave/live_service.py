@@ -40,7 +40,7 @@ class LiveService:
     processes: list[subprocess.Popen[str]]
 
     def expected(self, **overrides: object) -> object:
-        from verifier.client import ExpectedEnclave
+        from trustdial_verifier._internal.client import ExpectedEnclave
 
         fields: dict[str, object] = {"pcrs": self.pcrs, "models": self.models, "root": self.root}
         fields.update(overrides)

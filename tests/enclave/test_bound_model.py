@@ -1,6 +1,6 @@
 """A model bound to the sealer-process ring: onnxruntime reads and writes the slots, the sealer
 commits those bytes. Every receipt is checked with the unchanged verifier against tensors
-committed independently (``verifier.tensors`` from the caller's own arrays and a plain
+committed independently (``trustdial_verifier._internal.tensors`` from the caller's own arrays and a plain
 ``session.run``), and every failure is typed and loses nothing that came after it."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
-from verifier.errors import VerificationError
-from verifier.receipts import ReceiptExpectation, check_statement, open_receipt
-from verifier.tensors import Tensor, TensorError, commit_tensors
+from trustdial_verifier._internal.receipts import ReceiptExpectation, check_statement, open_receipt
+from trustdial_verifier._internal.tensors import Tensor, TensorError, commit_tensors
+from trustdial_verifier.errors import VerificationError
 
 from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey

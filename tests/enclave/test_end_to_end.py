@@ -14,12 +14,12 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
-from verifier.attestation import AttestationError
-from verifier.client import Client, ClientError
-from verifier.errors import InputError
-from verifier.receipts import ReceiptError
-from verifier.receipts.model import decode_receipt
-from verifier.tensors import Tensor
+from trustdial_verifier._internal.attestation.verify import AttestationError
+from trustdial_verifier._internal.client import Client, ClientError
+from trustdial_verifier._internal.receipts import ReceiptError
+from trustdial_verifier._internal.receipts.model import decode_receipt
+from trustdial_verifier._internal.tensors import Tensor
+from trustdial_verifier.errors import InputError
 
 from enclave.live_service import LiveService, ModelFiles
 from enclave.middlebox import http_through
@@ -135,7 +135,7 @@ def test_sequence_rollback_is_rejected(live: LiveService) -> None:
         key = client.attested_key()
         from dataclasses import replace
 
-        from verifier.receipts import ReceiptExpectation, check_statement, open_receipt
+        from trustdial_verifier._internal.receipts import ReceiptExpectation, check_statement, open_receipt
 
         opened = open_receipt(old.receipt, public_key=key.public_key, attestation_digest=key.attestation_digest)
         floor = client._floor(key)  # what the client demands of the next response

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from verifier.receipts.model import Commitment, Receipt, Statement
-from verifier.tensors import COMMITMENT_KIND_SHA256, Tensor, TensorError, commit_tensors
+from trustdial_verifier._internal.receipts.model import Commitment, Receipt, Statement
+from trustdial_verifier._internal.tensors import COMMITMENT_KIND_SHA256, Tensor, TensorError, commit_tensors
 
 from enclave_app.receipts.fast_encoding import ArrayCommitter, StatementEncoder, encode_receipt
 

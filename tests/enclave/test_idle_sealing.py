@@ -10,7 +10,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 import pytest
-from verifier.receipts import open_receipt
+from trustdial_verifier._internal.receipts import open_receipt
 
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.pipeline import ReceiptPipeline

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from verifier.client import Client
-from verifier.errors import InputError, VerificationError
-from verifier.tensors import Tensor
+from trustdial_verifier._internal.client import Client
+from trustdial_verifier._internal.tensors import Tensor
+from trustdial_verifier.errors import InputError, VerificationError
 
 from enclave.live_service import LiveService
 

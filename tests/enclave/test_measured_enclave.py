@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from verifier.client import Client, ExpectedEnclave
-from verifier.tensors import Tensor
+from trustdial_verifier._internal.client import Client, ExpectedEnclave
+from trustdial_verifier._internal.tensors import Tensor
 
 from enclave.live_service import LiveService, ModelFiles, start_service, stop_service
 from infra.measurements.create import create_manifest

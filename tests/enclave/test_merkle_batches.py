@@ -7,9 +7,9 @@ import hashlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from verifier.receipts.errors import ReceiptError
-from verifier.receipts.merkle import leaf_hash, root_from_path
-from verifier.receipts.model import Receipt
+from trustdial_verifier._internal.receipts.errors import ReceiptError
+from trustdial_verifier._internal.receipts.merkle import leaf_hash, root_from_path
+from trustdial_verifier._internal.receipts.model import Receipt
 
 from enclave_app.receipts.fast_encoding import encode_batch_receipts
 from enclave_app.receipts.sealer import inclusion_path, tree_levels

@@ -10,8 +10,8 @@ from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
 import pytest
-from verifier.receipts import ReceiptExpectation, check_statement, open_receipt
-from verifier.tensors import Tensor, TensorError, commit_tensors
+from trustdial_verifier._internal.receipts import ReceiptExpectation, check_statement, open_receipt
+from trustdial_verifier._internal.tensors import Tensor, TensorError, commit_tensors
 
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.pipeline import ReceiptPipeline

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from verifier.errors import VerificationError
+from trustdial_verifier.errors import VerificationError
 
 from enclave.live_service import MLP_DIMS, LiveService, ModelFiles
 
@@ -20,7 +20,7 @@ EXPECTED = 'models={"mlp": mlp_sha256})'
 
 def readme_client_example() -> str:
     blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
-    (example,) = [block for block in blocks if "verifier.client" in block]
+    (example,) = [block for block in blocks if "trustdial_verifier._internal.client" in block]
     return example
 
 

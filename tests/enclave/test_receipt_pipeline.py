@@ -6,8 +6,8 @@ import hashlib
 
 import numpy as np
 import pytest
-from verifier.receipts import ReceiptExpectation, check_statement, open_receipt
-from verifier.tensors import Tensor
+from trustdial_verifier._internal.receipts import ReceiptExpectation, check_statement, open_receipt
+from trustdial_verifier._internal.tensors import Tensor
 
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.pipeline import ReceiptPipeline

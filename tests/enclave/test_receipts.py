@@ -14,11 +14,18 @@ from hypothesis import strategies as st
 from pycose.keys import EC2Key, OKPKey
 from pycose.keys.curves import P256, Ed25519
 from pycose.messages import Sign1Message
-from verifier.attestation import AttestationError, PcrsEqual
-from verifier.receipts import Commitment, ReceiptError, ReceiptExpectation, Statement, check_statement, open_receipt
-from verifier.receipts.attested import BINDING_USER_DATA, verify_receipt
-from verifier.receipts.model import Receipt, decode_receipt
-from verifier.tensors import COMMITMENT_KIND_SHA256, Tensor, commit_tensors
+from trustdial_verifier._internal.attestation.verify import AttestationError, PcrsEqual
+from trustdial_verifier._internal.receipts import (
+    Commitment,
+    ReceiptError,
+    ReceiptExpectation,
+    Statement,
+    check_statement,
+    open_receipt,
+)
+from trustdial_verifier._internal.receipts.attested import BINDING_USER_DATA, verify_receipt
+from trustdial_verifier._internal.receipts.model import Receipt, decode_receipt
+from trustdial_verifier._internal.tensors import COMMITMENT_KIND_SHA256, Tensor, commit_tensors
 
 from enclave_app.nsm.simulated import SimulatedNsm
 from enclave_app.receipts.key import ReceiptKey

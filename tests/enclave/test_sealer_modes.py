@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from verifier.client import Client
-from verifier.tensors import Tensor
+from trustdial_verifier._internal.client import Client
+from trustdial_verifier._internal.tensors import Tensor
 
 from enclave.live_service import LiveService, ModelFiles, start_service, stop_service
 
@@ -115,7 +115,7 @@ def test_the_process_sealer_binds_static_tensor_models_and_leaves_the_language_m
 ) -> None:
     import asyncio
 
-    from verifier.receipts import ReceiptExpectation, check_statement, open_receipt
+    from trustdial_verifier._internal.receipts import ReceiptExpectation, check_statement, open_receipt
 
     from enclave_app.models import ModelRegistry
     from enclave_app.nsm.selection import open_nsm
@@ -155,7 +155,7 @@ def test_a_model_answers_the_same_on_the_loop_thread_and_on_a_worker_with_the_lo
     that only the idle rules can beat."""
     import asyncio
 
-    from verifier.receipts import ReceiptExpectation, check_statement, open_receipt
+    from trustdial_verifier._internal.receipts import ReceiptExpectation, check_statement, open_receipt
 
     from enclave_app.loop_idle import idle_signalling_loop
     from enclave_app.models import ModelRegistry

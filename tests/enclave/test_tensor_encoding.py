@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from verifier.tensors import Tensor, TensorError, commit_tensors, encode_tensors
+from trustdial_verifier._internal.tensors import Tensor, TensorError, commit_tensors, encode_tensors
 
 # Written out by hand from the spec, not produced by the code under test.
 VECTOR_HEX = (

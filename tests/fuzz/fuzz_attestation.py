@@ -17,7 +17,12 @@ import atheris
 from fuzz_runner import fuzz
 
 with atheris.instrument_imports():
-    from verifier.attestation import AttestationError, UnsafeNoPolicy, read_unverified_timestamp, verify_attestation
+    from trustdial_verifier._internal.attestation.verify import (
+        AttestationError,
+        UnsafeNoPolicy,
+        read_unverified_timestamp,
+        verify_attestation,
+    )
 
 from enclave_app.nsm.simulated import SimulatedNsm
 

@@ -28,14 +28,14 @@ import atheris
 from fuzz_runner import fuzz
 
 with atheris.instrument_imports():
-    from verifier.composite.receipt import parse_receipt
-    from verifier.eif.reader import measure_eif_stream
-    from verifier.errors import InputError, VerificationError
-    from verifier.measurements.manifest import parse_manifest
-    from verifier.measurements.signed import load_signed_manifest
-    from verifier.receipts.model import decode_batch_root, decode_receipt, decode_statement
-    from verifier.receipts.seal import decode_seal
-    from verifier.receipts.verify import open_receipt
+    from trustdial_verifier._internal.composite.receipt import parse_receipt
+    from trustdial_verifier._internal.eif.reader import measure_eif_stream
+    from trustdial_verifier._internal.measurements.manifest import parse_manifest
+    from trustdial_verifier._internal.measurements.signed import load_signed_manifest
+    from trustdial_verifier._internal.receipts.model import decode_batch_root, decode_receipt, decode_statement
+    from trustdial_verifier._internal.receipts.seal import decode_seal
+    from trustdial_verifier._internal.receipts.verify import open_receipt
+    from trustdial_verifier.errors import InputError, VerificationError
 
 import numpy as np
 from cryptography.hazmat.primitives import serialization

@@ -36,20 +36,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hybrid.composite_fixtures import build
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from verifier.attestation import PcrsEqual, verify_attestation
-from verifier.client import parse_response, tensors_from_json
-from verifier.composite.evidence_tee import check_tee_evidence
-from verifier.composite.evidence_zk import check_zk_evidence
-from verifier.composite.verify import verify_composite
-from verifier.eif.reader import measure_eif_stream
-from verifier.errors import InputError, VerificationError
-from verifier.measurements import load_signed_manifest, parse_manifest
-from verifier.proof.artifacts import load_artifacts
-from verifier.proof.instances import layout_from_settings
-from verifier.proof.tensors import load_tensor_file
-from verifier.receipts.attested import verify_receipt
-from verifier.receipts.verify import ReceiptExpectation, open_receipt
-from verifier.strict_json import loads as strict_loads
+from trustdial_verifier._internal.attestation.verify import PcrsEqual, verify_attestation
+from trustdial_verifier._internal.client import parse_response, tensors_from_json
+from trustdial_verifier._internal.composite.evidence_tee import check_tee_evidence
+from trustdial_verifier._internal.composite.evidence_zk import check_zk_evidence
+from trustdial_verifier._internal.composite.verify import verify_composite
+from trustdial_verifier._internal.eif.reader import measure_eif_stream
+from trustdial_verifier._internal.measurements import load_signed_manifest, parse_manifest
+from trustdial_verifier._internal.proof.artifacts import load_artifacts
+from trustdial_verifier._internal.proof.instances import layout_from_settings
+from trustdial_verifier._internal.proof.tensors import load_tensor_file
+from trustdial_verifier._internal.receipts.attested import verify_receipt
+from trustdial_verifier._internal.receipts.verify import ReceiptExpectation, open_receipt
+from trustdial_verifier._internal.strict_json import loads as strict_loads
+from trustdial_verifier.errors import InputError, VerificationError
 
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.pipeline import ReceiptPipeline

@@ -11,10 +11,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from verifier.composite.chain import ManifestFacts, SegmentMeasurement, VerifiedEvidence, derive_step_nonce
-from verifier.composite.policy import PipelinePolicy, canonical_policy, parse_policy, policy_sha256
-from verifier.composite.receipt import Commitment, TensorData
-from verifier.composite.tensor_commitment import tensor_sha256
+from trustdial_verifier._internal.composite.chain import (
+    ManifestFacts,
+    SegmentMeasurement,
+    VerifiedEvidence,
+    derive_step_nonce,
+)
+from trustdial_verifier._internal.composite.policy import PipelinePolicy, canonical_policy, parse_policy, policy_sha256
+from trustdial_verifier._internal.composite.receipt import Commitment, TensorData
+from trustdial_verifier._internal.composite.tensor_commitment import tensor_sha256
 
 ATTESTED_AT_MS = 1_795_000_000_000
 

@@ -94,7 +94,7 @@ def start_gateway(published: Published, circuits: tuple[str, ...] = ()) -> Serve
     """`trustdial serve` (the body segment, plus the ``circuits`` segments executed with their
     compiled circuits for tee+zk steps; simulated NSM reporting the manifest's PCRs) and
     `trustdial gateway` on 127.0.0.1, as the enclave host would run them."""
-    from verifier.measurements import parse_manifest, signed_payload
+    from trustdial_verifier._internal.measurements import parse_manifest, signed_payload
 
     manifest = parse_manifest(signed_payload(published.manifest.read_bytes()))
     index = {"PCR0": 0, "PCR1": 1, "PCR2": 2, "PCR8": 8}

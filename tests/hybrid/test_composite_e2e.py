@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from verifier.cli import main as verify_main
+from trustdial_verifier._internal.cli import main as verify_main
 
 from hybrid.hybrid_setup import Published, input_file, start_gateway, trustdial, verify
 
@@ -318,7 +318,7 @@ def test_attack_swap_the_public_embedding_values_the_proof_was_not_about(
 ) -> None:
     import base64
 
-    from verifier.tensors import Tensor, commit_tensors
+    from trustdial_verifier._internal.tensors import Tensor, commit_tensors
 
     def edit(d: dict[str, Any]) -> None:
         record = d["tensors"]["embedding"]

@@ -12,18 +12,18 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from verifier.composite.chain import (
+from trustdial_verifier._internal.composite.chain import (
     ChainOptions,
     check_links,
     check_structure,
     derive_step_nonce,
     trusted_policy,
 )
-from verifier.composite.errors import CompositeError
-from verifier.composite.policy import PipelinePolicy, canonical_policy, parse_policy, policy_sha256
-from verifier.composite.receipt import Commitment, TensorData, parse_receipt
-from verifier.composite.tensor_commitment import tensor_sha256
-from verifier.composite.verify import verify_composite
+from trustdial_verifier._internal.composite.errors import CompositeError
+from trustdial_verifier._internal.composite.policy import PipelinePolicy, canonical_policy, parse_policy, policy_sha256
+from trustdial_verifier._internal.composite.receipt import Commitment, TensorData, parse_receipt
+from trustdial_verifier._internal.composite.tensor_commitment import tensor_sha256
+from trustdial_verifier._internal.composite.verify import verify_composite
 
 from hybrid.composite_fixtures import ATTESTED_AT_MS, Scenario, build, h, policy_text
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from verifier.composite.chain import ChainOptions, check_links, check_structure, trusted_policy
-from verifier.composite.errors import CompositeError
-from verifier.composite.receipt import parse_receipt
+from trustdial_verifier._internal.composite.chain import ChainOptions, check_links, check_structure, trusted_policy
+from trustdial_verifier._internal.composite.errors import CompositeError
+from trustdial_verifier._internal.composite.receipt import parse_receipt
 
 from hybrid.composite_fixtures import build
 

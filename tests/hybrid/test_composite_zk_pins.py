@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from verifier.composite.chain import SegmentMeasurement
-from verifier.composite.errors import CompositeError
-from verifier.composite.evidence_zk import check_zk_evidence
-from verifier.composite.receipt import parse_receipt
-from verifier.composite.verify import StepContext
+from trustdial_verifier._internal.composite.chain import SegmentMeasurement
+from trustdial_verifier._internal.composite.errors import CompositeError
+from trustdial_verifier._internal.composite.evidence_zk import check_zk_evidence
+from trustdial_verifier._internal.composite.receipt import parse_receipt
+from trustdial_verifier._internal.composite.verify import StepContext
 
 from hybrid.composite_fixtures import build
 

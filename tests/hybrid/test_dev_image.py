@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from verifier.composite.manifest_facts import facts_from_manifest
-from verifier.eif import measure_eif
-from verifier.measurements import load_signed_manifest
+from trustdial_verifier._internal.composite.manifest_facts import facts_from_manifest
+from trustdial_verifier._internal.eif import measure_eif
+from trustdial_verifier._internal.measurements import load_signed_manifest
 
 from trustdial.pipeline.dev_image import SYNTHETIC_MARKER, build_dev_image
 from trustdial.pipeline.dev_manifest import publish_dev_manifest

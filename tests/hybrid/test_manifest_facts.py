@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from verifier.composite.manifest_facts import facts_from_manifest
-from verifier.measurements import parse_manifest
+from trustdial_verifier._internal.composite.manifest_facts import facts_from_manifest
+from trustdial_verifier._internal.measurements import parse_manifest
 
 from infra.measurements import create_manifest
 

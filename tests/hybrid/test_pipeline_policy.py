@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from verifier.composite.errors import PolicyFileError
-from verifier.composite.policy import mode_satisfies, parse_policy, policy_sha256
+from trustdial_verifier._internal.composite.errors import PolicyFileError
+from trustdial_verifier._internal.composite.policy import mode_satisfies, parse_policy, policy_sha256
 
 from trustdial.pipeline.reference_pipeline import reference_pipeline_toml
 

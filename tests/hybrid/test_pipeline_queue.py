@@ -141,7 +141,7 @@ def test_no_proof_within_the_timeout_is_a_typed_error_and_writes_no_receipt(priv
 def test_a_failed_worker_attempt_ends_the_wait_with_its_code(private: Published, queue: Queue) -> None:
     # The failing worker is played by its documented failure record (<proof_key>.error.json).
     import numpy as np
-    from verifier.proof.tensors import tensor_from_bytes
+    from trustdial_verifier._internal.proof.tensors import tensor_from_bytes
 
     from trustdial.pipeline.errors import PipelineError
     from trustdial.pipeline.queue_prover import QueueConfig, QueueProver

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from verifier.cli import main as verify_main
+from trustdial_verifier._internal.cli import main as verify_main
 
 from hybrid.hybrid_setup import Published, input_file, republish, start_gateway, trustdial
 from trustdial.pipeline.composite_writer import dump_composite, step_nonce
@@ -129,8 +129,8 @@ def test_dual_step_carries_a_receipt_and_a_proof(dual: DualRun) -> None:
 def test_enclave_signs_the_same_public_decision_the_proof_exposes(dual: DualRun) -> None:
     # The decision the verifier reads is both the enclave's signed output (SHA-256) and the proof's
     # instances (recomputed from these bytes): it is the circuit's fixed-point result exactly.
-    from verifier.proof.instances import layout_from_settings
-    from verifier.proof.quantization import felts_to_floats
+    from trustdial_verifier._internal.proof.instances import layout_from_settings
+    from trustdial_verifier._internal.proof.quantization import felts_to_floats
 
     document = json.loads(dual.receipt.read_text())
     record = document["tensors"]["decision"]["tensor"]
@@ -215,7 +215,7 @@ def test_attack_proof_for_another_input_public(
 def test_run_refuses_a_dual_step_whose_enclave_runs_float_onnxruntime(dual_private: DualRun) -> None:
     # Served without its circuit (as a plain `trustdial serve --model` would), the enclave's float
     # output is not the circuit's fixed-point output: the operator gets a typed error, no receipt.
-    from verifier.measurements import parse_manifest, signed_payload
+    from trustdial_verifier._internal.measurements import parse_manifest, signed_payload
 
     published = dual_private.published
     spec = load_spec(published.pipeline)

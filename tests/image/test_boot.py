@@ -22,8 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from serve_gateway import start_process, stop_process
-from verifier.client import Client, ExpectedEnclave
-from verifier.tensors import Tensor
+from trustdial_verifier._internal.client import Client, ExpectedEnclave
+from trustdial_verifier._internal.tensors import Tensor
 
 from image.conftest import MODEL_DIMS, ROOT, ImageSession, record_measurements, run_json
 from image.qemu_boot import RAMDISK, boot, eif_sections, override_ramdisk

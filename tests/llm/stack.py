@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 from serve_gateway import BIN, ServeAndGateway, start_process, start_serve_and_gateway, stop_process
-from verifier.llm.bundle import build_manifest, read_manifest, write_manifest
+from trustdial_verifier._internal.llm.bundle import build_manifest, read_manifest, write_manifest
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "llm"
 TINY = DATA / "tiny"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from serve_gateway import BIN
-from verifier.llm.bundle import BundleError, read_manifest, verify_bundle
+from trustdial_verifier._internal.llm.bundle import BundleError, read_manifest, verify_bundle
 
 from llm.stack import DATA, TINY, other_bundle
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from verifier.llm.engine import Engine, FinishReason, _held_back
-from verifier.llm.request import Endpoint, RequestRecord, parse_request, resolve
+from trustdial_verifier._internal.llm.engine import Engine, FinishReason, _held_back
+from trustdial_verifier._internal.llm.request import Endpoint, RequestRecord, parse_request, resolve
 
 from llm.stack import DATA, TINY
 
@@ -94,7 +94,7 @@ def test_held_back_text_is_the_longest_stop_prefix() -> None:
 def test_max_tokens_is_resolved_against_the_context(engine: Engine) -> None:
     assert engine.resolve_max_tokens(None, 40, 256) == engine.context_length - 40
     assert engine.resolve_max_tokens(10, 40, 256) == 10
-    from verifier.llm.request import RequestRefused
+    from trustdial_verifier._internal.llm.request import RequestRefused
 
     with pytest.raises(RequestRefused) as caught:
         engine.resolve_max_tokens(engine.context_length, 1, 256)

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from serve_gateway import BIN, ServeAndGateway, start_process, start_serve_and_gateway, stop_process
-from verifier.llm.bundle import read_manifest
+from trustdial_verifier._internal.llm.bundle import read_manifest
 
 from infra.measurements.create import create_manifest
 from infra.measurements.signers import LocalKeySigner

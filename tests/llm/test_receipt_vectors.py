@@ -9,11 +9,11 @@ import struct
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from verifier.llm.bundle import BundleFile, BundleManifest
-from verifier.llm.request import Endpoint, parse_request, resolve
-from verifier.llm.statements import chain_next, chain_start, completion_outputs, input_digest
-from verifier.receipts.verify import open_receipt
-from verifier.tensors import commit_tensors
+from trustdial_verifier._internal.llm.bundle import BundleFile, BundleManifest
+from trustdial_verifier._internal.llm.request import Endpoint, parse_request, resolve
+from trustdial_verifier._internal.llm.statements import chain_next, chain_start, completion_outputs, input_digest
+from trustdial_verifier._internal.receipts.verify import open_receipt
+from trustdial_verifier._internal.tensors import commit_tensors
 
 from llm.stack import DATA
 

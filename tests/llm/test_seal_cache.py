@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from verifier.receipts import ReceiptError
-from verifier.receipts.model import BatchRoot, Receipt, decode_receipt
-from verifier.receipts.verify import open_receipt
+from trustdial_verifier._internal.receipts import ReceiptError
+from trustdial_verifier._internal.receipts.model import BatchRoot, Receipt, decode_receipt
+from trustdial_verifier._internal.receipts.verify import open_receipt
 
 from enclave_app.receipts.key import ReceiptKey
 from enclave_app.receipts.pipeline import ReceiptPipeline

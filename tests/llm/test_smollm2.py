@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from serve_gateway import BIN, ServeAndGateway, start_process, start_serve_and_gateway, stop_process
-from verifier.llm.bundle import verify_bundle
+from trustdial_verifier._internal.llm.bundle import verify_bundle
 
 from llm.conftest import client
 from llm.stack import PCRS

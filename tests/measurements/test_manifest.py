@@ -10,7 +10,7 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from eif.conftest import run_cli
-from verifier.measurements import ManifestError, load_signed_manifest, parse_manifest
+from trustdial_verifier._internal.measurements import ManifestError, load_signed_manifest, parse_manifest
 
 from infra.measurements import LocalKeySigner, sign_manifest
 from infra.measurements.errors import MeasurementsError

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eif.conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from verifier.measurements import ManifestError, load_signed_manifest
+from trustdial_verifier._internal.measurements import ManifestError, load_signed_manifest
 
 from measurements.manifests import cose_sign1, kat1_manifest
 

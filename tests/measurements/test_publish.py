@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from eif.conftest import run_cli
-from verifier.measurements import load_signed_manifest
+from trustdial_verifier._internal.measurements import load_signed_manifest
 
 from infra.measurements import KmsSigner, LocalKeySigner, publish, sign_manifest
 from infra.measurements.errors import MeasurementsError

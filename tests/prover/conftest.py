@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from verifier.proof.tensors import load_tensor_file
+from trustdial_verifier._internal.proof.tensors import load_tensor_file
 from zk_test_support import SIZES, Circuit, write_tensor
 
 from prover.circuit_settings import CircuitOptions

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from verifier.proof.artifacts import load_artifacts, sha256_file
-from verifier.proof.tensors import Tensor
+from trustdial_verifier._internal.proof.artifacts import load_artifacts, sha256_file
+from trustdial_verifier._internal.proof.tensors import Tensor
 from zk_test_support import write_tensor
 
 from prover.circuit_settings import CircuitOptions
@@ -141,7 +141,7 @@ def test_compile_command_writes_artifacts_json(public_circuit, tmp_path) -> None
 
 
 def test_canonical_tensor_file_round_trips(tmp_path) -> None:
-    from verifier.proof.tensors import load_tensor_file
+    from trustdial_verifier._internal.proof.tensors import load_tensor_file
 
     values = np.arange(6, dtype=np.float32).reshape(1, 6) / 7
     tensor = load_tensor_file(write_tensor(tmp_path / "t.json", values), side="input")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from measurements.manifests import kat1_manifest, key_files
 from test_zk_verify_proof import pins, run_verify
-from verifier.errors import InputError
-from verifier.proof import verify_proof
-from verifier.proof.artifacts import sha256_file
-from verifier.proof.tensors import load_tensor_file
+from trustdial_verifier._internal.proof import verify_proof
+from trustdial_verifier._internal.proof.artifacts import sha256_file
+from trustdial_verifier._internal.proof.tensors import load_tensor_file
+from trustdial_verifier.errors import InputError
 from zk_test_support import Circuit, write_tensor
 
 from infra.measurements import LocalKeySigner, sign_manifest

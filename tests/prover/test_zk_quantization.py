@@ -10,7 +10,7 @@ import ezkl
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from verifier.proof.quantization import felts_to_floats, tensor_poseidon, tensor_to_felts
+from trustdial_verifier._internal.proof.quantization import felts_to_floats, tensor_poseidon, tensor_to_felts
 
 # BN254 scalar field modulus (the order of the curve's prime-order subgroup).
 BN254_R = 21888242871839275222246405745257275088548364400416034343698204186575808495617

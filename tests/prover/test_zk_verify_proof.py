@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from verifier.cli import main as verify_main
-from verifier.proof.artifacts import sha256_file
+from trustdial_verifier._internal.cli import main as verify_main
+from trustdial_verifier._internal.proof.artifacts import sha256_file
 from zk_test_support import Circuit, onnx_output, write_tensor
 
 
@@ -271,7 +271,7 @@ def test_missing_zk_extra_is_a_usage_error_naming_the_extra(public_circuit, publ
 
     script = (
         "import sys; sys.modules['ezkl'] = None\n"  # what an install without the 'zk' extra looks like
-        "from verifier.cli import main\n"
+        "from trustdial_verifier._internal.cli import main\n"
         f"proof, artifacts = {str(public_proof_a)!r}, {str(public_circuit.directory)!r}\n"
         f"pins = {pins(public_circuit)!r}\n"
         "sys.exit(main(['proof', proof, '--artifacts', artifacts, *pins, '--json']))\n"

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 from aws_loopback import AWS_TEST_ENV
-from verifier.proof.artifacts import sha256_file
-from verifier.proof.tensors import load_tensor_file
-from verifier.proof.verify import verify_proof
+from trustdial_verifier._internal.proof.artifacts import sha256_file
+from trustdial_verifier._internal.proof.tensors import load_tensor_file
+from trustdial_verifier._internal.proof.verify import verify_proof
 from zk_test_support import SIZES, write_tensor
 
 from prover.aws_clients import make_clients

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
-from verifier.proof.tensors import canonical_tensor_json
+from trustdial_verifier._internal.proof.tensors import canonical_tensor_json
 
 SIZES = [6, 12, 3]
 

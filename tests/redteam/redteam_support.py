@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from verifier.receipts import Commitment, Receipt, Statement
-from verifier.receipts.attested import BINDING_USER_DATA
-from verifier.tensors import COMMITMENT_KIND_SHA256, Tensor, commit_tensors
+from trustdial_verifier._internal.receipts import Commitment, Receipt, Statement
+from trustdial_verifier._internal.receipts.attested import BINDING_USER_DATA
+from trustdial_verifier._internal.tensors import COMMITMENT_KIND_SHA256, Tensor, commit_tensors
 
 from enclave_app.nsm.simulated import SimulatedNsm
 from enclave_app.receipts.key import ReceiptKey

@@ -6,7 +6,13 @@ from __future__ import annotations
 import cbor2
 import pytest
 from redteam_support import SIM_TIME, fixed_nsm
-from verifier.attestation import AttestationError, NonceEquals, PcrsEqual, UnsafeNoPolicy, verify_attestation
+from trustdial_verifier._internal.attestation.verify import (
+    AttestationError,
+    NonceEquals,
+    PcrsEqual,
+    UnsafeNoPolicy,
+    verify_attestation,
+)
 
 from enclave_app.nsm.simulated import SimulatedNsm
 

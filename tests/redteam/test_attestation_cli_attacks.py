@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from redteam_support import MARLIN_FILE, fixed_nsm, genuine
-from verifier.cli import main
+from trustdial_verifier._internal.cli import main
 
 MARLIN = genuine(MARLIN_FILE.name)
 

@@ -1,4 +1,4 @@
-"""Attacks on verifier.client by a hostile service on loopback: every answer it can give ends in a
+"""Attacks on trustdial_verifier._internal.client by a hostile service on loopback: every answer it can give ends in a
 typed error (ClientError or VerificationError), never in outputs or in an unrelated exception."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from redteam_support import INPUTS, MODEL_SHA256, ReceiptEnclave
-from verifier.attestation import AttestationError
-from verifier.client import Client, ClientError, ExpectedEnclave
-from verifier.errors import VerificationError
-from verifier.receipts.attested import BINDING_USER_DATA
+from trustdial_verifier._internal.attestation.verify import AttestationError
+from trustdial_verifier._internal.client import Client, ClientError, ExpectedEnclave
+from trustdial_verifier._internal.receipts.attested import BINDING_USER_DATA
+from trustdial_verifier.errors import VerificationError
 
 Route = Callable[[dict[str, list[str]]], tuple[int, Any]]
 

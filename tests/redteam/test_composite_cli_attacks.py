@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from redteam_support import MODEL_SHA256, ReceiptEnclave, write_infer_evidence
-from verifier.cli import main
+from trustdial_verifier._internal.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -17,13 +17,13 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from redteam_support import MODEL_SHA256, ReceiptEnclave, tensor_json, write_infer_evidence
-from verifier.cli import main
-from verifier.errors import InputError, VerificationError
-from verifier.measurements import load_signed_manifest
-from verifier.measurements.signed import protected_header
-from verifier.receipts.model import decode_receipt, decode_statement
-from verifier.receipts.seal import CONTENT_TYPE, decode_seal
-from verifier.tensors import Tensor, TensorError, commit_tensors
+from trustdial_verifier._internal.cli import main
+from trustdial_verifier._internal.measurements import load_signed_manifest
+from trustdial_verifier._internal.measurements.signed import protected_header
+from trustdial_verifier._internal.receipts.model import decode_receipt, decode_statement
+from trustdial_verifier._internal.receipts.seal import CONTENT_TYPE, decode_seal
+from trustdial_verifier._internal.tensors import Tensor, TensorError, commit_tensors
+from trustdial_verifier.errors import InputError, VerificationError
 
 #: Far above what any of these inputs needs when bounded (microseconds), far below "never".
 JOIN_SECONDS = 20.0
@@ -146,7 +146,7 @@ def test_request_with_a_lone_surrogate_tensor_name_is_a_usage_error(
 )
 def test_settings_fields_of_the_wrong_type_are_a_typed_refusal(change: dict[str, object]) -> None:
     # Before: int("x") and len(5) escaped as ValueError / TypeError.
-    from verifier.proof.instances import layout_from_settings
+    from trustdial_verifier._internal.proof.instances import layout_from_settings
 
     settings: dict[str, object] = {
         "run_args": {

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
-from verifier.eif import EifError
-from verifier.eif.signature import verify_signature_section
+from trustdial_verifier._internal.eif import EifError
+from trustdial_verifier._internal.eif.signature import verify_signature_section
 
 PCR0 = bytes(range(48))
 EC_PUBLIC_KEY_OID = bytes.fromhex("06072a8648ce3d0201")  # DER OID 1.2.840.10045.2.1 (id-ecPublicKey)

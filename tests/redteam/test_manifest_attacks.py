@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from verifier.cli import main
-from verifier.measurements import load_signed_manifest
-from verifier.measurements.errors import ManifestError
+from trustdial_verifier._internal.cli import main
+from trustdial_verifier._internal.measurements import load_signed_manifest
+from trustdial_verifier._internal.measurements.errors import ManifestError
 
 from infra.measurements import create_manifest
 

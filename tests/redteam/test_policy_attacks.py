@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 from redteam_support import SIM_TIME, fixed_nsm
-from verifier.attestation import AllOf, AnyOf, AttestationError, PcrsEqual, verify_attestation
-from verifier.errors import InputError
+from trustdial_verifier._internal.attestation.verify import (
+    AllOf,
+    AnyOf,
+    AttestationError,
+    PcrsEqual,
+    verify_attestation,
+)
+from trustdial_verifier.errors import InputError
 
 WRONG_PCR0 = PcrsEqual({0: b"\x11" * 48})
 
@@ -51,7 +57,7 @@ def test_all_of_with_a_child_that_is_not_a_policy_is_an_input_error(child: objec
 
 
 def test_none_policy_inside_receipt_binding_is_a_typed_error_not_a_crash() -> None:
-    from verifier.receipts.attested import verify_binding_document
+    from trustdial_verifier._internal.receipts.attested import verify_binding_document
 
     nsm = fixed_nsm()
     with pytest.raises(InputError):

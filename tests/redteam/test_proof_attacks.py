@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from verifier.errors import InputError, VerificationError
-from verifier.proof import verify_proof
-from verifier.proof.tensors import Tensor, load_tensor_file
+from trustdial_verifier._internal.proof import verify_proof
+from trustdial_verifier._internal.proof.tensors import Tensor, load_tensor_file
+from trustdial_verifier.errors import InputError, VerificationError
 
 from prover.circuit_settings import CircuitOptions
 from prover.compile import compile_model

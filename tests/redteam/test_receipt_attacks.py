@@ -12,13 +12,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from redteam_support import INPUTS, MODEL_SHA256, OUTPUTS, REQUEST_NONCE, ReceiptEnclave
-from verifier.attestation import AllOf, AttestationError, MaxAge, PcrsEqual
-from verifier.errors import InputError
-from verifier.receipts import ReceiptError, ReceiptExpectation, open_receipt
-from verifier.receipts.attested import BINDING_USER_DATA, verify_receipt
-from verifier.receipts.merkle import leaf_hash
-from verifier.receipts.model import MAX_RECEIPT_BYTES, Receipt
-from verifier.receipts.seal import ALG_ES256, protected_header
+from trustdial_verifier._internal.attestation.verify import AllOf, AttestationError, MaxAge, PcrsEqual
+from trustdial_verifier._internal.receipts import ReceiptError, ReceiptExpectation, open_receipt
+from trustdial_verifier._internal.receipts.attested import BINDING_USER_DATA, verify_receipt
+from trustdial_verifier._internal.receipts.merkle import leaf_hash
+from trustdial_verifier._internal.receipts.model import MAX_RECEIPT_BYTES, Receipt
+from trustdial_verifier._internal.receipts.seal import ALG_ES256, protected_header
+from trustdial_verifier.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from redteam_support import MODEL_SHA256, ReceiptEnclave, write_infer_evidence
-from verifier.cli import main
+from trustdial_verifier._internal.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hybrid.composite_fixtures import build, policy_text
 from hybrid.test_composite_links import rejected, run
 from redteam_support import MODEL_SHA256, ReceiptEnclave, write_infer_evidence
-from verifier.cli import main
-from verifier.composite.errors import PolicyFileError
-from verifier.composite.policy import parse_policy
+from trustdial_verifier._internal.cli import main
+from trustdial_verifier._internal.composite.errors import PolicyFileError
+from trustdial_verifier._internal.composite.policy import parse_policy
 
 from infra.measurements.create import create_manifest
 from infra.measurements.signers import LocalKeySigner

@@ -7,7 +7,7 @@ import hashlib
 import struct
 
 import pytest
-from verifier.tensors import MAGIC, Tensor, TensorError, commit_tensors
+from trustdial_verifier._internal.tensors import MAGIC, Tensor, TensorError, commit_tensors
 
 
 @pytest.mark.parametrize("shape", [(0, 1 << 64), (1 << 64, 0), (0, 1 << 70)], ids=["2^64-a", "2^64-b", "2^70"])

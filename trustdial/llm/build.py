@@ -5,7 +5,8 @@ only here. A GGUF file is dequantized through transformers into a plain float32 
 ``quantization_config`` dropped, since ``save_pretrained`` refuses to write one), then onnxruntime-genai's
 model builder writes ``model.onnx`` (+ ``.data``), ``genai_config.json`` and the tokenizer files. The chat
 template must end up in ``tokenizer_config.json``: the engine applies it in the enclave, and the receipt
-binds the token ids it produced. Finally every file is hashed into ``bundle.json`` (verifier.llm.bundle).
+binds the token ids it produced. Finally every file is hashed into ``bundle.json``
+(trustdial_verifier._internal.llm.bundle).
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from verifier.llm.bundle import MANIFEST_NAME, BundleManifest, build_manifest, file_sha256, write_manifest
+from trustdial_verifier._internal.llm.bundle import (
+    MANIFEST_NAME,
+    BundleManifest,
+    build_manifest,
+    file_sha256,
+    write_manifest,
+)
 
 #: files of the builder's output that the engine does not read and that would only change the digest
 BUILDER_NOISE = ("builder_config.json",)

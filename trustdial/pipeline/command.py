@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from verifier.errors import InputError, VerificationError
+from trustdial_verifier.errors import InputError, VerificationError
 
 from prover.compile import DEFAULT_TOLERANCE
 from prover.errors import ProverError

@@ -9,9 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from verifier.composite.chain import derive_step_nonce
-from verifier.composite.policy import VISIBILITY_PUBLIC, PipelinePolicy, canonical_policy, policy_sha256
-from verifier.composite.receipt import RECEIPT_FORMAT
+from trustdial_verifier._internal.composite.chain import derive_step_nonce
+from trustdial_verifier._internal.composite.policy import (
+    VISIBILITY_PUBLIC,
+    PipelinePolicy,
+    canonical_policy,
+    policy_sha256,
+)
+from trustdial_verifier._internal.composite.receipt import RECEIPT_FORMAT
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from verifier.errors import InputError
+from trustdial_verifier.errors import InputError
 
 
 class PipelineError(InputError):

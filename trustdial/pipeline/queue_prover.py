@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from verifier.proof.artifacts import ARTIFACTS_FILE
-from verifier.proof.tensors import Tensor, canonical_tensor_json
+from trustdial_verifier._internal.proof.artifacts import ARTIFACTS_FILE
+from trustdial_verifier._internal.proof.tensors import Tensor, canonical_tensor_json
 
 from prover.aws_clients import make_clients
 from prover.errors import ProverError

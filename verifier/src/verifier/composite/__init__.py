@@ -1,7 +1,0 @@
-"""Composite (hybrid) evidence: a pipeline policy that assigns each model segment a trust mode,
-and composite receipts whose steps are checked one by one and linked by tensor commitments.
-
-Public surface: :mod:`verifier.composite.policy` (the pipeline policy, its modes and hash),
-:mod:`verifier.composite.receipt` (the composite receipt document),
-:mod:`verifier.composite.chain` (the link and policy checks over verified steps).
-"""
