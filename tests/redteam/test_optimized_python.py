@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from redteam_support import genuine
 
-VERIFIER_SRC = Path(__file__).resolve().parents[2] / "verifier" / "src" / "verifier"
+VERIFIER_SRC = Path(__file__).resolve().parents[2] / "verifier" / "src" / "trustdial_verifier"
 VERIFY = Path(sys.executable).parent / "trustdial-verify"
 MARLIN = genuine("marlin_oyster_aws_2024-12-13.cbor")
 
@@ -26,9 +26,11 @@ def _asserts_in_functions(path: Path) -> list[int]:
 
 
 def test_no_verifier_function_relies_on_assert() -> None:
+    sources = sorted(VERIFIER_SRC.rglob("*.py"))
+    assert len(sources) > 20, f"the verifier's sources were not found under {VERIFIER_SRC}"
     found = {
         str(path.relative_to(VERIFIER_SRC)): lines
-        for path in sorted(VERIFIER_SRC.rglob("*.py"))
+        for path in sources
         if (lines := _asserts_in_functions(path))
     }
     assert found == {}

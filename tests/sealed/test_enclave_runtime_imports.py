@@ -15,7 +15,7 @@ import importlib.abc, importlib.metadata, sys
 before = set(sys.modules)
 locked = set(sys.argv[1].split(","))
 # _openssl: registered by cryptography's own Rust extension module
-allowed = set(sys.stdlib_module_names) | {"verifier", "enclave_app", "_cffi_backend", "_openssl"}
+allowed = set(sys.stdlib_module_names) | {"trustdial_verifier", "enclave_app", "_cffi_backend", "_openssl"}
 for top, dists in importlib.metadata.packages_distributions().items():
     if any(d.lower().replace("_", "-") in locked for d in dists):
         allowed.add(top)
