@@ -2,14 +2,20 @@
 chunk and every completion sealed through the receipt pipeline (docs/llm-receipts.md).
 
 ``complete`` (frame op ``complete``) parses the request again (the host is not trusted), templates and tokenizes,
-draws the seed when the caller gave none, resolves ``max_tokens`` against the context, and runs the decoding loop
-on a worker thread. For a stream, each chunk's statement is submitted as the chunk is produced, and the chunk goes
-out (frame ``event: chunk``) when its receipt is back; generation does not wait for it. The completion's
-statement is submitted at the end and travels in the last frame (``event: end``).
+draws the seed when the caller gave none, resolves ``max_tokens`` against the context, and decodes. For a stream,
+each chunk's statement is submitted as the chunk is produced, and the chunk goes out (frame ``event: chunk``) when
+its receipt is back; generation does not wait for it, except for the first token's (it goes out before the second
+token is decoded, so the time to the first token is the engine's plus one seal). The completion's statement is
+submitted at the end and travels in the last frame (``event: end``).
 
-Statements are submitted on the event loop's thread (the decoding thread hands each one over with the token it
-belongs to): the loop sealer (``--sealer loop``) seals on that thread and its pipeline is not shared with
-others, and the process sealer's futures belong to the loop. Submitting is a copy of a few hundred bytes.
+Decoding runs on the event loop's thread, one token per pass of the loop (docs/performance.md, "LLM serving"):
+onnxruntime-genai holds the GIL for a whole ``generate_next_token``, so a decoding thread would not run beside
+the loop anyway, and handing every token from it to the loop and its receipt back made both threads wait for the
+GIL (up to the 5 ms switch interval, more on a busy machine) once or twice per token. Here a token costs no
+hand-off: the step, the chain hash, the submit (a copy of a few hundred bytes; the sealer process signs on its own
+core), then the frames whose receipts are back are sent and the loop runs one pass (other requests, incoming
+receipts, the loop sealer's deadline). Statements are submitted on the loop's thread, as every sealer needs: the
+loop sealer (``--sealer loop``) seals on that thread and the process sealer's futures belong to the loop.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,10 +59,11 @@ from enclave_app.limits import MAX_NONCE
 
 log = logging.getLogger("trustdial.llm")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-Emit = Callable[[str, Any], None]
 #: what the decoding thread hands over with a frame: a statement to submit (op, model, inputs, outputs, nonce,
 #: params), or None for a frame without a receipt
 Statement = tuple[str, bytes, Mapping[str, Any], Mapping[str, Any], bytes, Mapping[str, int | str]] | None
+#: one frame of a completion as the decoder produces it: its kind (start / token / end), the frame, its statement
+Produced = tuple[str, dict[str, Any], Statement]
 
 
 @dataclass
@@ -74,7 +82,7 @@ class LlmModel:
         }
 
 
-def load_llm(spec: str, *, threads: int = 0) -> LlmModel:
+def load_llm(spec: str, *, threads: int = 0, spinning: bool = False) -> LlmModel:
     """``NAME=BUNDLE_DIR`` (or ``BUNDLE_DIR``): every file checked against bundle.json before loading."""
     name, _, path = spec.rpartition("=")
     directory = Path(path)
@@ -82,7 +90,7 @@ def load_llm(spec: str, *, threads: int = 0) -> LlmModel:
         manifest = verify_bundle(directory)
     except BundleError as err:
         raise ValueError(f"bundle {directory}: [{err.code}] {err.reason}") from err
-    engine = Engine(directory, threads=threads)
+    engine = Engine(directory, threads=threads, spinning=spinning)
     return LlmModel(name or manifest.meta.get("name") or directory.name, directory, manifest.digest(), engine)
 
 
@@ -115,7 +123,7 @@ class LlmService:
         self.receipts = receipts
         #: called on the loop after each submit (the loop sealer's deadline: ``EnclaveService.seal_later``)
         self._after_submit = after_submit
-        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._slots = asyncio.Semaphore(max_concurrent)  # completions decoding at once (they take turns)
 
     def describe(self) -> list[dict[str, Any]]:
         return [model.describe() for model in self.models.values()]
@@ -136,68 +144,44 @@ class LlmService:
                 "model_not_found", f"no model named {parsed.model!r}; serving {sorted(self.models)}", 404
             )
         nonce = _nonce(message.get("nonce"))
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        async with self._slots:
+            await self._stream(model, parsed, nonce, send)
 
-        failed: list[BaseException] = []
+    async def _stream(self, model: LlmModel, parsed: Any, nonce: bytes, send: Send) -> None:
+        """Decode on this (the loop's) thread: submit each frame's statement as the frame is produced, send
+        frames in order once their receipts exist, yield to the loop after every token (module docstring)."""
+        outbox: deque[tuple[dict[str, Any], Any]] = deque()  # frames produced, each with its receipt's future
+        frames = self._decode(model, parsed, nonce)
+        first_token = True
+        while True:
+            try:
+                kind, frame, statement = next(frames)  # the engine's step: holds the GIL, as on any thread
+            except StopIteration:
+                break
+            except RequestRefused as err:
+                raise _refused(err) from err
+            except (RequestError, VerificationError):
+                raise
+            except Exception as err:  # the engine failed: the caller gets an error, the server keeps serving
+                log.exception("completion failed")
+                raise RequestError("INFERENCE_FAILED", f"the engine failed: {type(err).__name__}", 500) from err
+            pending = None
+            if statement is not None:
+                pending = self.receipts.submit(*statement)  # RuntimeError / ValueError: sealer gone, refused
+                if self._after_submit is not None:
+                    self._after_submit()
+            outbox.append((frame, pending))
+            if kind == "end":
+                await _send_ready(outbox, send, wait=True)
+                return
+            wait = first_token and kind == "token"  # the first token goes out before the second is decoded
+            first_token = first_token and not wait
+            await _send_ready(outbox, send, wait=wait)
+            if not wait:
+                await asyncio.sleep(0)  # one pass of the loop: receipts come in, other requests run
 
-        def submitted(kind: str, value: Any) -> None:
-            """On the loop: submit the frame's statement (if any), queue the frame with its receipt's future."""
-            if failed:
-                return  # the request already ended with an error: nothing more is sealed for it
-            if kind != "error":
-                frame, statement = value
-                pending = None
-                if statement is not None:
-                    try:
-                        pending = self.receipts.submit(*statement)
-                    except (RuntimeError, ValueError) as err:  # sealer gone or closed (SealerProcessError), refused
-                        kind, value = "error", err
-                    else:
-                        if self._after_submit is not None:
-                            self._after_submit()
-                if kind != "error":
-                    value = (frame, pending)
-            if kind == "error":
-                failed.append(value)
-            queue.put_nowait((kind, value))
-
-        def emit(kind: str, value: Any) -> None:
-            loop.call_soon_threadsafe(submitted, kind, value)
-
-        cancelled = threading.Event()
-        worker = threading.Thread(
-            target=self._run, args=(model, parsed, nonce, emit, cancelled), name="llm-decode", daemon=True
-        )
-        worker.start()
-        try:
-            while True:
-                kind, value = await queue.get()
-                if kind == "error":
-                    raise value
-                frame, pending = value
-                if pending is not None:
-                    receipt = await asyncio.wrap_future(pending)
-                    frame = {**frame, "receipt": receipt}
-                await send(frame)
-                if kind == "end":
-                    return
-        finally:
-            cancelled.set()
-
-    def _run(self, model: LlmModel, parsed: Any, nonce: bytes, emit: Emit, cancelled: threading.Event) -> None:
-        try:
-            with self._slots:
-                self._decode(model, parsed, nonce, emit, cancelled)
-        except RequestRefused as err:
-            emit("error", _refused(err))
-        except (RequestError, VerificationError) as err:
-            emit("error", err)
-        except Exception as err:  # the engine failed: the caller gets an error frame, the server keeps serving
-            log.exception("completion failed")
-            emit("error", RequestError("INFERENCE_FAILED", f"the engine failed: {type(err).__name__}", 500))
-
-    def _decode(self, model: LlmModel, parsed: Any, nonce: bytes, emit: Emit, cancelled: threading.Event) -> None:
+    def _decode(self, model: LlmModel, parsed: Any, nonce: bytes) -> Iterator[Produced]:
+        """The frames of one completion with their statements, each yielded as soon as it exists."""
         engine = model.engine
         prompt_ids = engine.prompt_ids(parsed)
         max_tokens = engine.resolve_max_tokens(parsed.max_tokens, len(prompt_ids), DEFAULT_MAX_TOKENS)
@@ -219,15 +203,13 @@ class LlmService:
             chain = chain_start(input_digest)
             in_chunk = chunk_inputs(input_digest)
             statement: Statement = (OP_CHUNK, digest, in_chunk, chunk_outputs(chain), nonce, {"index": 0})
-            emit("chunk", ({**start, "index": 0}, statement))
+            yield "start", {**start, "index": 0}, statement
         else:
-            emit("chunk", (start, None))
+            yield "start", start, None
         ids: list[int] = []
         text: list[str] = []
         finish = "length"
         for step in engine.steps(record, prompt_ids):
-            if cancelled.is_set():
-                return  # the caller went away: nothing more to seal
             ids.append(step.token_id)
             text.append(step.text)
             reason = step.finish_reason.value if step.finish_reason is not None else None
@@ -244,7 +226,7 @@ class LlmService:
                     "text": step.text,
                     "finish_reason": reason,
                 }
-                emit("chunk", (frame, statement))
+                yield "token", frame, statement
         full_text = "".join(text)
         params = completion_params(finish, len(prompt_ids), len(ids), record.seed, chunks)
         final: Statement = (OP_COMPLETION, digest, inputs, completion_outputs(ids, full_text), nonce, params)
@@ -256,4 +238,21 @@ class LlmService:
             "usage": {"prompt_tokens": len(prompt_ids), "completion_tokens": len(ids)},
             "chunks": chunks,
         }
-        emit("end", (end, final))
+        yield "end", end, final
+
+
+async def _send_ready(outbox: deque[tuple[dict[str, Any], Any]], send: Send, *, wait: bool) -> None:
+    """Send, in order, the frames whose receipts exist (or that have none); with ``wait``, all of them."""
+    while outbox:
+        frame, pending = outbox[0]
+        if pending is not None:
+            if not pending.done():
+                if not wait:
+                    return
+                if isinstance(pending, Future):  # the thread sealer's; the others' belong to the loop
+                    await asyncio.wrap_future(pending)
+                else:
+                    await pending
+            frame = {**frame, "receipt": pending.result()}
+        outbox.popleft()
+        await send(frame)
