@@ -32,6 +32,10 @@ from enclave_app.service import INLINE_RUN_S, SEALERS, EnclaveService, default_s
 #: run executes on the thread that asked for it and nothing spins against the gateway and the sealer
 #: (docs/receipts.md §11)
 DEFAULT_THREADS = 1
+#: onnxruntime-genai intra-op threads of the language-model engines (``--llm-threads``): one, so that the
+#: sealer process, the event loop and the host's traffic keep the other vCPU of a 2-vCPU enclave; on an enclave
+#: with more dedicated vCPUs give it all but one (docs/performance.md, "LLM serving")
+DEFAULT_LLM_THREADS = 1
 
 
 def register(subparsers: Any) -> None:
@@ -70,9 +74,17 @@ def register(subparsers: Any) -> None:
         help="onnxruntime intra-op threads per run (0 = one per core); docs/receipts.md §11",
     )
     parser.add_argument(
+        "--llm-threads",
+        type=int,
+        default=DEFAULT_LLM_THREADS,
+        help="onnxruntime-genai intra-op threads of the --llm engines (0 = one per core; give all vCPUs but one); "
+        "docs/performance.md, LLM serving",
+    )
+    parser.add_argument(
         "--spin",
         action="store_true",
-        help="let onnxruntime's intra-op threads spin between runs (only with --threads > 1, on dedicated vCPUs)",
+        help="let onnxruntime's intra-op threads spin between runs and, for --llm, between the graph's parallel "
+        "sections (only with --threads / --llm-threads > 1, on dedicated vCPUs)",
     )
     parser.add_argument(
         "--inline-run-ms",
@@ -105,7 +117,10 @@ async def _serve(args: argparse.Namespace, selector: IdleSignallingSelector | No
         return 2
     sealed = load_sealed_models(args, nsm, intra_op_threads=args.threads)
     registry = _registry(args.model, args.circuit, args.threads, sealed, spin=args.spin)
-    llms = [load_llm(spec, threads=args.threads) for spec in args.llm]
+    if args.llm_threads < 0:
+        print("trustdial serve: --llm-threads must be >= 0", file=sys.stderr)
+        return 2
+    llms = [load_llm(spec, threads=args.llm_threads, spinning=args.spin) for spec in args.llm]
     service = EnclaveService(
         registry, nsm, key_type=args.receipt_key, batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000,
         sealer=args.sealer, loop=asyncio.get_running_loop(), inline_run_s=args.inline_run_ms / 1000,

@@ -56,13 +56,21 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
 
 
 class Engine:
-    def __init__(self, directory: Path, *, threads: int = 0) -> None:
+    def __init__(self, directory: Path, *, threads: int = 0, spinning: bool = False) -> None:
+        """``threads``: onnxruntime intra-op threads (0 = one per core). Unless ``spinning``, the pool's threads
+        sleep between the graph's parallel sections instead of spinning (a spinning pool takes the cores the
+        receipt sealer, the event loop and the host's traffic need; docs/performance.md, "LLM serving")."""
         import onnxruntime_genai as og
 
         self._og = og
         config = og.Config(str(directory))
+        options: dict[str, int | str] = {}
         if threads:
-            config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
+            options["intra_op_num_threads"] = threads
+        if not spinning and threads != 1:  # one thread: no pool, nothing spins
+            options["session.intra_op.allow_spinning"] = "0"  # a session config entry, passed through as is
+        if options:
+            config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
         self.model = og.Model(config)
         self.tokenizer = og.Tokenizer(self.model)
         genai = json.loads((directory / "genai_config.json").read_text(encoding="utf-8"))["model"]
