@@ -14,7 +14,8 @@ Raw and attested share one engine (``--llm-threads``, serve's default). Each rou
 after the other, so a busy machine slows all three alike; rounds continue until ``--rounds`` or the time budget
 (``--budget``, at least ``--min-rounds``). On a shared machine wall times swing with the other load, so each raw
 and attested run also counts its CPU time per token (attested: with the sealer process's), and
-``cpu_us_per_token.ratio`` is the median of raw / attested: what attestation costs in work, whatever the load.
+``cpu_us_per_token.ratio`` is the median of raw / attested: what attestation costs in work, whatever the load;
+``voluntary_switches_per_token`` counts how often this process's threads waited (for the GIL, for each other).
 tok/s counts completion tokens over the time from the request to the last token; TTFT is the time to the first
 token (e2e: the first content chunk). Figures are medians over the rounds, with min and max (``spread``), and
 ``ratio`` is the median of the per-round ratios attested / raw (each pair run back to back). The load average is
@@ -30,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -198,10 +200,14 @@ def _tok_s(run: Run) -> float:
     return run[2] / run[0]
 
 
-def _cpu_per_token(runs: list[Run], run: Callable[[], Run], other: Callable[[], float] = lambda: 0.0) -> float:
-    """Append one run to ``runs``; return its CPU seconds per token (this process's plus ``other``'s)."""
-    cpu, before = time.process_time(), other()
+def _cpu_per_token(
+    runs: list[Run], run: Callable[[], Run], switches: list[float], other: Callable[[], float] = lambda: 0.0
+) -> float:
+    """Append one run to ``runs`` and its voluntary context switches per token (this process's threads waiting:
+    for the GIL, for each other) to ``switches``; return its CPU seconds per token (with ``other``'s)."""
+    cpu, before, waits = time.process_time(), other(), resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
     runs.append(run())
+    switches.append((resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - waits) / runs[-1][2])
     return (time.process_time() - cpu + other() - before) / runs[-1][2]
 
 
@@ -252,14 +258,23 @@ def main() -> None:
             e2e: list[Run] = []
             raw_cpu: list[float] = []  # CPU seconds per token (attested: with the sealer process's)
             attested_cpu: list[float] = []
+            raw_waits: list[float] = []  # voluntary context switches per token
+            attested_waits: list[float] = []
+
+            def raw_once() -> Run:
+                return raw_run(engine, prompt_ids, args.new_tokens)
+
+            def attested_once() -> Run:
+                return served.run(body)
+
             started = time.monotonic()
             while len(raw) < args.rounds and (len(raw) < args.min_rounds or time.monotonic() - started < args.budget):
                 if len(raw) % 2 == 0:  # alternate which goes first: neither pays for the other's aftermath
-                    raw_cpu.append(_cpu_per_token(raw, lambda: raw_run(engine, prompt_ids, args.new_tokens)))
-                    attested_cpu.append(_cpu_per_token(attested, lambda: served.run(body), served.sealer_cpu))
+                    raw_cpu.append(_cpu_per_token(raw, raw_once, raw_waits))
+                    attested_cpu.append(_cpu_per_token(attested, attested_once, attested_waits, served.sealer_cpu))
                 else:
-                    attested_cpu.append(_cpu_per_token(attested, lambda: served.run(body), served.sealer_cpu))
-                    raw_cpu.append(_cpu_per_token(raw, lambda: raw_run(engine, prompt_ids, args.new_tokens)))
+                    attested_cpu.append(_cpu_per_token(attested, attested_once, attested_waits, served.sealer_cpu))
+                    raw_cpu.append(_cpu_per_token(raw, raw_once, raw_waits))
                 if e2e_stack is not None:
                     e2e.append(e2e_stack.run())
                 line = f"round {len(raw)}: raw {_tok_s(raw[-1]):.1f} tok/s, attested {_tok_s(attested[-1]):.1f}"
@@ -293,6 +308,10 @@ def main() -> None:
             "raw": _summary([c * 1e6 for c in raw_cpu], 1),
             "attested": _summary([c * 1e6 for c in attested_cpu], 1),
             "ratio": round(statistics.median(r / a for r, a in zip(raw_cpu, attested_cpu, strict=True)), 4),
+        },
+        "voluntary_switches_per_token": {
+            "raw": round(statistics.median(raw_waits), 3),
+            "attested": round(statistics.median(attested_waits), 3),
         },
         "spread": {
             "ratio": _summary(ratios, 4),
