@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from verifier.receipts import open_receipt
+from trustdial_verifier._internal.receipts import open_receipt
 
 from enclave_app.llm.service import LlmService, load_llm
 from enclave_app.models import ModelRegistry
