@@ -341,7 +341,9 @@ class Requests:
     def build(cls, host: str, count: int = 256, mode: str = "infer") -> Requests:
         x = np.random.default_rng(7).standard_normal((1, 784)).astype(np.float32)
         data = base64.b64encode(x.tobytes()).decode()
-        extra: dict[str, Any] = {"poseidon_scale": HYBRID_SCALE, "include_attestation": True} if mode == "hybrid" else {}
+        extra: dict[str, Any] = {}
+        if mode == "hybrid":
+            extra = {"poseidon_scale": HYBRID_SCALE, "include_attestation": True}
         raw, nonces = [], []
         for _ in range(count):
             nonce = os.urandom(32)
@@ -534,7 +536,11 @@ def check_samples(side: Side, samples: list[tuple[int, bytes]], requests: Reques
         check_statement(
             opened.statement,
             ReceiptExpectation(
-                models=frozenset({sha}), inputs=inputs, outputs={"y": y}, nonce=requests.nonces[index], op="infer",
+                models=frozenset({sha}),
+                inputs=inputs,
+                outputs={"y": y},
+                nonce=requests.nonces[index],
+                op="infer",
                 params=params,
             ),
         )
