@@ -190,9 +190,8 @@ def check_samples(side: Side, samples: list[tuple[int, bytes]], requests: Reques
     from verifier.llm.verify import ChatExpectation, verify_completion
 
     bundle = bytes.fromhex(side.extra["ready"]["llm"][NAME])
-    expected = ExpectedEnclave(
-        pcrs=PCRS, models={}, root=x509.load_pem_x509_certificate(side.extra["root"].read_bytes())
-    )
+    root = x509.load_pem_x509_certificate(side.extra["root"].read_bytes())
+    expected = ExpectedEnclave(pcrs=PCRS, models={NAME: bundle}, root=root)  # as the verifying proxy builds it
     with Client(side.url, expected) as client:
         key = client.attested_key()
     request = {"model": NAME, "messages": MESSAGES, "max_tokens": max_tokens, "temperature": 0}
