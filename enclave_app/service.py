@@ -43,9 +43,10 @@ SEALERS = ("process", "thread", "loop")
 
 
 def default_sealer() -> str:
-    """``loop``: chosen by measurement (docs/performance.md, served path): on the measured hosts it served
-    one connection and sixteen at least as fast as the sealer process, with less CPU per request, and
-    it needs no ring (any CPU). ``process`` and ``thread`` stay available (``--sealer``)."""
+    """``loop``, chosen by measurement (docs/performance.md, served path, second pass): against the
+    sealer process it used less CPU per request in nearly every round at 16 and 1 connections and
+    served more requests/s at 16 in most, one process fewer, and it needs no ring (any CPU).
+    ``process`` and ``thread`` stay available (``--sealer``)."""
     return "loop"
 
 
