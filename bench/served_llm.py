@@ -12,8 +12,9 @@ alternation; read its docstring first). Sides:
 
 Every request is the same short chat (``--max-tokens`` greedy tokens, ``temperature`` 0), so both sides
 produce the same tokens; a sample of the answers is compared with each other and every sampled
-trustdial answer is verified with ``verifier.llm.verify.verify_completion`` (receipt, request record,
-prompt and completion ids, text, usage) against the key attested through ``/v1/attestation``.
+trustdial answer is verified with ``trustdial_verifier._internal.llm.verify.verify_completion``
+(receipt, request record, prompt and completion ids, text, usage) against the key attested through
+``/v1/attestation``.
 
 The model is the repository's tiny test bundle (tests/data/llm/tiny: 2 layers, hidden size 64), so a
 completion costs little and what the served path adds per request stays visible; the figures are
@@ -185,9 +186,9 @@ def check_samples(side: Side, samples: list[tuple[int, bytes]], requests: Reques
     if side.name != "trustdial":
         return texts.pop(), 0
     from cryptography import x509
-    from verifier.client import Client, ExpectedEnclave
-    from verifier.llm.request import Endpoint
-    from verifier.llm.verify import ChatExpectation, verify_completion
+    from trustdial_verifier._internal.client import Client, ExpectedEnclave
+    from trustdial_verifier._internal.llm.request import Endpoint
+    from trustdial_verifier._internal.llm.verify import ChatExpectation, verify_completion
 
     bundle = bytes.fromhex(side.extra["ready"]["llm"][NAME])
     root = x509.load_pem_x509_certificate(side.extra["root"].read_bytes())
