@@ -31,7 +31,15 @@ The last line is one JSON object: ``trustdial_rps``, ``plain_rps``, ``ratio`` (m
 rounds at 16 connections), ``cpu_us_per_request`` per side, the same with the suffix ``_1`` at
 one connection, the spread of every figure and the per-run records.
 
-    .venv/bin/python bench/served.py [--quick] [--receipts-off] [--record]
+``--mode hybrid`` measures the tee step of a hybrid pipeline through the gateway instead: every
+request also carries ``poseidon_scale`` (the enclave signs ezkl's Poseidon hash of each output at
+that scale, what a private zk boundary needs) and ``include_attestation`` (the key-binding document
+in every answer), as ``trustdial.pipeline.run.GatewayEnclave`` sends them. The plain server gets the
+same bytes (it ignores both fields: a user without attestation has nothing to commit to), so the
+ratio is what the hybrid step costs over plain serving; the sampled receipts are checked with the
+Poseidon params computed here. The JSON line then carries ``"mode": "hybrid"``.
+
+    .venv/bin/python bench/served.py [--quick] [--receipts-off] [--record] [--mode hybrid]
 """
 
 from __future__ import annotations
@@ -61,6 +69,9 @@ BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PCRS = {0: b"\x01" * 48, 1: b"\x02" * 48, 2: b"\x03" * 48}
 MODEL = "mlp"
+MODES = ("infer", "hybrid")
+#: the Poseidon scale of ``--mode hybrid`` requests (an ezkl input scale)
+HYBRID_SCALE = 7
 #: what the gateway passes to uvicorn (enclave_app/gateway_command.py); the plain server uses the same
 UVICORN_SETTINGS: dict[str, Any] = {"log_level": "warning", "timeout_keep_alive": 30, "access_log": False}
 
@@ -324,17 +335,21 @@ class Requests:
     raw: list[bytes]
     nonces: list[bytes]
     x: np.ndarray
+    mode: str = "infer"
 
     @classmethod
-    def build(cls, host: str, count: int = 256) -> Requests:
+    def build(cls, host: str, count: int = 256, mode: str = "infer") -> Requests:
         x = np.random.default_rng(7).standard_normal((1, 784)).astype(np.float32)
         data = base64.b64encode(x.tobytes()).decode()
+        extra: dict[str, Any] = {}
+        if mode == "hybrid":
+            extra = {"poseidon_scale": HYBRID_SCALE, "include_attestation": True}
         raw, nonces = [], []
         for _ in range(count):
             nonce = os.urandom(32)
             body = json.dumps(
                 {"model": MODEL, "inputs": {"x": {"dtype": "float32", "shape": [1, 784], "data": data}},
-                 "nonce": nonce.hex()}, separators=(",", ":"),
+                 "nonce": nonce.hex(), **extra}, separators=(",", ":"),
             ).encode()  # fmt: skip
             head = (
                 f"POST /v1/infer HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
@@ -342,7 +357,7 @@ class Requests:
             ).encode()
             raw.append(head + body)
             nonces.append(nonce)
-        return cls(raw, nonces, x)
+        return cls(raw, nonces, x, mode)
 
 
 @dataclass
@@ -504,14 +519,29 @@ def check_samples(side: Side, samples: list[tuple[int, bytes]], requests: Reques
         client.infer(MODEL, {"x": Tensor.from_array(requests.x)})  # the verifying client end to end
         key = client.attested_key()
     inputs = {"x": Tensor.from_array(requests.x)}
+    params: dict[str, int | str] = {}
+    if requests.mode == "hybrid":
+        from trustdial_verifier._internal.proof.quantization import tensor_poseidon
+
+        params = {
+            "poseidon_scale": HYBRID_SCALE,
+            "poseidon/y": tensor_poseidon(expected_y.astype(np.float32).ravel().tolist(), HYBRID_SCALE, as_f32=True),
+        }
     for index, body, y in parsed:
+        if requests.mode == "hybrid" and base64.b64decode(body["attestation"]) != key.binding_document:
+            raise AssertionError(f"{side.name}: the answer's attestation is not the key-binding document")
         opened = open_receipt(
             base64.b64decode(body["receipt"]), public_key=key.public_key, attestation_digest=key.attestation_digest
         )
         check_statement(
             opened.statement,
             ReceiptExpectation(
-                models=frozenset({sha}), inputs=inputs, outputs={"y": y}, nonce=requests.nonces[index], op="infer"
+                models=frozenset({sha}),
+                inputs=inputs,
+                outputs={"y": y},
+                nonce=requests.nonces[index],
+                op="infer",
+                params=params,
             ),
         )
     return len(parsed)
@@ -547,6 +577,9 @@ def main() -> None:
     parser.add_argument(
         "--variant", help="also run trustdial serve with these extra options (one string, e.g. '--sealer thread')"
     )
+    parser.add_argument(
+        "--mode", choices=MODES, default="infer", help="hybrid: the tee step of a hybrid pipeline (Poseidon params)"
+    )
     parser.add_argument("--quick", action="store_true", help="2 s runs, one round (a smoke run)")
     parser.add_argument("--record", action="store_true", help=f"also write the JSON line to {RESULTS.name}")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -580,7 +613,7 @@ def main() -> None:
         if args.plain_tuned:
             sides.append(start_plain(model, threads=1))
         try:
-            requests = Requests.build("127.0.0.1")
+            requests = Requests.build("127.0.0.1", mode=args.mode)
             expected_y = reference_outputs(model, requests.x)
             for connections in counts:
                 for round_index in range(args.rounds):
@@ -636,6 +669,7 @@ def main() -> None:
             out[f"plain_1t_rps{suffix}"] = round(rps["plain-1t"], 1)
             out[f"ratio_vs_plain_1t{suffix}"] = round(rps["trustdial"] / rps["plain-1t"], 3)
     out.update(
+        mode=args.mode,
         receipts_verified=verified,
         seconds=args.seconds,
         rounds=args.rounds,

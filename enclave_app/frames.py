@@ -16,6 +16,7 @@ from typing import Any
 import cbor2
 
 from enclave_app.errors import RequestError
+from enclave_app.read_buffer import PreallocatedReads
 
 HEADER = struct.Struct(">I")
 DEFAULT_MAX_FRAME = 8 * 1024 * 1024
@@ -60,7 +61,7 @@ def decode_message(body: bytes) -> dict[str, Any]:
     return message
 
 
-class FrameProtocol(asyncio.Protocol, metaclass=abc.ABCMeta):
+class FrameProtocol(PreallocatedReads):
     """Frames over a stream as an asyncio protocol: parsed from whatever bytes arrive (size checked
     from the header, before the body is read), with a deadline for a started frame that stops
     (``stall_timeout`` after its last byte), and written coalesced: the frames sent during one
@@ -112,7 +113,7 @@ class FrameProtocol(asyncio.Protocol, metaclass=abc.ABCMeta):
     def stream_failed(self, err: FrameError) -> None:
         """The stream is unusable (oversized, truncated or stalled frame)."""
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | memoryview) -> None:
         if self._failed:
             return
         buffer = self._buffer

@@ -42,6 +42,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
+from enclave_app.read_buffer import PreallocatedReads
+
 log = logging.getLogger("trustdial.gateway")
 
 MAX_HEADERS = 100
@@ -152,7 +154,7 @@ def _parse_head(head: bytes, max_headers: int) -> tuple[str, str, bytes, dict[st
     return method.decode("ascii"), target.decode("ascii"), version, headers
 
 
-class HttpProtocol(asyncio.Protocol):
+class HttpProtocol(PreallocatedReads):
     """One client connection; ``handler`` answers each complete request."""
 
     def __init__(self, handler: Handler, limits: HttpLimits) -> None:
@@ -197,7 +199,7 @@ class HttpProtocol(asyncio.Protocol):
             self._writable.set_result(None)
         self._writable = None
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | memoryview) -> None:
         self._last_byte = time.monotonic()
         if self.state == _State.DISCARD:
             self._discarded += len(data)

@@ -2,13 +2,15 @@
 (or, with ``threaded=False``, inline in the caller's thread).
 
 ``submit`` (called by the inference path, in response order) only assigns the sequence number
-and timestamp and appends the tensors to a deque: no condition variable, no wake-up per
-response. The sealing thread polls the deque every ``poll`` seconds (well under the latency
-budget), computes the commitments, encodes the statements, and seals micro-batches: a batch is
-signed once it holds ``max_batch`` statements, its oldest statement has waited ``max_wait``
-seconds, no new response arrived for a whole ``poll`` interval (nothing more to amortize over:
-a lone request is not held for the budget), or :meth:`ReceiptPipeline.drain` asks for
-everything now. Every receipt still carries its own inclusion path, so each response verifies
+and timestamp and appends the tensors to a deque; it wakes the sealing thread (one
+``threading.Event.set``) only when that thread is asleep, so a stream of responses costs no
+wake-up per response. The sealing thread does not poll: with nothing queued and no batch open it
+sleeps until a submit (or ``drain`` / ``close``) wakes it; with a batch open it waits at most
+``poll`` seconds for more. It computes the commitments, encodes the statements, and seals
+micro-batches: a batch is signed once it holds ``max_batch`` statements, its oldest statement has
+waited ``max_wait`` seconds, no new response arrived for a whole ``poll`` interval (nothing more to
+amortize over: a lone request is not held for the budget), or :meth:`ReceiptPipeline.drain` asks
+for everything now. Every receipt still carries its own inclusion path, so each response verifies
 on its own. ``max_batch=1`` is the
 per-request mode (one signature per response). onnxruntime releases the GIL, so on a
 multi-core enclave the receipt work overlaps with the next inferences. Inline mode does the
@@ -87,6 +89,8 @@ class ReceiptPipeline:
         self._leaves: list[bytes] = []
         self._jobs: list[_Job] = []
         self._pending: list[_Job] = []  # inline mode: submitted, not yet committed
+        self._wake = threading.Event()  # set by submit / drain / close while the sealing thread sleeps
+        self._sleeping = False
         self._thread: threading.Thread | None = None
         if threaded:
             self._thread = threading.Thread(target=self._run, name="receipt-sealer", daemon=True)
@@ -113,6 +117,8 @@ class ReceiptPipeline:
             job = _Job(op, model, inputs, outputs, nonce, params, self._seq, now_ms, time.monotonic(), future)
             if self._thread is not None:
                 self._queue.append(job)
+                if self._sleeping:  # read after the append: a sealer that saw an empty queue is waiting
+                    self._wake.set()
                 return future
         # inline mode: the caller's thread does the receipt work, a whole batch at a time (the
         # commitment and encoding code then runs with warm caches between two inferences)
@@ -144,10 +150,12 @@ class ReceiptPipeline:
         with self._lock:
             target = self._seq
         self._flush = True
+        self._wake.set()
         with self._done:
             while self._finished < target:
                 self._done.wait(self._poll)
                 self._flush = True
+                self._wake.set()
 
     def close(self) -> None:
         with self._lock:
@@ -155,6 +163,7 @@ class ReceiptPipeline:
         if self._thread is None:
             self._seal_pending()
         else:
+            self._wake.set()
             self._thread.join()
 
     def _run(self) -> None:
@@ -175,7 +184,13 @@ class ReceiptPipeline:
                 return
             idle = not took
             if idle:
-                time.sleep(self._poll)
+                # sleeping is set before the queue is looked at again: a submit that appends after
+                # this check sees it and wakes us; one that appended before is found by the check
+                self._sleeping = True
+                if not queue and not self._closed and not self._flush:
+                    self._wake.wait(self._poll if self._jobs else None)
+                self._sleeping = False
+                self._wake.clear()  # a set after this finds the queue non-empty at the next pass
 
     def _take(self, job: _Job) -> None:
         """Add one response's statement to the open batch; seal the batch when it is full."""

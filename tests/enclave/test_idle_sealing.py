@@ -4,6 +4,7 @@ a lone request is not held for the latency budget, and a burst still shares one 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -62,5 +63,33 @@ def test_a_burst_shorter_than_the_poll_interval_shares_one_signature(sealer: str
             for raw in receipts
         }
         assert len(roots) == pipeline.batches_sealed
+    finally:
+        pipeline.close()
+
+
+def _voluntary_switches(thread_id: int) -> int:
+    with open(f"/proc/self/task/{thread_id}/status") as status:
+        for line in status:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches in /proc status")
+
+
+@pytest.mark.timeout(60)
+def test_the_sealing_thread_sleeps_while_nothing_is_queued_and_wakes_for_a_submit() -> None:
+    """No polling: over half a second with nothing queued and no batch open, the sealing thread
+    wakes a handful of times at most (a 0.5 ms poll would wake it about 1,000 times); a submit
+    still wakes it and gets its receipt from the idle rule, long before the budget."""
+    pipeline = ReceiptPipeline(ReceiptKey.generate(), ATTESTATION, max_wait=BUDGET, poll=0.0005)
+    try:
+        _submit(pipeline, 1).result(timeout=30)  # started, one batch sealed, then idle
+        assert pipeline._thread is not None and pipeline._thread.native_id is not None
+        tid = pipeline._thread.native_id
+        before = _voluntary_switches(tid)
+        threading.Event().wait(0.5)
+        woke = _voluntary_switches(tid) - before
+        assert woke < 20, f"the idle sealing thread woke {woke} times in 0.5 s"
+        receipt = _submit(pipeline, 2).result(timeout=30)
+        assert open_receipt(receipt, public_key=pipeline.key.public_key_der(), attestation_digest=ATTESTATION)
     finally:
         pipeline.close()

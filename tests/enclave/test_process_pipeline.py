@@ -222,8 +222,8 @@ def test_close_delivers_every_receipt_then_ends_the_child_and_unlinks_the_shared
 
 
 def test_the_ring_is_refused_where_stores_may_be_seen_out_of_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The publish relies on x86-64's store order; elsewhere the pipeline must not start (and
-    the server falls back to its sealing thread)."""
+    """The publish relies on x86-64's store order; elsewhere the pipeline must not start (the
+    server's default sealer, the loop, needs no ring)."""
     from enclave_app.receipts import ring
     from enclave_app.service import default_sealer
 
@@ -232,4 +232,4 @@ def test_the_ring_is_refused_where_stores_may_be_seen_out_of_order(monkeypatch: 
     with pytest.raises(SealerProcessError) as caught:
         ProcessReceiptPipeline(ReceiptKey.generate(), ATTESTATION)
     assert caught.value.code == "SEALER_UNSUPPORTED_PLATFORM"
-    assert default_sealer() == "thread"
+    assert default_sealer() == "loop"

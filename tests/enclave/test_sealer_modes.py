@@ -1,7 +1,8 @@
-"""The places ``trustdial serve`` can seal receipts: the sealer process (the default; static-shape
-models run on the ring's slots), a thread of the server (``--sealer thread``) and the server's event
-loop (``--sealer loop``). Each serves verified inference through gateway and client, and the default
-really does run its sealing in a child process of the server."""
+"""The places ``trustdial serve`` can seal receipts: the server's event loop (the default,
+``--sealer loop``), the sealer process (``--sealer process``; static-shape models run on the ring's
+slots) and a thread of the server (``--sealer thread``). Each serves verified inference through
+gateway and client; the default starts no sealer process and ``--sealer process`` really does run
+its sealing in a child process of the server."""
 
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ def threaded(model_files: ModelFiles, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="module")
+def in_process(model_files: ModelFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    service = start_service(model_files, tmp_path_factory.mktemp("in_process"), "--sealer", "process")
+    try:
+        yield service
+    finally:
+        stop_service(service)
+
+
+@pytest.fixture(scope="module")
 def on_loop(model_files: ModelFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     service = start_service(model_files, tmp_path_factory.mktemp("on_loop"), "--sealer", "loop")
     try:
@@ -51,14 +61,18 @@ def on_loop(model_files: ModelFiles, tmp_path_factory: pytest.TempPathFactory) -
         stop_service(service)
 
 
-def test_the_default_server_seals_in_a_child_process(live: LiveService) -> None:
-    assert any("enclave_app.receipts.sealer_process" in command for command in _children(live.processes[0].pid))
+def test_the_default_server_seals_on_its_loop_with_no_sealer_process(live: LiveService) -> None:
+    assert not any("sealer_process" in command for command in _children(live.processes[0].pid))
+
+
+def test_the_process_sealer_seals_in_a_child_process(in_process: LiveService) -> None:
+    assert any("enclave_app.receipts.sealer_process" in command for command in _children(in_process.processes[0].pid))
 
 
 def test_a_dead_sealer_withholds_responses_with_503_sealer_died_and_the_server_keeps_answering(
     model_files: ModelFiles, tmp_path: Path
 ) -> None:
-    service = start_service(model_files, tmp_path)
+    service = start_service(model_files, tmp_path, "--sealer", "process")
     try:
         body = {
             "model": "mlp",
@@ -96,7 +110,7 @@ def test_the_loop_sealing_server_has_no_sealer_process(on_loop: LiveService) -> 
     assert not any("sealer_process" in command for command in _children(on_loop.processes[0].pid))
 
 
-@pytest.mark.parametrize("which", ["live", "threaded", "on_loop"])
+@pytest.mark.parametrize("which", ["live", "in_process", "threaded", "on_loop"])
 def test_every_sealer_serves_verified_inference(which: str, request: pytest.FixtureRequest) -> None:
     service: LiveService = request.getfixturevalue(which)
     with Client(service.url, service.expected()) as client:
@@ -144,7 +158,7 @@ def test_the_process_sealer_binds_static_tensor_models_and_leaves_the_language_m
         service.close()
 
 
-@pytest.mark.parametrize(("sealer", "inline_run_s"), [("process", 1.0), ("process", 0.0), ("loop", 1.0)])
+@pytest.mark.parametrize(("sealer", "inline_run_s"), [("process", 1.0), ("process", 0.0), ("loop", 1.0), ("loop", 0.0)])
 def test_a_model_answers_the_same_on_the_loop_thread_and_on_a_worker_with_the_loop_reading_receipts(
     model_files: ModelFiles, sealer: str, inline_run_s: float
 ) -> None:
