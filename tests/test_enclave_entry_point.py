@@ -32,6 +32,7 @@ import numpy as np
 import openai
 import pytest
 from cryptography import x509
+from openai.types.chat import ChatCompletionMessageParam
 from serve_gateway import start_process, stop_process
 from trustdial_verifier._internal.client import Client, ExpectedEnclave
 from trustdial_verifier._internal.llm.bundle import read_manifest
@@ -222,11 +223,11 @@ def test_the_image_command_serves_a_verified_chat_completion(
         )  # fmt: skip
         app = openai.OpenAI(base_url=proxy_ready["url"] + "/v1", api_key="unused", max_retries=0, timeout=120,
                             _strict_response_validation=True)  # fmt: skip
-        messages = [{"role": "user", "content": "What is the capital of France?"}]
-        plain = app.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0)  # type: ignore[arg-type]
+        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
+        plain = app.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0)
         assert plain.model_extra is not None and plain.model_extra["trustdial_verified"] is True
         assert plain.usage is not None and 1 <= plain.usage.completion_tokens <= 8
-        stream = app.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0,  # type: ignore[arg-type]
+        stream = app.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0,
                                              stream=True, stream_options={"include_usage": True})  # fmt: skip
         chunks = list(stream)
         assert all(chunk.model_extra is not None and chunk.model_extra["trustdial_verified"] for chunk in chunks)

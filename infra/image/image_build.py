@@ -22,9 +22,9 @@ from pathlib import Path
 from infra.image.app_layer import build_app_layer
 from infra.image.atomic_output import atomic_output
 from infra.image.debian_lock import DebianLock, fetch_locked, write_flat_repository
-from infra.image.dockerfile_spec import parse_dockerfile
+from infra.image.dockerfile_spec import DockerfileSpec, parse_dockerfile
 from infra.image.errors import BuildError
-from infra.image.oci_archive import write_oci_archive
+from infra.image.oci_archive import OciImage, write_oci_archive
 from infra.image.python_layer import build_python_layer
 from infra.image.rootfs import build_rootfs
 from infra.image.served_models import manifest_models, served_models
@@ -103,22 +103,11 @@ def build_image(
         python_layer = output_dir / "python.tar"
         build_python_layer(runtime_lock, cache / "wheels", python_layer, workdir=work, mtime=source_date_epoch)
         app_layer = output_dir / "app.tar"
-        build_app_layer(spec, context, app_layer, mtime=source_date_epoch)
-        sys.stderr.write("image: writing the OCI archive...\n")
-        created = created_time(source_date_epoch)
-        image = write_oci_archive(
-            output_dir / "image.oci.tar",
-            layers=[
-                (rootfs, f"mmdebstrap --variant={lock.variant} (Debian lock sha256 {lock.sha256})"),
-                (python_layer, f"runtime lock wheels (sha256 {file_sha256(runtime_lock)})"),
-                (app_layer, "COPY of Dockerfile.enclave's /app files"),
-            ],
-            cmd=spec.cmd,
-            env=[DEFAULT_PATH, *spec.env],
-            workdir=spec.workdir,
-            created=created,
-            mtime=source_date_epoch,
-        )
+        image = assemble_image(
+            lock=lock, runtime_lock=runtime_lock, rootfs=rootfs, python_layer=python_layer, spec=spec,
+            context=context, app_layer=app_layer, archive=output_dir / "image.oci.tar",
+            source_date_epoch=source_date_epoch,
+        )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = ImageBuild(
@@ -138,6 +127,37 @@ def build_image(
     with atomic_output(output_dir / "build.json") as out:
         out.write((json.dumps(asdict(result), indent=2, sort_keys=True) + "\n").encode())
     return result
+
+
+def assemble_image(
+    *,
+    lock: DebianLock,
+    runtime_lock: Path,
+    rootfs: Path,
+    python_layer: Path,
+    spec: DockerfileSpec,
+    context: Path,
+    app_layer: Path,
+    archive: Path,
+    source_date_epoch: int,
+) -> OciImage:
+    """The app layer (the COPY lines' files) over the rootfs and wheel layers, as the OCI archive ``archive``. The
+    last step of ``build_image``; the rootfs and wheel layers do not depend on the app's files."""
+    build_app_layer(spec, context, app_layer, mtime=source_date_epoch)
+    sys.stderr.write("image: writing the OCI archive...\n")
+    return write_oci_archive(
+        archive,
+        layers=[
+            (rootfs, f"mmdebstrap --variant={lock.variant} (Debian lock sha256 {lock.sha256})"),
+            (python_layer, f"runtime lock wheels (sha256 {file_sha256(runtime_lock)})"),
+            (app_layer, "COPY of Dockerfile.enclave's /app files"),
+        ],
+        cmd=spec.cmd,
+        env=[DEFAULT_PATH, *spec.env],
+        workdir=spec.workdir,
+        created=created_time(source_date_epoch),
+        mtime=source_date_epoch,
+    )
 
 
 def load_build_summary(path: Path) -> dict[str, object]:
