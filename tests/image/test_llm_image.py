@@ -132,3 +132,25 @@ def test_a_bundle_that_does_not_match_its_manifest_is_refused_before_building(
     report = json.loads(done.stdout)
     assert report["code"] == "EIF_BUILD_INPUT" and "BUNDLE_FILE_MISMATCH" in report["reason"], report
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def _make_dry_run(*args: str) -> str:
+    make = shutil.which("make")
+    assert make is not None
+    done = subprocess.run([make, "-n", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_eif_passes_its_llm_bundle_to_both_routes(tmp_path: Path) -> None:
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"not built by make")
+    chosen = _make_dry_run("eif", f"MODEL={model}", f"LLM={LLM}")
+    assert f"--model {model} --llm {LLM} " in chosen
+    assert "llm-deps" not in chosen and "ensure_bundle" not in chosen  # a chosen bundle is never built
+    docker = _make_dry_run("eif-docker", f"MODEL={model}", f"LLM={LLM}")
+    assert f"--build-arg MODEL={model} --build-arg LLM={LLM} " in docker
+    default = _make_dry_run("eif", f"MODEL={model}")
+    assert f"--model {model} --llm .cache/llm/smollm2-int4 " in default
+    if not (ROOT / ".cache" / "llm" / "smollm2-int4").is_dir():  # the default bundle is built first when missing
+        assert default.index("ensure_bundle") < default.index("trustdial image build")
