@@ -123,6 +123,7 @@ def _build_session(tmp_path_factory: pytest.TempPathFactory) -> ImageSession:
         {
             "builds": [
                 {**b.summary, "eif": b.eif_result, "eif_size": b.eif.stat().st_size,
+                 "layer_bytes": {n: (b.directory / n).stat().st_size for n in ("rootfs.tar", "python.tar", "app.tar")},
                  "build_seconds": round(b.build_seconds, 1), "eif_seconds": round(b.eif_seconds, 1)}
                 for b in builds
             ]

@@ -18,6 +18,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -132,6 +133,7 @@ def test_the_shipped_image_boots_and_serves_verifiable_receipts(image_session: I
         assert done.returncode == 0, done.stdout + done.stderr
         assert json.loads(done.stdout)["model_sha256"] == model_sha256
 
+        llm_started = time.monotonic()
         proxy, proxy_ready = start_process(
             [BIN / "trustdial-verify", "proxy", "--upstream", url, "--manifest", manifest, "--manifest-key", signer,
              "--root", tmp_path / "root.pem"], timeout=180,
@@ -149,6 +151,7 @@ def test_the_shipped_image_boots_and_serves_verifiable_receipts(image_session: I
         assert chunks and all(c.model_extra is not None and c.model_extra["trustdial_verified"] for c in chunks)
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert streamed == plain.choices[0].message.content
+        record_measurements({"boot_llm_seconds": round(time.monotonic() - llm_started, 1)})
     finally:
         if proxy is not None:
             stop_process(proxy)
