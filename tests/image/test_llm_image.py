@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from verifier.llm.bundle import build_manifest, read_manifest, verify_bundle, write_manifest
+from trustdial_verifier._internal.llm.bundle import build_manifest, read_manifest, verify_bundle, write_manifest
 
 from image.conftest import LLM, ROOT, SOURCE_DATE_EPOCH, ImageSession, record_measurements, run_json
 from image.newc_reader import read_newc
