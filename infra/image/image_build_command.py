@@ -47,6 +47,12 @@ def register(subparsers: Any) -> None:
     build.add_argument("--dockerfile", type=Path, default=ROOT / "Dockerfile.enclave")
     build.add_argument("--context", type=Path, default=ROOT)
     build.add_argument("--model", type=Path, default=ROOT / "models" / "model.onnx")
+    build.add_argument(
+        "--llm",
+        type=Path,
+        required=True,
+        help="the LLM bundle directory (trustdial llm build) the image serves; Dockerfile.enclave's ARG LLM",
+    )
     build.add_argument("--output-dir", type=Path, required=True)
     build.add_argument("--cache", type=Path, required=True, help="downloaded .debs and wheels (may be shared)")
     build.add_argument("--source-date-epoch", type=int, help="default: SOURCE_DATE_EPOCH, else the last commit time")
@@ -106,6 +112,7 @@ def run_build(args: argparse.Namespace) -> int:
             dockerfile=args.dockerfile,
             context=args.context,
             model=args.model,
+            llm=args.llm,
             output_dir=args.output_dir,
             cache=args.cache,
             source_date_epoch=source_date_epoch(args.source_date_epoch),

@@ -56,9 +56,14 @@ def register(subparsers: Any) -> None:
         "--image-build",
         type=Path,
         help="build.json of `trustdial image build`: records the Debian lock, rootfs and runtime lock sha256 "
-        "(what went into PCR2) and the image config digest",
+        "(what went into PCR2), the image config digest, and the models the image serves (each model file's "
+        "sha256, each LLM bundle's digest)",
     )
-    create.add_argument("--models", type=Path, help='JSON {"name": {"sha256": hex}}')
+    create.add_argument(
+        "--models",
+        type=Path,
+        help='JSON {"name": {"sha256": hex}}: models beside those of --image-build (a name in both must agree)',
+    )
     create.add_argument("--zk", type=Path, help='JSON {"name": {"vk_sha256": ..., "srs_kind": ...}}')
     create.add_argument("--pipeline-policy-sha256")
     create.add_argument("--output", required=True, type=Path)
@@ -104,11 +109,13 @@ def run_create(args: argparse.Namespace) -> int:
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
         image_inputs = None
+        models = _json_arg(args.models, "--models")
         if args.image_build is not None:
             summary = load_build_summary(args.image_build)
             image_inputs = {name: str(summary.get(name)) for name in IMAGE_INPUTS}
             if image_digest is None and isinstance(summary.get("image_config_digest"), str):
                 image_digest = str(summary["image_config_digest"])
+            models = _merge_models(summary.get("models", {}), models)
         raw = create_manifest(
             eif=args.eif,
             source_revision=args.source_revision,
@@ -116,7 +123,7 @@ def run_create(args: argparse.Namespace) -> int:
             blobs=blobs,
             image_digest=image_digest,
             image_inputs=image_inputs,
-            models=_json_arg(args.models, "--models"),
+            models=models,
             zk=_json_arg(args.zk, "--zk"),
             pipeline_policy_sha256=args.pipeline_policy_sha256,
         )
@@ -125,6 +132,24 @@ def run_create(args: argparse.Namespace) -> int:
         return {"output": str(args.output), "manifest_sha384": hashlib.sha384(raw).hexdigest()}
 
     return guarded(action, args.json)
+
+
+def _merge_models(served: Any, given: Any) -> Any:
+    """The image's served models (build.json) with the ``--models`` entries; a name in both must name the same
+    digest (the manifest must not pin anything but what the image holds)."""
+    if not isinstance(served, dict):
+        raise MeasurementsError("MANIFEST_CREATE_INPUT", "the image build summary's models is not a JSON object")
+    if given is None:
+        return served
+    if not isinstance(given, dict):
+        return given  # create_manifest's schema check reports the shape
+    for name in served.keys() & given.keys():
+        if served[name] != given[name]:
+            raise MeasurementsError(
+                "MANIFEST_CREATE_INPUT",
+                f"--models gives {name!r} as {given[name]!r}, but the image serves it as {served[name]!r}",
+            )
+    return {**served, **given}
 
 
 def run_sign(args: argparse.Namespace) -> int:

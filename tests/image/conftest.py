@@ -1,7 +1,8 @@
 """Session fixtures for the Docker-free image build: the tools (installed by ``make image-tools``; missing tools
 skip with the install command, and under CI=true that skip is a failure), a Debian package lock and kernel lock
 resolved fresh in this run (so a Debian security update never turns the suite red; ``make eif`` alone insists on
-the committed locks), two image builds from clean build directories sharing only the download cache, the DEV/TEST
+the committed locks), two image builds (the reference MLP and the tiny LLM bundle as the build's MODEL and LLM)
+from clean build directories sharing only the download cache, the DEV/TEST
 blob set, and one EIF per build. Built once per session, shared by the reproducibility, publication and boot
 tests."""
 
@@ -29,6 +30,8 @@ INSTALL = "apt-get install mmdebstrap qemu-system-x86 gcc libc6-dev debian-archi
 TOOLS = ("mmdebstrap", "qemu-system-x86_64", "gcc", "dpkg-deb", "apt-get")
 FILES = ("/usr/lib/x86_64-linux-gnu/libc.a", "/usr/share/keyrings/debian-archive-keyring.gpg")
 MODEL_DIMS = (16, 32, 4)
+#: the LLM bundle the session builds into the image (make eif's LLM argument)
+LLM = ROOT / "tests" / "data" / "llm" / "tiny"
 
 
 def missing_tools() -> list[str]:
@@ -108,8 +111,8 @@ def _build_session(tmp_path_factory: pytest.TempPathFactory) -> ImageSession:
         directory = base / name
         started = time.monotonic()
         summary = run_json("trustdial", "image", "build", "--debian-lock", debian_lock, "--model", model,
-                           "--output-dir", directory, "--cache", CACHE, "--source-date-epoch", str(SOURCE_DATE_EPOCH),
-                           timeout=1800)  # fmt: skip
+                           "--llm", LLM, "--output-dir", directory, "--cache", CACHE,
+                           "--source-date-epoch", str(SOURCE_DATE_EPOCH), timeout=1800)  # fmt: skip
         built = time.monotonic()
         eif = directory / "enclave.eif"
         eif_result = run_json("trustdial", "eif", "image", "--blobs", blobs, "--allow-unpinned-blobs",
@@ -120,6 +123,7 @@ def _build_session(tmp_path_factory: pytest.TempPathFactory) -> ImageSession:
         {
             "builds": [
                 {**b.summary, "eif": b.eif_result, "eif_size": b.eif.stat().st_size,
+                 "layer_bytes": {n: (b.directory / n).stat().st_size for n in ("rootfs.tar", "python.tar", "app.tar")},
                  "build_seconds": round(b.build_seconds, 1), "eif_seconds": round(b.eif_seconds, 1)}
                 for b in builds
             ]

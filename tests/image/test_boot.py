@@ -4,7 +4,12 @@ The EIF of the session build (DEV/TEST blobs: Debian kernel, the test init, e100
 own sections, its ramdisks byte for byte, plus one TEST-ONLY ramdisk that replaces ``/cmd`` with the production
 command where only ``--listen`` (tcp instead of vsock) and ``--nsm`` (simulated instead of device) differ, and adds
 the simulated NSM's PCRs: those of the production-layout EIF, so the receipt is checked against that EIF's signed
-manifest. The guest's port is forwarded from 127.0.0.1 only, qemu is killed in ``finally``."""
+manifest. The guest's port is forwarded from 127.0.0.1 only, qemu is killed in ``finally``.
+
+The same guest serves the image's LLM bundle (the tiny one, the session build's LLM argument) with the image's
+onnxruntime-genai: the real ``openai`` client (strict response validation) asks through ``trustdial-verify proxy``,
+which pins the PCRs and the bundle digest from the manifest made of the build's own record, for a plain and a
+streamed chat completion, and both arrive verified."""
 
 from __future__ import annotations
 
@@ -13,19 +18,23 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+import openai
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from openai.types.chat import ChatCompletionMessageParam
 from serve_gateway import start_process, stop_process
 from trustdial_verifier._internal.client import Client, ExpectedEnclave
+from trustdial_verifier._internal.llm.bundle import read_manifest
 from trustdial_verifier._internal.tensors import Tensor
 
-from image.conftest import MODEL_DIMS, ROOT, ImageSession, record_measurements, run_json
+from image.conftest import LLM, MODEL_DIMS, ROOT, ImageSession, record_measurements, run_json
 from image.qemu_boot import RAMDISK, boot, eif_sections, override_ramdisk
 from infra.image.dockerfile_spec import parse_dockerfile
 
@@ -47,7 +56,8 @@ def booted_command() -> list[str]:
     return [*command, "--simulated-pcrs-from", "/test/pcrs.json", "--simulated-root-out", "/dev/ttyS1"]
 
 
-def _sign_manifest(image_session: ImageSession, eif: Path, model_sha256: str, workdir: Path) -> tuple[Path, Path]:
+def _sign_manifest(image_session: ImageSession, eif: Path, workdir: Path) -> tuple[Path, Path]:
+    """The manifest of ``eif`` from the build's own record (build.json: image inputs and the models served)."""
     key = ec.generate_private_key(ec.SECP384R1())
     (workdir / "signer.key").write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -55,11 +65,10 @@ def _sign_manifest(image_session: ImageSession, eif: Path, model_sha256: str, wo
     (workdir / "signer.pem").write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    (workdir / "models.json").write_text(json.dumps({"model": {"sha256": model_sha256}}))
     build = image_session.builds[0]
     run_json("trustdial", "measurements", "create", "--eif", eif, "--source-revision", "boot-test",
-             "--image-build", build.directory / "build.json", "--models", workdir / "models.json",
-             "--output", workdir / "manifest.json", timeout=300)  # fmt: skip
+             "--image-build", build.directory / "build.json", "--output", workdir / "manifest.json",
+             timeout=300)  # fmt: skip
     run_json("trustdial", "measurements", "sign", "--manifest", workdir / "manifest.json",
              "--key", workdir / "signer.key", "--output", workdir / "manifest.cose", timeout=300)  # fmt: skip
     return workdir / "manifest.cose", workdir / "signer.pem"
@@ -69,17 +78,21 @@ def test_the_shipped_image_boots_and_serves_verifiable_receipts(image_session: I
     build = image_session.builds[0]
     pcrs = {k: v for k, v in build.eif_result.items() if k in ("PCR0", "PCR1", "PCR2")}
     model_sha256 = hashlib.sha256(image_session.model.read_bytes()).hexdigest()
+    bundle_digest = read_manifest(LLM).digest().hex()
     extra = override_ramdisk(booted_command(), {"pcrs.json": json.dumps(pcrs).encode()})
     customer = [data for kind, data in eif_sections(build.eif) if kind == RAMDISK][1]
     assert hashlib.sha384(bytes(48) + hashlib.sha384(customer).digest()).hexdigest() == pcrs["PCR2"]
-    manifest, signer = _sign_manifest(image_session, build.eif, model_sha256, tmp_path)
+    manifest, signer = _sign_manifest(image_session, build.eif, tmp_path)
+    pinned = json.loads((tmp_path / "manifest.json").read_text())["models"]
+    assert pinned == {"model": {"sha256": model_sha256}, "tiny": {"sha256": bundle_digest}}
 
     guest = boot(build.eif, extra, tmp_path)
-    gateway = None
+    gateway = proxy = None
     try:
         ready, seconds = guest.wait_for_listening(BOOT_TIMEOUT_S)
         record_measurements({"boot_to_serving_seconds": round(seconds, 1)})
         assert ready["models"] == {"model": model_sha256}
+        assert ready["llm"] == {"tiny": bundle_digest}  # onnxruntime-genai loaded /app/llm/bundle in the guest
         root_pem = guest.ttys1.read_bytes().replace(b"\r\n", b"\n")
         root = x509.load_pem_x509_certificate(root_pem)
         (tmp_path / "root.pem").write_bytes(root_pem)
@@ -119,7 +132,29 @@ def test_the_shipped_image_boots_and_serves_verifiable_receipts(image_session: I
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert json.loads(done.stdout)["model_sha256"] == model_sha256
+
+        llm_started = time.monotonic()
+        proxy, proxy_ready = start_process(
+            [BIN / "trustdial-verify", "proxy", "--upstream", url, "--manifest", manifest, "--manifest-key", signer,
+             "--root", tmp_path / "root.pem"], timeout=180,
+        )  # fmt: skip
+        app = openai.OpenAI(base_url=proxy_ready["url"] + "/v1", api_key="unused", max_retries=0, timeout=300,
+                            _strict_response_validation=True)  # fmt: skip
+        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
+        plain = app.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0)
+        assert plain.model_extra is not None and plain.model_extra["trustdial_verified"] is True
+        assert plain.usage is not None and 1 <= plain.usage.completion_tokens <= 8
+        chunks = list(
+            app.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0,
+                                        stream=True, stream_options={"include_usage": True})
+        )  # fmt: skip
+        assert chunks and all(c.model_extra is not None and c.model_extra["trustdial_verified"] for c in chunks)
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert streamed == plain.choices[0].message.content
+        record_measurements({"boot_llm_seconds": round(time.monotonic() - llm_started, 1)})
     finally:
+        if proxy is not None:
+            stop_process(proxy)
         if gateway is not None:
             stop_process(gateway)
         guest.stop()

@@ -1,7 +1,8 @@
 """Two Docker-free builds from clean build directories (sharing only the download cache, whose files are checked
 against the locks on every use) give byte-identical layers, OCI archive and EIF, hence equal PCRs; the EIF's
 PCR2 is the customer ramdisk alone, recomputed here with hashlib from the EIF's own section; the customer
-ramdisk carries the production command unchanged; and the manifest records what went into PCR2."""
+ramdisk carries the production command unchanged; and the manifest records what went into PCR2, including the
+model and LLM bundle the command serves."""
 
 from __future__ import annotations
 
@@ -73,6 +74,12 @@ def test_the_manifest_records_what_went_into_pcr2(image_session: ImageSession, t
     assert image["debian_lock_sha256"] == _sha256(image_session.debian_lock)
     assert image["rootfs_sha256"] == _sha256(build.directory / "rootfs.tar")
     assert image["runtime_lock_sha256"] == _sha256(ROOT / "infra" / "image" / "enclave" / "requirements.lock")
+    # what the CMD serves: the model file's sha256 and the LLM bundle's digest as its maker recorded it
+    # (tests/data/llm/PROVENANCE.md), by the names serve gives them
+    assert json.loads(manifest.read_text())["models"] == {
+        "model": {"sha256": _sha256(image_session.model)},
+        "tiny": {"sha256": "9017a85ee937e822014c434849cf9a1b130a6f18dfd4dbe18bb602956cdda688"},
+    }
     index = json.loads(_oci_member(build.directory / "image.oci.tar", "index.json"))
     manifest_digest = index["manifests"][0]["digest"]
     oci_manifest = json.loads(_oci_member(build.directory / "image.oci.tar", f"blobs/sha256/{manifest_digest[7:]}"))

@@ -49,3 +49,12 @@ def test_report_without_pcrs_fails_instead_of_comparing_nothing() -> None:
 
 def test_rejected_eif_report_fails() -> None:
     assert pcrs_only(report(CURRENT_PCRS, valid=False)).returncode != 0
+
+
+def test_the_published_manifest_records_each_builds_own_image_summary() -> None:
+    commands = image_build_spec()["phases"]["build"]["commands"]
+    builds = [c for c in commands if c.startswith("make eif")]
+    assert builds == [f"make eif EIF_DIR={d} IMAGE_DIR={d}/image" for d in BUILD_DIRS]
+    (create,) = [c for c in commands if "trustdial measurements create" in c]
+    # build.json carries the served models (the LLM bundle digest among them): without it the manifest pins none
+    assert f"--eif {BUILD_DIRS[0]}/enclave.eif --image-build {BUILD_DIRS[0]}/image/build.json" in create
