@@ -21,24 +21,30 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from trustdial_verifier._internal.attestation.document import AttestationDocument
 from trustdial_verifier._internal.composite.chain import DEFAULT_MAX_ATTESTATION_AGE_S
 from trustdial_verifier._internal.composite.policy import PipelinePolicy
-from trustdial_verifier._internal.eif.reader import EifMeasurement
+from trustdial_verifier._internal.eif.reader import EifMeasurement, SectionInfo
+from trustdial_verifier._internal.eif.signature import EifSignature
 from trustdial_verifier._internal.kinds import EvidenceKind, ReceiptOperation, TrustMode
 from trustdial_verifier._internal.measurements.manifest import Manifest
 from trustdial_verifier._internal.proof.verify import ProofReport
-from trustdial_verifier._internal.receipts.model import Statement
+from trustdial_verifier._internal.receipts.model import BatchRoot, Commitment, Receipt, Statement
 from trustdial_verifier._internal.receipts.verify import ReceiptExpectation, VerifiedReceipt
 from trustdial_verifier._internal.tensors import Tensor
 from trustdial_verifier.errors import InputError
 
 __all__ = [
     "AttestationDocument",
+    "BatchRoot",
+    "Commitment",
     "CompositeOptions",
     "EifMeasurement",
+    "EifSignature",
     "EvidenceKind",
     "Manifest",
     "ProofReport",
+    "Receipt",
     "ReceiptExpectation",
     "ReceiptOperation",
+    "SectionInfo",
     "Statement",
     "StepEvidence",
     "Tensor",

@@ -1,7 +1,7 @@
 """What a caller requires of the evidence (the policies of :mod:`trustdial_verifier`).
 
 Attestation policies each check one thing and compose: ``AllOf([PcrsEqual({...}), NonceEquals(nonce)])``.
-An empty ``AllOf``/``AnyOf`` is refused at construction (an empty policy never means "anything goes"); the
+An empty ``AllOf``/``AnyOf`` refuses every document (an empty policy never means "anything goes"); the
 no-op policy exists only as :class:`UnsafeNoPolicy`. Every policy has one method,
 ``verify(document, at)``, that returns nothing or raises a :class:`~trustdial_verifier.PolicyError` saying what
 was expected and what was found.

@@ -50,6 +50,8 @@ _SEGMENT_KEYS = {"name", "inputs", "outputs", "mode", "reason"}
 
 @dataclass(frozen=True)
 class Segment:
+    """One model segment of a pipeline: the tensors it reads and writes, and the trust mode it must run under."""
+
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -59,6 +61,8 @@ class Segment:
 
 @dataclass(frozen=True)
 class PipelinePolicy:
+    """A validated ``pipeline.toml``: the model, its segments in order, and each tensor's visibility."""
+
     name: str
     model: str
     segments: tuple[Segment, ...]
