@@ -3,9 +3,8 @@ constraints.txt), then, from that venv alone, the verifier's own tests (verifier
 tree so that nothing but the installed distribution can be imported) and ``trustdial-verify attestation`` on the
 shipped AWS-signed Nitro vectors (tests/data/nitro), each verdict checked against expected.json.
 
-One venv per session (the install is the cost: 37 s with a warm pip cache on the shared 2-core box, the whole module 70 s, measured
-2026-12-08); every
-subprocess has a timeout."""
+One venv per session (the install is the cost: 37 s with a warm pip cache on the shared 2-core box, the whole
+module 70 s, measured 2026-12-08); every subprocess has a timeout."""
 
 from __future__ import annotations
 
