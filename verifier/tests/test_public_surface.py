@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import subprocess
+import sys
 import types
 import typing
 from collections.abc import Iterator
@@ -111,3 +113,29 @@ def test_the_surface_check_sees_the_types_it_checks() -> None:
     seen = {kind for _, hint in _public_annotations() for kind in _types_in(hint)}
     assert {trustdial_verifier.CompositeOptions, trustdial_verifier.Tensor, trustdial_verifier.VerifiedStep} <= seen
     assert trustdial_verifier.PipelinePolicy in seen  # from CompositeOptions.policy: PipelinePolicy | None
+
+
+def test_every_exported_name_has_one_lazy_source() -> None:
+    sources = vars(trustdial_verifier)["_SOURCES"]
+    assert set(sources) == set(_exported())
+
+
+def test_importing_an_internal_module_does_not_load_the_public_verifiers() -> None:
+    # the enclave imports the verifier's encoders (trustdial_verifier._internal.*): the package's __init__ loads the
+    # public names on first use only, so it does not pull in every verifier at start
+    code = (
+        "import sys, trustdial_verifier._internal.tensors\n"
+        "loaded = [m for m in ('trustdial_verifier.verify', 'trustdial_verifier._internal.composite.verify') "
+        "if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "import trustdial_verifier\n"
+        "assert trustdial_verifier.verify_composite.__module__ == 'trustdial_verifier.verify'\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError):
+        _ = trustdial_verifier.verify_everything
