@@ -28,8 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from json_line import emit
-from trustdial_verifier._internal.attestation.verify import IntermediateCache, PcrsEqual, verify_attestation
-from trustdial_verifier._internal.cose_sign1 import sig_structure
+from trustdial_verifier import IntermediateCache, PcrsEqual, verify_attestation
 
 RESULTS = Path(__file__).resolve().parent / "results" / "attestation_throughput.json"
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "nitro"
@@ -56,7 +55,7 @@ def floor_work(raw: bytes) -> Callable[[], None]:
     leaf_key = leaf.public_key()
     assert isinstance(instance_key, ec.EllipticCurvePublicKey) and isinstance(leaf_key, ec.EllipticCurvePublicKey)
     cose_der = encode_dss_signature(int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big"))
-    tbs = sig_structure(protected, payload)
+    tbs = cbor2.dumps(["Signature1", protected, b"", payload])  # RFC 9052 Sig_structure, built here with cbor2
     leaf_signature, leaf_tbs = leaf.signature, leaf.tbs_certificate_bytes
     algorithm = ec.ECDSA(hashes.SHA384())
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import cbor2
 import numpy as np
 import pytest
+import trustdial_verifier
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hybrid.composite_fixtures import build
@@ -317,6 +318,78 @@ def _composite(data: bytes) -> None:
     )
 
 
+# --- the same evidence through the public API (trustdial_verifier's top-level functions) -----------------
+
+POLICY_SEED = b"""format = "trustdial.pipeline/1"
+name = "reference-decision"
+model = "reference.onnx"
+
+[[segments]]
+name = "body"
+inputs = ["input"]
+outputs = ["embedding"]
+mode = "tee"
+reason = "feature extractor"
+
+[[segments]]
+name = "head"
+inputs = ["embedding"]
+outputs = ["decision"]
+mode = "zk"
+reason = "the decision"
+
+[tensors]
+input = "private"
+embedding = "private"
+decision = "public"
+"""
+TOML_BOMBS = [b"a = " + b"9" * 5000, b"a = " + b"[" * 5000, b"a = 1\na = 2", b"a = '\xed\xa0\x80'", b"\xff\xfe"]
+MANIFEST_KEY_PEM = MANIFEST_KEY.public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+def _public_attestation(data: bytes) -> None:
+    at, pcrs = NITRO_EXPECTED.get(data, (NITRO_AT, NITRO_PCRS))
+    trustdial_verifier.verify_attestation(data, trustdial_verifier.PcrsEqual(pcrs), at=at, allow_debug=True)
+
+
+def _public_receipt(data: bytes) -> None:
+    # the key-binding attestation document as the mutated input (what verify_receipt decodes first), beside a
+    # receipt the enclave's pipeline sealed; the receipt's own decoder is bounded by the "receipt" entry
+    _, pcrs = NITRO_EXPECTED.get(data, (NITRO_AT, NITRO_PCRS))
+    expected = trustdial_verifier.ReceiptExpectation(models=frozenset({b"\x11" * 32}), inputs={}, outputs={}, nonce=b"")
+    trustdial_verifier.verify_receipt(
+        RECEIPT_SEEDS[0],
+        attestation=data,
+        policy=trustdial_verifier.PcrsEqual(pcrs),
+        expected=expected,
+        allow_debug=True,
+    )
+
+
+def _public_manifest(data: bytes) -> None:
+    trustdial_verifier.verify_manifest(data, MANIFEST_KEY_PEM)
+
+
+def _public_composite(data: bytes) -> None:
+    options = trustdial_verifier.CompositeOptions(manifest=MANIFEST_SIGNED, manifest_key=MANIFEST_KEY_PEM)
+    trustdial_verifier.verify_composite(data, options)
+
+
+def _public_composite_manifest(data: bytes) -> None:
+    # the signed manifest as the mutated input, beside a genuine composite receipt
+    options = trustdial_verifier.CompositeOptions(manifest=data, manifest_key=MANIFEST_KEY_PEM)
+    trustdial_verifier.verify_composite(COMPOSITE_SEEDS[0], options)
+
+
+def _public_eif(data: bytes) -> None:
+    directory = SCRATCH / "eif"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "image.eif").write_bytes(data)
+    trustdial_verifier.recompute_pcrs(directory / "image.eif")
+
+
 def _in_file(name: str, reader: Callable[[Path], object]) -> Callable[[bytes], None]:
     def call(data: bytes) -> None:
         directory = SCRATCH / "files"
@@ -359,6 +432,13 @@ ENTRIES: list[tuple[str, Callable[[bytes], object], list[bytes], list[bytes]]] =
         JSON_BOMBS,
     ),
     ("client response", _response, RESPONSE_SEEDS, JSON_BOMBS),
+    ("public verify_attestation", _public_attestation, NITRO_SEEDS, CBOR_BOMBS),
+    ("public verify_receipt (document)", _public_receipt, NITRO_SEEDS, CBOR_BOMBS),
+    ("public verify_manifest", _public_manifest, [MANIFEST_SIGNED], CBOR_BOMBS + JSON_BOMBS),
+    ("public verify_composite", _public_composite, COMPOSITE_SEEDS, JSON_BOMBS),
+    ("public verify_composite (manifest)", _public_composite_manifest, [MANIFEST_SIGNED], CBOR_BOMBS + JSON_BOMBS),
+    ("public recompute_pcrs", _public_eif, EIF_SEEDS, CBOR_BOMBS + JSON_BOMBS),
+    ("public parse_pipeline_policy", trustdial_verifier.parse_pipeline_policy, [POLICY_SEED], TOML_BOMBS + JSON_BOMBS),
 ]
 
 
@@ -416,3 +496,9 @@ def test_genuine_seeds_are_accepted_where_they_should_be() -> None:
     for raw in EIF_SEEDS:
         measure_eif_stream(io.BytesIO(raw), total_size=len(raw))
     assert parse_response("POST", "/v1/infer", 200, RESPONSE_SEEDS[0])["outputs"]
+    for raw in NITRO_SEEDS:
+        _public_attestation(raw)
+    assert trustdial_verifier.verify_manifest(MANIFEST_SIGNED, MANIFEST_KEY_PEM).raw == MANIFEST_JSON
+    assert [s.name for s in trustdial_verifier.parse_pipeline_policy(POLICY_SEED).segments] == ["body", "head"]
+    for path in sorted((DATA / "eif").glob("*.eif")):
+        _public_eif(path.read_bytes())

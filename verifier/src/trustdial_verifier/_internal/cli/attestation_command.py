@@ -24,11 +24,11 @@ from trustdial_verifier._internal.attestation.verify import (
     PublicKeyEquals,
     UserDataEquals,
     read_unverified_timestamp,
-    verify_attestation,
 )
 from trustdial_verifier._internal.cli.evidence_input import parse_hex, parse_pcr_index, read_evidence
 from trustdial_verifier._internal.cli.report import run_check
 from trustdial_verifier.errors import InputError, describe_value
+from trustdial_verifier.verify import verify_attestation
 
 DESCRIPTION = """Verify an AWS Nitro Enclaves attestation document (raw COSE_Sign1 bytes, hex or base64 text;
 "-" reads stdin) against the pinned AWS Nitro Root-G1 (or --root), and compare it with your expectations.

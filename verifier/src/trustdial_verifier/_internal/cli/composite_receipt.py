@@ -9,21 +9,19 @@ import base64
 import math
 import re
 import struct
-import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
 from trustdial_verifier._internal.composite.chain import ChainOptions
-from trustdial_verifier._internal.composite.evidence_tee import check_tee_evidence
-from trustdial_verifier._internal.composite.evidence_zk import check_zk_evidence
-from trustdial_verifier._internal.composite.manifest_facts import facts_from_manifest
-from trustdial_verifier._internal.composite.policy import VISIBILITY_PUBLIC, load_policy
-from trustdial_verifier._internal.composite.receipt import parse_receipt
-from trustdial_verifier._internal.composite.verify import CompositeResult, verify_composite
-from trustdial_verifier._internal.measurements import load_public_key, load_signed_manifest
 from trustdial_verifier.errors import InputError
+from trustdial_verifier.models import CompositeOptions, VerifiedComposite
+from trustdial_verifier.policy import load_pipeline_policy
+from trustdial_verifier.verify import verify_composite
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 TABLE_FIELD = "table"
 
@@ -96,36 +94,27 @@ def refuse_flags(args: argparse.Namespace, flags: dict[str, Any], form: str) -> 
 
 
 def check_composite(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    """The CLI's composite path: flags to :class:`CompositeOptions`, then the public :func:`verify_composite`."""
     if args.at is not None and args.max_age is None:
         raise InputError("FLAG_NOT_APPLICABLE", "--at is the verification time of --max-age; alone it checks nothing")
-    key = load_public_key(_file(args.manifest_key, "--manifest-key").read_bytes())
-    manifest = load_signed_manifest(_file(args.measurements, "--measurements").read_bytes(), key)
-    policy = load_policy(args.policy) if args.policy is not None else None
-    root = _root(args.root) if args.root is not None else None
+    _request_nonce(args.nonce)  # the flag's own wording for a malformed --nonce
     result = verify_composite(
         data,
-        manifest=facts_from_manifest(manifest),
-        policy=policy,
-        checkers={"tee": check_tee_evidence, "zk": check_zk_evidence},
-        options=ChainOptions(
+        CompositeOptions(
+            manifest=_file(args.measurements, "--measurements").read_bytes(),
+            manifest_key=_file(args.manifest_key, "--manifest-key").read_bytes(),
+            policy=load_pipeline_policy(args.policy) if args.policy is not None else None,
+            zk_artifacts=args.zk_artifacts,
+            root=_root(args.root) if args.root is not None else None,
+            allow_debug=args.allow_debug,
+            allow_dev_srs=args.allow_dev_srs,
             max_attestation_age_s=args.max_attestation_age,
-            at_ms=_at_ms(args.at),
+            at=_at(args.at),
             max_age_s=args.max_age,
-            request_nonce=_request_nonce(args.nonce),
+            request_nonce=args.nonce,
         ),
-        checker_options={
-            "root": root,
-            "allow_debug": args.allow_debug,
-            "allow_dev_srs": args.allow_dev_srs,
-            "zk_artifacts": args.zk_artifacts,
-        },
     )
-    receipt = parse_receipt(data)
-    outputs = {
-        name: _values(record.tensor.dtype, record.tensor.data)
-        for name, record in receipt.tensors.items()
-        if record.visibility == VISIBILITY_PUBLIC and record.tensor is not None and name in _pipeline_outputs(receipt)
-    }
+    outputs = {name: _values(tensor.dtype, tensor.data) for name, tensor in result.outputs.items()}
     fields: dict[str, Any] = {
         "kind": "composite",
         "pipeline": result.pipeline,
@@ -137,8 +126,8 @@ def check_composite(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
             {
                 "index": s.index,
                 "segment": s.segment,
-                "mode": s.mode,
-                "required_mode": s.required_mode,
+                "mode": s.mode.value,
+                "required_mode": s.required_mode.value,
                 "reason": s.reason,
                 "proven_by": list(s.proven_by),
                 "seconds": s.seconds,
@@ -152,7 +141,7 @@ def check_composite(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
     return fields
 
 
-def render_table(result: CompositeResult, outputs: dict[str, Any]) -> str:
+def render_table(result: VerifiedComposite, outputs: dict[str, Any]) -> str:
     """The per-step table and the verdict line (text mode only; --json carries the same facts)."""
     header = ("step", "segment", "mode", "required", "evidence", "what was proven", "by whom", "time", "size")
     rows: list[tuple[str, ...]] = []
@@ -211,19 +200,14 @@ def _request_nonce(text: str | None) -> str | None:
     return text.lower()
 
 
-def _at_ms(text: str | None) -> int:
+def _at(text: str | None) -> datetime | None:
+    """--at: now (None) or UNIX seconds, to the millisecond."""
     if text is None or text == "now":
-        return int(time.time() * 1000)
+        return None
     try:
-        return int(float(text) * 1000)
-    except (ValueError, OverflowError) as err:  # nan; inf, 1e400
-        raise InputError("BAD_TIME", f"expected --at now or UNIX seconds, found {text!r}") from err
-
-
-def _pipeline_outputs(receipt: Any) -> set[str]:
-    segments = receipt.policy["segments"]
-    consumed = {t for s in segments for t in s["inputs"]}
-    return {t for s in segments for t in s["outputs"] if t not in consumed}
+        return _EPOCH + timedelta(milliseconds=int(float(text) * 1000))
+    except (ValueError, OverflowError) as err:  # nan; inf, 1e400; past year 9999
+        raise InputError("BAD_TIME", f"expected --at now or UNIX seconds, found {text!r:.80}") from err
 
 
 def _values(dtype: str, data: bytes) -> list[float] | str:

@@ -6,8 +6,7 @@ import argparse
 from typing import Any
 
 from trustdial_verifier._internal.cli.report import run_check
-from trustdial_verifier._internal.eif import measure_eif
-from trustdial_verifier.errors import InputError
+from trustdial_verifier.verify import recompute_pcrs
 
 
 def register(subparsers: Any) -> None:
@@ -24,9 +23,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     def check() -> dict[str, Any]:
-        try:
-            return measure_eif(args.file).as_dict()
-        except FileNotFoundError as err:
-            raise InputError("FILE_NOT_FOUND", f"no such EIF file: {args.file}") from err
+        return recompute_pcrs(args.file).as_dict()
 
     return run_check(check, as_json=args.json)

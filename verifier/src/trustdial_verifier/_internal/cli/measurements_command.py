@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from trustdial_verifier._internal.cli.report import run_check
-from trustdial_verifier._internal.eif import measure_eif
-from trustdial_verifier._internal.measurements import check_eif_matches, load_public_key, load_signed_manifest
 from trustdial_verifier.errors import InputError
+from trustdial_verifier.verify import recompute_pcrs, verify_manifest
 
 
 def register(subparsers: Any) -> None:
@@ -32,10 +31,10 @@ def run(args: argparse.Namespace) -> int:
         for path in (args.file, args.public_key, *([args.eif] if args.eif else [])):
             if not path.is_file():
                 raise InputError("FILE_NOT_FOUND", f"no such file: {path}")
-        key = load_public_key(args.public_key.read_bytes())
-        manifest = load_signed_manifest(args.file.read_bytes(), key)
+        signed, key = args.file.read_bytes(), args.public_key.read_bytes()
+        manifest = verify_manifest(signed, key)  # the signature first: an EIF is only measured against a valid one
         if args.eif:
-            check_eif_matches(manifest, measure_eif(args.eif))
+            manifest = verify_manifest(signed, key, eif=recompute_pcrs(args.eif))
         return {
             "manifest_sha384": hashlib.sha384(manifest.raw).hexdigest(),
             "eif_checked": bool(args.eif),

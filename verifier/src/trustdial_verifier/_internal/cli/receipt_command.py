@@ -28,10 +28,10 @@ from trustdial_verifier._internal.cli.report import run_check
 from trustdial_verifier._internal.composite.receipt import MAX_RECEIPT_BYTES, RECEIPT_FORMAT, is_composite
 from trustdial_verifier._internal.measurements.manifest import Manifest
 from trustdial_verifier._internal.measurements.signed import load_public_key, load_signed_manifest
-from trustdial_verifier._internal.receipts.attested import verify_receipt
 from trustdial_verifier._internal.receipts.verify import ReceiptExpectation
 from trustdial_verifier._internal.tensors import Tensor
 from trustdial_verifier.errors import InputError, describe_value
+from trustdial_verifier.verify import verify_receipt
 
 
 def register(subparsers: Any) -> None:

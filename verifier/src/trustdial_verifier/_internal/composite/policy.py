@@ -20,22 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from trustdial_verifier._internal.composite.errors import PolicyFileError
+from trustdial_verifier._internal.kinds import EvidenceKind, TrustMode
 from trustdial_verifier.errors import describe_value
 
 POLICY_FORMAT = "trustdial.pipeline/1"
 MAX_POLICY_BYTES = 1 << 20
 MAX_SEGMENTS = 64
 
-MODE_TEE = "tee"
-MODE_ZK = "zk"
-MODE_TEE_ZK = "tee+zk"
+MODE_TEE = TrustMode.TEE.value
+MODE_ZK = TrustMode.ZK.value
+MODE_TEE_ZK = TrustMode.TEE_ZK.value
 # Integrity assurance, weakest first. A step may run stronger than its policy demands, never weaker.
 MODE_STRENGTH: Mapping[str, int] = {MODE_TEE: 1, MODE_ZK: 2, MODE_TEE_ZK: 3}
 # The kinds of evidence each mode consists of.
 MODE_EVIDENCE: Mapping[str, frozenset[str]] = {
-    MODE_TEE: frozenset({"tee"}),
-    MODE_ZK: frozenset({"zk"}),
-    MODE_TEE_ZK: frozenset({"tee", "zk"}),
+    MODE_TEE: frozenset({EvidenceKind.TEE.value}),
+    MODE_ZK: frozenset({EvidenceKind.ZK.value}),
+    MODE_TEE_ZK: frozenset({EvidenceKind.TEE.value, EvidenceKind.ZK.value}),
 }
 
 VISIBILITY_PUBLIC = "public"
@@ -49,6 +50,8 @@ _SEGMENT_KEYS = {"name", "inputs", "outputs", "mode", "reason"}
 
 @dataclass(frozen=True)
 class Segment:
+    """One model segment of a pipeline: the tensors it reads and writes, and the trust mode it must run under."""
+
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -58,6 +61,8 @@ class Segment:
 
 @dataclass(frozen=True)
 class PipelinePolicy:
+    """A validated ``pipeline.toml``: the model, its segments in order, and each tensor's visibility."""
+
     name: str
     model: str
     segments: tuple[Segment, ...]

@@ -46,6 +46,8 @@ HELD_SECTIONS = frozenset({SectionType.CMDLINE, SectionType.METADATA, SectionTyp
 
 @dataclass(frozen=True)
 class SectionInfo:
+    """One section of an EIF as read: its position in the file, type, name, offset and size."""
+
     index: int
     type: int
     name: str
@@ -58,6 +60,8 @@ class SectionInfo:
 
 @dataclass(frozen=True)
 class EifMeasurement:
+    """What an EIF measures to: PCR0/1/2 (hex SHA-384), PCR8 when signed, and the file's layout and digests."""
+
     pcr0: str
     pcr1: str
     pcr2: str

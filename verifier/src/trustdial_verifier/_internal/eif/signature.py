@@ -43,6 +43,8 @@ def _decode(data: bytes, what: str, tags: frozenset[int] = strict_cbor.NO_TAGS) 
 
 @dataclass(frozen=True)
 class EifSignature:
+    """A signed EIF's signature section: the signing certificate and the COSE_Sign1 over PCR0, checked."""
+
     certificate_pem: bytes
     certificate_der: bytes
     cose_sign1: bytes

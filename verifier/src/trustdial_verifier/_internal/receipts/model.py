@@ -14,6 +14,7 @@ from typing import Any
 import cbor2
 
 from trustdial_verifier._internal import strict_cbor
+from trustdial_verifier._internal.kinds import ReceiptOperation
 from trustdial_verifier._internal.receipts.errors import ReceiptError
 from trustdial_verifier.errors import describe_value
 
@@ -21,7 +22,7 @@ FORMAT_VERSION = 1
 STATEMENT_TYPE = "trustdial/tee-step"
 BATCH_ROOT_TYPE = "trustdial/batch-root"
 #: "llm-completion" and "llm-chunk": language-model completions and their stream chunks (docs/llm-receipts.md)
-OPERATIONS = frozenset({"infer", "generate", "llm-completion", "llm-chunk"})
+OPERATIONS = frozenset(op.value for op in ReceiptOperation)
 MAX_RECEIPT_BYTES = 64 * 1024
 MAX_NONCE_BYTES = 512
 DIGEST_SIZE = 32
