@@ -15,10 +15,10 @@ from typing import Any
 
 from cryptography import x509
 
-from trustdial_verifier._internal.composite.chain import ChainOptions
 from trustdial_verifier._internal.composite.evidence_tee import check_tee_evidence
 from trustdial_verifier._internal.composite.evidence_zk import check_zk_evidence
 from trustdial_verifier._internal.composite.manifest_facts import facts_from_manifest
+from trustdial_verifier._internal.composite.options import ChainOptions
 from trustdial_verifier._internal.composite.policy import VISIBILITY_PUBLIC, load_policy
 from trustdial_verifier._internal.composite.receipt import parse_receipt
 from trustdial_verifier._internal.composite.verify import CompositeResult, verify_composite
