@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from json_line import emit
-from trustdial_verifier._internal.attestation.verify import IntermediateCache, PcrsEqual, verify_attestation
-from trustdial_verifier._internal.cose_sign1 import sig_structure
+from trustdial_verifier.unstable.attestation import IntermediateCache, PcrsEqual, verify_attestation
+from trustdial_verifier.unstable.cose import sig_structure
 
 RESULTS = Path(__file__).resolve().parent / "results" / "attestation_throughput.json"
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "nitro"

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from trustdial_verifier._internal.cose_sign1 import ALG_ES384, encode_cose_sign1, raw_ecdsa_signature, sig_structure
+from trustdial_verifier.unstable.cose import ALG_ES384, encode_cose_sign1, raw_ecdsa_signature, sig_structure
 
 from enclave_app.nsm import simulated_pki
 

@@ -27,7 +27,7 @@ from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel
-from trustdial_verifier._internal.llm.request import Endpoint, RequestRefused, parse_request
+from trustdial_verifier.unstable.llm import Endpoint, RequestRefused, parse_request
 
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.errors import RequestError

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from trustdial_verifier._internal.cose_sign1 import ALG_EDDSA, ALG_ES256, raw_ecdsa_signature, sig_structure
-from trustdial_verifier._internal.receipts.seal import encode_seal, protected_header
+from trustdial_verifier.unstable.cose import ALG_EDDSA, ALG_ES256, raw_ecdsa_signature, sig_structure
+from trustdial_verifier.unstable.receipts import encode_seal, protected_header
 
 KEY_TYPES = ("ed25519", "p256")
 

@@ -36,8 +36,8 @@ from multiprocessing.shared_memory import SharedMemory
 
 import cbor2
 from cryptography.hazmat.primitives import serialization
-from trustdial_verifier._internal.receipts.model import BatchRoot
 from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.receipts import BatchRoot
 
 from enclave_app.receipts.fast_encoding import StatementEncoder, encode_batch_receipts
 from enclave_app.receipts.key import ReceiptKey

@@ -10,7 +10,7 @@ import cbor2
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from trustdial_verifier._internal.cose_sign1 import (
+from trustdial_verifier.unstable.cose import (
     ALG_ES256,
     ALG_ES384,
     ALG_ES512,

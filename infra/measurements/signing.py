@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import hashlib
 
-from trustdial_verifier._internal.cose_sign1 import ALG_ES384, raw_ecdsa_signature
-from trustdial_verifier._internal.measurements import load_signed_manifest, parse_manifest, to_be_signed
-from trustdial_verifier._internal.measurements.signed import encode_signed_manifest, protected_header
 from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.cose import ALG_ES384, raw_ecdsa_signature
+from trustdial_verifier.unstable.measurements import (
+    encode_signed_manifest,
+    load_signed_manifest,
+    parse_manifest,
+    protected_header,
+    to_be_signed,
+)
 
 from infra.measurements.errors import MeasurementsError
 from infra.measurements.signers import ManifestSigner

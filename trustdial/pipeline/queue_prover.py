@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from trustdial_verifier._internal.proof.artifacts import ARTIFACTS_FILE
-from trustdial_verifier._internal.proof.tensors import Tensor, canonical_tensor_json
+from trustdial_verifier.unstable.proof import ARTIFACTS_FILE, Tensor, canonical_tensor_json
 
 from prover.aws_clients import make_clients
 from prover.errors import ProverError

@@ -28,15 +28,19 @@ from typing import Any, Protocol
 
 import httpx
 import numpy as np
-from trustdial_verifier._internal.composite.policy import MODE_EVIDENCE, MODE_TEE_ZK, VISIBILITY_PRIVATE, PipelinePolicy
-from trustdial_verifier._internal.measurements import parse_manifest, signed_payload
-from trustdial_verifier._internal.proof.artifacts import load_artifacts
-from trustdial_verifier._internal.proof.instances import layout_from_settings
-from trustdial_verifier._internal.proof.quantization import felts_to_floats, tensor_poseidon, tensor_to_felts
-from trustdial_verifier._internal.proof.tensors import Tensor as ProofTensor
-from trustdial_verifier._internal.proof.tensors import tensor_from_bytes
-from trustdial_verifier._internal.receipts.model import decode_receipt, decode_statement
-from trustdial_verifier._internal.tensors import Tensor, commit_tensors
+from trustdial_verifier.unstable.composite import MODE_EVIDENCE, MODE_TEE_ZK, VISIBILITY_PRIVATE, PipelinePolicy
+from trustdial_verifier.unstable.measurements import parse_manifest, signed_payload
+from trustdial_verifier.unstable.proof import Tensor as ProofTensor
+from trustdial_verifier.unstable.proof import (
+    felts_to_floats,
+    layout_from_settings,
+    load_artifacts,
+    tensor_from_bytes,
+    tensor_poseidon,
+    tensor_to_felts,
+)
+from trustdial_verifier.unstable.receipts import decode_receipt, decode_statement
+from trustdial_verifier.unstable.tensors import Tensor, commit_tensors
 
 from enclave_app.circuit_model import CIRCUIT_PARAM, EXECUTOR, EXECUTOR_PARAM, load_circuit_model
 from enclave_app.models import ModelRegistry, load_model
