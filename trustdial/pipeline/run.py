@@ -28,7 +28,9 @@ from typing import Any, Protocol
 
 import httpx
 import numpy as np
+from trustdial_verifier.errors import VerificationError
 from trustdial_verifier.unstable.composite import MODE_EVIDENCE, MODE_TEE_ZK, VISIBILITY_PRIVATE, PipelinePolicy
+from trustdial_verifier.unstable.decoding import strict_json
 from trustdial_verifier.unstable.measurements import parse_manifest, signed_payload
 from trustdial_verifier.unstable.proof import Tensor as ProofTensor
 from trustdial_verifier.unstable.proof import (
@@ -82,15 +84,19 @@ def load_split(directory: Path) -> SplitArtifacts:
     )
 
 
+#: The largest input file ``read_input`` takes (base64 tensors of an image-sized model input fit many times over).
+MAX_INPUT_BYTES = 64 << 20
+
+
 def read_input(path: Path) -> dict[str, np.ndarray]:
     """Named tensors as the gateway takes them: ``{name: {dtype, shape, data: base64}}``."""
     try:
-        document = json.loads(path.read_text())
+        document = strict_json.loads(path.read_bytes(), max_bytes=MAX_INPUT_BYTES)
         return {
             name: Tensor(item["dtype"], tuple(item["shape"]), base64.b64decode(item["data"], validate=True)).to_array()
             for name, item in document.items()
         }
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, VerificationError) as err:
         raise PipelineError(
             "PIPELINE_INPUT_INVALID", f"{path}: expected {{name: {{dtype, shape, data}}}}: {err}"
         ) from err
