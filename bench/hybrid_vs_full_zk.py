@@ -53,7 +53,7 @@ from typing import Any
 
 import ezkl
 import numpy as np
-from trustdial_verifier._internal.proof.artifacts import check_file_hashes, load_artifacts
+from trustdial_verifier.unstable.proof import check_file_hashes, load_artifacts
 
 from prover.compile import DEFAULT_TOLERANCE
 from prover.prove import PROVER_ROLES

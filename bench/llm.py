@@ -43,8 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from json_line import emit
-from trustdial_verifier._internal.llm.bundle import verify_bundle
-from trustdial_verifier._internal.llm.engine import Engine
+from trustdial_verifier.unstable.llm import Engine, verify_bundle
 
 from enclave_app.llm.service import LlmModel, LlmService, load_llm
 from enclave_app.loop_idle import idle_signalling_loop

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from json_line import emit
-from trustdial_verifier._internal.eif import measure_eif
+from trustdial_verifier.unstable.eif import measure_eif
 
 from infra.image.eif_metadata import EifMetadata
 from infra.image.eif_writer import write_eif

@@ -41,8 +41,8 @@ import numpy as np
 import onnxruntime as ort
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from trustdial_verifier._internal.receipts import ReceiptExpectation, check_statement, open_receipt
-from trustdial_verifier._internal.tensors import Tensor
+from trustdial_verifier.unstable.receipts import ReceiptExpectation, check_statement, open_receipt
+from trustdial_verifier.unstable.tensors import Tensor
 
 from enclave_app.receipts.bound_model import BoundModel
 from enclave_app.receipts.key import ReceiptKey
@@ -297,7 +297,7 @@ def measure_end_to_end(seconds: float, clients: int) -> dict[str, Any]:
     import subprocess
 
     from cryptography import x509
-    from trustdial_verifier._internal.client import Client, ExpectedEnclave
+    from trustdial_verifier.unstable.client import Client, ExpectedEnclave
 
     binary = Path(sys.executable).parent / "trustdial"
     with tempfile.TemporaryDirectory() as tmp:

@@ -145,7 +145,7 @@ def run_plain(model_path: str, threads: int) -> None:
 def run_serve_without_receipts(model_path: str) -> None:
     """``trustdial serve``'s server and service with ``infer`` replaced by a run on the event loop's
     thread (as the server runs a small bound model) that returns an empty receipt. Exists only here."""
-    from trustdial_verifier._internal.tensors import Tensor
+    from trustdial_verifier.unstable.tensors import Tensor
 
     from enclave_app.addresses import parse_address
     from enclave_app.models import ModelRegistry, load_model
@@ -495,7 +495,7 @@ def reference_outputs(model: Path, x: np.ndarray) -> np.ndarray:
 def check_samples(side: Side, samples: list[tuple[int, bytes]], requests: Requests, expected_y: np.ndarray) -> int:
     """Every sampled response's outputs equal onnxruntime's here; on the trustdial side, every sampled
     receipt verifies against the attested key. Returns how many receipts were verified."""
-    from trustdial_verifier._internal.tensors import Tensor
+    from trustdial_verifier.unstable.tensors import Tensor
 
     parsed = []
     for index, raw in samples:
@@ -508,8 +508,8 @@ def check_samples(side: Side, samples: list[tuple[int, bytes]], requests: Reques
     if not side.name.startswith("trustdial"):
         return 0
     from cryptography import x509
-    from trustdial_verifier._internal.client import Client, ExpectedEnclave
-    from trustdial_verifier._internal.receipts import ReceiptExpectation, check_statement, open_receipt
+    from trustdial_verifier.unstable.client import Client, ExpectedEnclave
+    from trustdial_verifier.unstable.receipts import ReceiptExpectation, check_statement, open_receipt
 
     sha = bytes.fromhex(side.extra["ready"]["models"][MODEL])
     expected = ExpectedEnclave(

@@ -29,10 +29,8 @@ from typing import Any
 import numpy as np
 import onnxruntime
 from json_line import emit
-from trustdial_verifier._internal.proof.artifacts import sha256_file
-from trustdial_verifier._internal.proof.tensors import canonical_tensor_json, load_tensor_file
-from trustdial_verifier._internal.proof.verify import verify_proof
 from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.proof import canonical_tensor_json, load_tensor_file, sha256_file, verify_proof
 
 from prover.circuit_settings import CircuitOptions
 from prover.compile import compile_model
@@ -47,7 +45,7 @@ ORT_RUNS = 2000
 
 CHILD = """
 import json, sys, time, ezkl
-from trustdial_verifier._internal.proof.tensors import load_tensor_file
+from trustdial_verifier.unstable.proof import load_tensor_file
 art, tensor_path, witness, proof = sys.argv[1:5]
 tensor = load_tensor_file(__import__("pathlib").Path(tensor_path), side="input")
 data = witness + ".input.json"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from trustdial_verifier._internal.cli.arguments import JsonAwareParser, parse_or_refuse
+from trustdial_verifier.unstable.cli import JsonAwareParser, parse_or_refuse
 
 from enclave_app import serve_command
 

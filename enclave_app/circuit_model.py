@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from trustdial_verifier._internal.proof import ezkl_calls
-from trustdial_verifier._internal.proof.artifacts import check_file_hashes, load_artifacts
-from trustdial_verifier._internal.proof.quantization import felts_to_floats, tensor_poseidon
+from trustdial_verifier.unstable.proof import (
+    check_file_hashes,
+    ezkl_calls,
+    felts_to_floats,
+    load_artifacts,
+    tensor_poseidon,
+)
 
 from enclave_app.errors import RequestError
 from enclave_app.models import LoadedModel, load_model

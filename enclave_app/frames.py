@@ -11,15 +11,18 @@ import abc
 import asyncio
 import contextlib
 import struct
-from typing import Any
+from typing import Any, cast
 
 import cbor2
+from trustdial_verifier.unstable.decoding import strict_cbor
 
 from enclave_app.errors import RequestError
 from enclave_app.read_buffer import PreallocatedReads
 
 HEADER = struct.Struct(">I")
 DEFAULT_MAX_FRAME = 8 * 1024 * 1024
+#: Data items in one frame: requests carry tensors as byte strings and chat messages as short lists.
+MAX_FRAME_ITEMS = 1 << 16
 
 
 class FrameError(RequestError):
@@ -52,13 +55,16 @@ def encode_frame(message: dict[str, Any]) -> bytes:
 
 
 def decode_message(body: bytes) -> dict[str, Any]:
+    """A frame's body as a map, through the verifier's strict CBOR reader: no tags (so no shared references
+    28/29, no bignums), bounded depth and item count, unique keys, finite floats. Anything else is ``BAD_FRAME``
+    with the reader's code in the message; the connection keeps serving."""
     try:
-        message = cbor2.loads(body)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as err:
-        raise RequestError("BAD_FRAME", f"frame is not valid CBOR: {err}") from err
+        message = strict_cbor.decode(body, max_bytes=len(body), max_items=MAX_FRAME_ITEMS, floats=True)
+    except strict_cbor.CborError as err:
+        raise RequestError("BAD_FRAME", f"frame is not CBOR the enclave accepts: {err.reason} ({err.code})") from None
     if not isinstance(message, dict):
         raise RequestError("BAD_FRAME", f"expected a CBOR map, found {type(message).__name__}")
-    return message
+    return cast(dict[str, Any], message)
 
 
 class FrameProtocol(PreallocatedReads):

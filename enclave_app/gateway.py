@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, Field, ValidationError
-from trustdial_verifier._internal.tensors import DTYPE_SIZES
+from trustdial_verifier.unstable.tensors import DTYPE_SIZES
 
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.errors import RequestError

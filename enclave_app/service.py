@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from trustdial_verifier._internal.tensors import Tensor
+from trustdial_verifier.unstable.tensors import Tensor
 
 from enclave_app.errors import RequestError
 from enclave_app.limits import MAX_NONCE
@@ -91,7 +91,7 @@ def poseidon_params(outputs: dict[str, Any], scale: Any) -> dict[str, int | str]
     quantized at ``scale`` as float32 input, i.e. the hashed instance a ZK segment exposes."""
     if type(scale) is not int or not 0 <= scale <= 30:
         raise RequestError("BAD_PARAMS", "poseidon_scale must be an integer in 0..30")
-    from trustdial_verifier._internal.proof.quantization import tensor_poseidon
+    from trustdial_verifier.unstable.proof import tensor_poseidon
 
     params: dict[str, int | str] = {"poseidon_scale": scale}
     for name, array in outputs.items():

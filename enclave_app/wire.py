@@ -7,8 +7,8 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-from trustdial_verifier._internal.tensors import Tensor
 from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.tensors import Tensor
 
 from enclave_app.errors import RequestError
 

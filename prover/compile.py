@@ -6,8 +6,14 @@ import importlib.metadata
 import shutil
 from pathlib import Path
 
-from trustdial_verifier._internal.proof.artifacts import ArtifactFile, Artifacts, sha256_file, write_artifacts
-from trustdial_verifier._internal.proof.srs import SRS_KIND_CEREMONY, SRS_KIND_DEV
+from trustdial_verifier.unstable.proof import (
+    SRS_KIND_CEREMONY,
+    SRS_KIND_DEV,
+    ArtifactFile,
+    Artifacts,
+    sha256_file,
+    write_artifacts,
+)
 
 from prover import ezkl_api
 from prover.circuit_settings import CircuitOptions, write_settings

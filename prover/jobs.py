@@ -15,6 +15,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from trustdial_verifier.errors import describe_value
+from trustdial_verifier.unstable.decoding import strict_json
+
 from prover.errors import ProverError
 
 ERROR_SUFFIX = ".error.json"
@@ -35,18 +38,22 @@ class ProofJob:
         return json.dumps(asdict(self), sort_keys=True)
 
 
+#: A job names four keys; a body larger than this is not one.
+MAX_JOB_BYTES = 64 * 1024
+
+
 def parse_job(body: str) -> ProofJob:
     try:
-        doc = json.loads(body)
-    except json.JSONDecodeError as err:
-        raise ProverError("JOB_MALFORMED", f"expected a JSON job body, got {body[:80]!r}") from err
+        doc = strict_json.loads(body, max_bytes=MAX_JOB_BYTES)
+    except strict_json.JsonError as err:
+        raise ProverError("JOB_MALFORMED", f"expected a strict JSON job body: {err.reason} ({err.code})") from None
     if not isinstance(doc, dict):
         raise ProverError("JOB_MALFORMED", f"expected a JSON object, got {type(doc).__name__}")
     fields = {}
     for name in ("job_id", "artifacts_prefix", "input_key", "proof_key"):
         value = doc.get(name)
         if not isinstance(value, str) or not value:
-            raise ProverError("JOB_MALFORMED", f"expected a non-empty string {name!r}, found {value!r}")
+            raise ProverError("JOB_MALFORMED", f"expected a non-empty string {name!r}, found {describe_value(value)}")
         fields[name] = value
     if not fields["artifacts_prefix"].endswith("/"):
         fields["artifacts_prefix"] += "/"

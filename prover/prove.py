@@ -6,9 +6,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from trustdial_verifier._internal.proof.artifacts import check_file_hashes, load_artifacts
-from trustdial_verifier._internal.proof.tensors import Tensor
 from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.proof import Tensor, check_file_hashes, load_artifacts
 
 from prover import ezkl_api
 from prover.console import ezkl_prints_to_stderr, progress, ticking

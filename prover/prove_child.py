@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from trustdial_verifier._internal.proof.tensors import load_tensor_file
 from trustdial_verifier.errors import InputError, VerificationError
+from trustdial_verifier.unstable.proof import load_tensor_file
 
 from prover.errors import ProverError
 from prover.prove import prove

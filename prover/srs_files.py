@@ -12,8 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from trustdial_verifier._internal.proof.artifacts import sha256_file
-from trustdial_verifier._internal.proof.srs import ceremony_k
+from trustdial_verifier.unstable.proof import ceremony_k, sha256_file
 
 from prover import ezkl_api
 from prover.errors import ProverError

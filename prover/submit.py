@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from trustdial_verifier._internal.proof.artifacts import ARTIFACTS_FILE, load_artifacts
+from trustdial_verifier.unstable.proof import ARTIFACTS_FILE, load_artifacts
 
 from prover.errors import ProverError
 from prover.jobs import ProofJob

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from trustdial_verifier._internal.proof import ezkl_calls
+from trustdial_verifier.unstable.proof import ezkl_calls
 
 from prover import ezkl_api
 from prover.calibration import load_samples, reference_outputs

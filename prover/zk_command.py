@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trustdial_verifier._internal.proof.tensors import load_tensor_file
 from trustdial_verifier.errors import InputError, VerificationError
+from trustdial_verifier.unstable.proof import load_tensor_file
 
 from prover.circuit_settings import VISIBILITIES, CircuitOptions
 from prover.compile import DEFAULT_TOLERANCE, compile_model

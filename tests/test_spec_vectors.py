@@ -10,7 +10,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from trustdial_verifier._internal.composite.chain import derive_step_nonce
+from trustdial_verifier._internal.composite.nonce import derive_step_nonce
 from trustdial_verifier._internal.composite.receipt import TensorData
 from trustdial_verifier._internal.composite.tensor_commitment import tensor_sha256
 from trustdial_verifier._internal.tensors import Tensor, commit_tensors, encode_tensors

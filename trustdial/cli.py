@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from trustdial_verifier._internal.cli.arguments import JsonAwareParser, parse_or_refuse
+from trustdial_verifier.unstable.cli import JsonAwareParser, parse_or_refuse
 
 
 @dataclass(frozen=True)

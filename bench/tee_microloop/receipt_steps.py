@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from trustdial_verifier._internal.receipts.model import BatchRoot
+from trustdial_verifier.unstable.receipts import BatchRoot
 
 from enclave_app.receipts.fast_encoding import ArrayCommitter, StatementEncoder, encode_batch_receipts
 from enclave_app.receipts.key import ReceiptKey

@@ -30,19 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trustdial_verifier._internal.llm.bundle import BundleError, verify_bundle
-from trustdial_verifier._internal.llm.engine import Engine
-from trustdial_verifier._internal.llm.request import (
+from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.llm import (
     DEFAULT_MAX_TOKENS,
     MAX_SEED,
-    Endpoint,
-    RequestRefused,
-    parse_request,
-    resolve,
-)
-from trustdial_verifier._internal.llm.statements import (
     OP_CHUNK,
     OP_COMPLETION,
+    BundleError,
+    Endpoint,
+    Engine,
+    RequestRefused,
     chain_next,
     chain_start,
     chunk_inputs,
@@ -50,9 +47,11 @@ from trustdial_verifier._internal.llm.statements import (
     completion_inputs,
     completion_outputs,
     completion_params,
+    parse_request,
+    resolve,
+    verify_bundle,
 )
-from trustdial_verifier._internal.tensors import commit_tensors
-from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.tensors import commit_tensors
 
 from enclave_app.errors import RequestError
 from enclave_app.limits import MAX_NONCE

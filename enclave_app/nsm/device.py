@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+from trustdial_verifier.errors import describe_value
+from trustdial_verifier.unstable.decoding import strict_cbor
 
 NSM_IOCTL_MAGIC = 0x0A
 NSM_REQUEST_MAX_SIZE = 0x1000
@@ -77,13 +79,16 @@ def encode_describe_nsm_request() -> bytes:
 def decode_response(raw: bytes, expected: str) -> dict[str, Any]:
     """The fields of response variant ``expected``; an ``Error`` variant raises :class:`NsmError`."""
     try:
-        value = cbor2.loads(raw)
-    except (cbor2.CBORDecodeError, ValueError) as err:
-        raise NsmError("InvalidResponse", f"response is not valid CBOR: {err}") from err
+        value: Any = strict_cbor.decode(raw)
+    except strict_cbor.CborError as err:
+        raise NsmError(
+            "InvalidResponse", f"response is not CBOR the enclave accepts: {err.reason} ({err.code})"
+        ) from None
     if isinstance(value, dict) and set(value) == {"Error"}:
-        raise NsmError(str(value["Error"]), f"the NSM refused the {expected} request")
+        code = value["Error"] if isinstance(value["Error"], str) else "InvalidResponse"
+        raise NsmError(code, f"the NSM refused the {expected} request")
     if not isinstance(value, dict) or set(value) != {expected} or not isinstance(value[expected], dict):
-        raise NsmError("InvalidResponse", f"expected a {expected} response, found {value!r:.80}")
+        raise NsmError("InvalidResponse", f"expected a {expected} response, found {describe_value(value)}")
     fields: dict[str, Any] = value[expected]
     return fields
 

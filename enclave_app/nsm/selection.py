@@ -22,7 +22,7 @@ def load_pcrs(path: Path) -> dict[int, bytes]:
     with path.open("rb") as handle:
         magic = handle.read(4)
     if magic == b".eif":
-        from trustdial_verifier._internal.eif import measure_eif
+        from trustdial_verifier.unstable.eif import measure_eif
 
         measured = measure_eif(path, file_digests=False).pcrs()
         return {_pcr_index(name): bytes.fromhex(value) for name, value in measured.items() if value is not None}

@@ -19,9 +19,8 @@ import cbor2
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
-from trustdial_verifier._internal.cose_sign1 import sig_structure
+from trustdial_verifier.unstable.cose import ALG_ES384, encode_cose_sign1, raw_ecdsa_signature, sig_structure
 
 from enclave_app.nsm import simulated_pki
 
@@ -135,11 +134,7 @@ class SimulatedNsm:
     def sign(self, payload: bytes, *, protected: bytes = PROTECTED_ES384) -> bytes:
         """Wrap ``payload`` bytes (as given, never re-encoded) in a COSE_Sign1 signed by the leaf key."""
         der = self._pki.leaf.key.sign(sig_structure(protected, payload), ec.ECDSA(hashes.SHA384()))
-        r, s = decode_dss_signature(der)
-        message = [protected, {}, payload, r.to_bytes(48, "big") + s.to_bytes(48, "big")]
-        if self.tag18:
-            return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, message))
-        return cbor2.dumps(message)
+        return encode_cose_sign1(protected, payload, raw_ecdsa_signature(der, ALG_ES384), tagged=self.tag18)
 
     def _now(self) -> datetime:
         now = self._clock()

@@ -27,7 +27,8 @@ from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel
-from trustdial_verifier._internal.llm.request import Endpoint, RequestRefused, parse_request
+from trustdial_verifier.unstable.decoding import strict_json
+from trustdial_verifier.unstable.llm import Endpoint, RequestRefused, parse_request
 
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.errors import RequestError
@@ -81,9 +82,9 @@ def _body(request: HttpRequest) -> Any:
     if len(request.body) > MAX_BODY:
         raise RequestError("body_too_large", f"body exceeds {MAX_BODY} bytes", 413)
     try:
-        return json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise RequestError("invalid_json", f"body is not valid JSON: {err}") from err
+        return strict_json.loads(request.body, max_bytes=MAX_BODY)
+    except strict_json.JsonError as err:
+        raise RequestError("invalid_json", f"body is not JSON the enclave accepts: {err.reason} ({err.code})") from None
 
 
 def _nonce(request: HttpRequest) -> bytes | None:

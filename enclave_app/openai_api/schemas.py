@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
-from trustdial_verifier._internal.llm.request import MAX_SEED, MAX_STOP, MAX_TOKENS_LIMIT, MAX_TOP_K
+from trustdial_verifier.unstable.llm import MAX_SEED, MAX_STOP, MAX_TOKENS_LIMIT, MAX_TOP_K
 
 
 class Message(BaseModel):

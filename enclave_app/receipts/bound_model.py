@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
-from trustdial_verifier._internal.tensors import DTYPE_SIZES, TensorError
+from trustdial_verifier.unstable.tensors import DTYPE_SIZES, TensorError
 
 from enclave_app.models import ORT_TYPES
 from enclave_app.receipts.canonical_parts import canonical_headers

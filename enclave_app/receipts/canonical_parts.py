@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from trustdial_verifier._internal.tensors import DTYPE_SIZES, MAGIC, MAX_NAME_BYTES, Tensor, TensorError, tensor_header
+from trustdial_verifier.unstable.tensors import DTYPE_SIZES, MAGIC, MAX_NAME_BYTES, Tensor, TensorError, tensor_header
 
 
 class CanonicalParts:

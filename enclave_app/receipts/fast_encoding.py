@@ -13,8 +13,8 @@ from typing import Any
 
 import cbor2
 import numpy as np
-from trustdial_verifier._internal.receipts.model import FORMAT_VERSION, OPERATIONS, STATEMENT_TYPE
-from trustdial_verifier._internal.tensors import (
+from trustdial_verifier.unstable.receipts import FORMAT_VERSION, OPERATIONS, STATEMENT_TYPE
+from trustdial_verifier.unstable.tensors import (
     COMMITMENT_KIND_SHA256,
     DTYPE_SIZES,
     MAGIC,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from trustdial_verifier._internal.receipts.seal import ALG_EDDSA, ALG_ES256, protected_header, sig_structure
+from trustdial_verifier.unstable.cose import ALG_EDDSA, ALG_ES256, raw_ecdsa_signature, sig_structure
+from trustdial_verifier.unstable.receipts import encode_seal, protected_header
 
 KEY_TYPES = ("ed25519", "p256")
 
@@ -40,13 +40,9 @@ class ReceiptKey:
         """Raw signature: 64 bytes for both Ed25519 and ES256 (r||s)."""
         if isinstance(self.private_key, ed25519.Ed25519PrivateKey):
             return self.private_key.sign(message)
-        r, s = decode_dss_signature(self.private_key.sign(message, ec.ECDSA(hashes.SHA256())))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return raw_ecdsa_signature(self.private_key.sign(message, ec.ECDSA(hashes.SHA256())), ALG_ES256)
 
     def seal(self, payload: bytes) -> bytes:
         """An untagged COSE_Sign1 over ``payload`` (docs/receipts.md §4)."""
-        import cbor2
-
         protected = protected_header(self.alg)
-        signature = self.sign(sig_structure(protected, payload))
-        return cbor2.dumps([protected, {}, payload, signature])
+        return encode_seal(protected, payload, self.sign(sig_structure(protected, payload)))

@@ -31,8 +31,8 @@ from concurrent.futures import Future
 from hashlib import sha256
 from typing import Any, NamedTuple
 
-from trustdial_verifier._internal.receipts.model import BatchRoot
 from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.receipts import BatchRoot
 
 from enclave_app.receipts.fast_encoding import ArrayCommitter, StatementEncoder, encode_batch_receipts
 from enclave_app.receipts.key import ReceiptKey

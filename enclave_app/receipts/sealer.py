@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from hashlib import sha256
 
-from trustdial_verifier._internal.receipts.merkle import leaf_hash
-from trustdial_verifier._internal.receipts.model import BatchRoot, Receipt
+from trustdial_verifier.unstable.receipts import BatchRoot, Receipt, leaf_hash
 
 from enclave_app.receipts.key import ReceiptKey
 

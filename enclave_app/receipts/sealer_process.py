@@ -33,11 +33,12 @@ from hashlib import sha256
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
+from typing import Any
 
-import cbor2
 from cryptography.hazmat.primitives import serialization
-from trustdial_verifier._internal.receipts.model import BatchRoot
 from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.decoding import strict_cbor
+from trustdial_verifier.unstable.receipts import BatchRoot
 
 from enclave_app.receipts.fast_encoding import StatementEncoder, encode_batch_receipts
 from enclave_app.receipts.key import ReceiptKey
@@ -148,7 +149,7 @@ def seal_forever(
                 if not timestamp_ms:
                     timestamp_ms = int(time.time() * 1000)
                 try:
-                    params = cbor2.loads(raw_params) if raw_params else None
+                    params: Any = strict_cbor.decode(raw_params, floats=True) if raw_params else None
                     statement = encoder.encode(
                         OPS[op_code], model, input_digest, output_digest, padded[:nonce_size], timestamp_ms, seq, params
                     )
@@ -212,7 +213,7 @@ def seal_forever(
 
 
 def main() -> None:
-    config = cbor2.loads(sys.stdin.buffer.read())
+    config: Any = strict_cbor.decode(sys.stdin.buffer.read(), floats=True)  # written by the parent, still checked
     private_key = serialization.load_der_private_key(config["key"], None)
     seal_forever(
         config["shm"],

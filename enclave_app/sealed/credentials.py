@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import cbor2
+from trustdial_verifier.errors import describe_value
+from trustdial_verifier.unstable.decoding import strict_cbor
 
 from enclave_app.addresses import Address
 from enclave_app.frames import HEADER
@@ -90,20 +92,23 @@ def fetch_credentials(
             (length,) = HEADER.unpack(_read_exactly(sock, HEADER.size))
             if length > MAX_REPLY:
                 raise SealedModelError("CREDENTIALS_INVALID", f"a credential reply of {length} bytes")
-            reply = cbor2.loads(_read_exactly(sock, length))
+            reply: Any = strict_cbor.decode(_read_exactly(sock, length), max_bytes=MAX_REPLY, floats=True)
     except OSError as err:
         raise SealedModelError(
             "CREDENTIALS_UNAVAILABLE", f"cannot reach the credential server at {address}: {err}"
         ) from err
-    except (cbor2.CBORDecodeError, ValueError) as err:
-        raise SealedModelError("CREDENTIALS_INVALID", f"the credential reply is not CBOR: {err}") from err
+    except strict_cbor.CborError as err:
+        raise SealedModelError(
+            "CREDENTIALS_INVALID", f"the credential reply is not CBOR the enclave accepts: {err.reason} ({err.code})"
+        ) from None
     if not isinstance(reply, dict):
         raise SealedModelError("CREDENTIALS_INVALID", "the credential reply is not a map")
     if reply.get("ok") is not True:
         error = reply.get("error")
         error = error if isinstance(error, dict) else {}
         code = "CREDENTIALS_EXPIRED" if error.get("code") == "CREDENTIALS_EXPIRED" else "CREDENTIALS_UNAVAILABLE"
-        raise SealedModelError(code, f"the credential server refused: {error.get('code')}: {error.get('message')}")
+        found = f"{describe_value(error.get('code'))}: {describe_value(error.get('message'))}"
+        raise SealedModelError(code, f"the credential server refused: {found}")
     credentials = credentials_from_wire(reply)
     credentials.require_fresh(clock())
     return credentials

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trustdial_verifier.unstable.decoding import strict_json
+
 from enclave_app.addresses import Address
 from enclave_app.sealed.credentials import AwsCredentials
 from enclave_app.sealed.errors import SealedModelError
@@ -102,9 +104,12 @@ class KmsEndpoint:
         if len(raw) > MAX_RESPONSE_BYTES:
             raise SealedModelError("KMS_ERROR", f"KMS answered more than {MAX_RESPONSE_BYTES} bytes")
         try:
-            answer = json.loads(raw or b"{}")
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise SealedModelError("KMS_ERROR", f"KMS answered HTTP {status} with a body that is not JSON") from err
+            answer = strict_json.loads(raw or b"{}", max_bytes=MAX_RESPONSE_BYTES)
+        except strict_json.JsonError as err:
+            raise SealedModelError(
+                "KMS_ERROR",
+                f"KMS answered HTTP {status} with a body that is not strict JSON: {err.reason} ({err.code})",
+            ) from None
         if not isinstance(answer, dict):
             raise SealedModelError("KMS_ERROR", f"KMS answered HTTP {status} with JSON that is not an object")
         if status != 200:

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trustdial_verifier._internal.eif import measure_eif
+from trustdial_verifier.unstable.eif import measure_eif
 
 from infra.image.command_output import guarded
 from infra.image.eif_metadata import EPOCH_BUILD_TIME, EifMetadata

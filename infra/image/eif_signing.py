@@ -8,17 +8,22 @@ from dataclasses import dataclass
 
 import cbor2
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from trustdial_verifier.unstable.cose import (
+    ALG_ES256,
+    ALG_ES384,
+    ALG_ES512,
+    ECDSA_ALGORITHMS,
+    encode_cose_sign1,
+    encode_header,
+    raw_ecdsa_signature,
+    sig_structure,
+)
 
 from infra.image.errors import BuildError
 
-_ALGORITHMS: dict[str, tuple[int, hashes.HashAlgorithm, int]] = {
-    "secp256r1": (-7, hashes.SHA256(), 32),
-    "secp384r1": (-35, hashes.SHA384(), 48),
-    "secp521r1": (-36, hashes.SHA512(), 66),
-}
+_ALGORITHMS: dict[str, int] = {"secp256r1": ALG_ES256, "secp384r1": ALG_ES384, "secp521r1": ALG_ES512}
 
 
 @dataclass(frozen=True)
@@ -43,11 +48,9 @@ class EifSigner:
         return cls(key, cert_pem)
 
     def section(self, pcr0: bytes) -> bytes:
-        alg, hash_algorithm, size = _ALGORITHMS[self.private_key.curve.name]
-        protected = cbor2.dumps({1: alg})
+        alg = _ALGORITHMS[self.private_key.curve.name]
+        protected = encode_header({1: alg})
         payload = cbor2.dumps({"register_index": 0, "register_value": list(pcr0)})
-        to_be_signed = cbor2.dumps(["Signature1", protected, b"", payload])
-        r, s = decode_dss_signature(self.private_key.sign(to_be_signed, ec.ECDSA(hash_algorithm)))
-        raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
-        cose = cbor2.dumps([protected, {}, payload, raw])
+        der = self.private_key.sign(sig_structure(protected, payload), ec.ECDSA(ECDSA_ALGORITHMS[alg].hash()))
+        cose = encode_cose_sign1(protected, payload, raw_ecdsa_signature(der, alg), tagged=False)
         return cbor2.dumps([{"signing_certificate": list(self.certificate_pem), "signature": list(cose)}])

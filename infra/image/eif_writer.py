@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from trustdial_verifier._internal.eif.format import (
+from trustdial_verifier.unstable.eif import (
     CRC_OFFSET,
     DEFAULT_CPUS,
     DEFAULT_MEM,
@@ -28,9 +28,9 @@ from trustdial_verifier._internal.eif.format import (
     SECTION_HEADER_STRUCT,
     VERSION,
     SectionType,
+    extend_pcr,
     flags_for_arch,
 )
-from trustdial_verifier._internal.eif.pcr import extend_pcr
 
 from infra.image.atomic_output import atomic_output
 from infra.image.eif_metadata import EifMetadata

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from trustdial_verifier._internal.eif import measure_eif
+from trustdial_verifier.unstable.eif import measure_eif
 
 from infra.image.blobs import DEFAULT_BLOBS_DIR, load_blobs, os_and_kernel_version
 from infra.image.command_output import guarded

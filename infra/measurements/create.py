@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trustdial_verifier._internal.eif import measure_eif
-from trustdial_verifier._internal.measurements import SCHEMA_ID, parse_manifest
-from trustdial_verifier._internal.measurements.manifest import IMAGE_INPUTS
 from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.eif import measure_eif
+from trustdial_verifier.unstable.measurements import IMAGE_INPUTS, SCHEMA_ID, parse_manifest
 
 from infra.measurements.errors import MeasurementsError
 

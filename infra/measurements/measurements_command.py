@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from trustdial_verifier._internal.eif import measure_eif
-from trustdial_verifier._internal.measurements.manifest import IMAGE_INPUTS
+from trustdial_verifier.unstable.eif import measure_eif
+from trustdial_verifier.unstable.measurements import IMAGE_INPUTS
 
 from infra.image.atomic_output import atomic_output
 from infra.image.blobs import load_blobs

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from trustdial_verifier._internal.measurements import parse_manifest, signed_payload
 from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.measurements import parse_manifest, signed_payload
 
 from infra.measurements.errors import MeasurementsError
 

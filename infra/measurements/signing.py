@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import hashlib
 
-import cbor2
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from trustdial_verifier._internal.measurements import load_signed_manifest, parse_manifest, to_be_signed
-from trustdial_verifier._internal.measurements.signed import COSE_SIGN1_TAG, protected_header
 from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.cose import ALG_ES384, raw_ecdsa_signature
+from trustdial_verifier.unstable.measurements import (
+    encode_signed_manifest,
+    load_signed_manifest,
+    parse_manifest,
+    protected_header,
+    to_be_signed,
+)
 
 from infra.measurements.errors import MeasurementsError
 from infra.measurements.signers import ManifestSigner
@@ -22,12 +26,7 @@ def sign_manifest(manifest: bytes, signer: ManifestSigner) -> bytes:
         raise MeasurementsError("MANIFEST_CREATE_INPUT", f"refusing to sign an invalid manifest: {err.reason}") from err
     protected = protected_header()
     digest = hashlib.sha384(to_be_signed(protected, manifest)).digest()
-    r, s = decode_dss_signature(signer.sign_digest(digest))
-    signed = cbor2.dumps(
-        cbor2.CBORTag(
-            COSE_SIGN1_TAG,
-            [protected, {4: signer.key_id.encode()}, manifest, r.to_bytes(48, "big") + s.to_bytes(48, "big")],
-        )
-    )
+    signature = raw_ecdsa_signature(signer.sign_digest(digest), ALG_ES384)
+    signed = encode_signed_manifest(protected, manifest, signature, key_id=signer.key_id.encode())
     load_signed_manifest(signed, signer.public_key())
     return signed

@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pycose.keys import EC2Key
 from pycose.messages import Sign1Message
+from trustdial_verifier._internal.attestation.envelope import parse_cose_sign1
 from trustdial_verifier._internal.attestation.verify import (
     AttestationError,
     PcrsEqual,
@@ -19,7 +20,7 @@ from trustdial_verifier._internal.attestation.verify import (
     read_unverified_timestamp,
     verify_attestation,
 )
-from trustdial_verifier._internal.cose_sign1 import parse_cose_sign1, sig_structure
+from trustdial_verifier._internal.cose_sign1 import sig_structure
 
 # Mutated certificates may carry a non-positive serial number: cryptography warns while parsing, then the
 # verifier rejects them (CERT_MALFORMED). The warning is expected here, the rejection is what is tested.

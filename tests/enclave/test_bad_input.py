@@ -217,6 +217,63 @@ def test_non_cbor_frame_is_refused_and_the_connection_continues(live: LiveServic
     assert second["ok"] and second["id"] == 7
 
 
+def _shared_reference_bomb(levels: int) -> bytes:
+    """CBOR of ``levels`` nested pairs that each name the previous level twice by shared reference (tags 28/29,
+    RFC 8949 registry): about 9 bytes a level, 2**levels leaves once the references are followed."""
+    out = bytearray(b"\xd8\x1c\x81\x61x")  # 28(["x"]): shared value 0
+    for index in range(levels):
+        reference = b"\xd8\x1d" + cbor2.dumps(index)  # 29(index)
+        out += b"\xd8\x1c\x82" + reference + reference  # 28([29(index), 29(index)])
+    return bytes(out)
+
+
+def _raw_frame(body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + body
+
+
+def test_shared_reference_frame_is_refused_with_a_code_and_the_connection_continues(live: LiveService) -> None:
+    head = cbor2.dumps({"id": 5, "op": "infer", "model": "mlp"})
+    body = (
+        bytes([head[0] + 1])
+        + head[1:]
+        + cbor2.dumps("inputs")
+        + b"\xa1"
+        + cbor2.dumps("x")
+        + _shared_reference_bomb(60)
+    )
+    assert len(body) < 1024
+    with _enclave_socket(live) as sock:
+        sock.sendall(_raw_frame(body))
+        first = _read_frame(sock)
+        sock.sendall(_frame({"id": 7, "op": "models"}))
+        second = _read_frame(sock)
+    assert first["error"]["code"] == "BAD_FRAME"
+    assert "CBOR_UNSUPPORTED" in first["error"]["message"]
+    assert second["ok"] and second["id"] == 7
+    _still_serving(live)
+
+
+def test_frame_with_a_repeated_key_is_refused(live: LiveService) -> None:
+    # {"id": 3, "op": "models", "op": "infer"}: which "op" counts would depend on the decoder
+    body = b"\xa3" + cbor2.dumps("id") + cbor2.dumps(3) + cbor2.dumps("op") + cbor2.dumps("models")
+    body += cbor2.dumps("op") + cbor2.dumps("infer")
+    with _enclave_socket(live) as sock:
+        sock.sendall(_raw_frame(body))
+        reply = _read_frame(sock)
+    assert reply["error"]["code"] == "BAD_FRAME"
+    assert "CBOR_DUPLICATE_KEY" in reply["error"]["message"]
+    _still_serving(live)
+
+
+def test_frame_with_a_non_finite_float_is_refused(live: LiveService) -> None:
+    body = cbor2.dumps({"id": 4, "op": "models", "deadline": float("nan")})
+    with _enclave_socket(live) as sock:
+        sock.sendall(_raw_frame(body))
+        reply = _read_frame(sock)
+    assert reply["error"]["code"] == "BAD_FRAME"
+    assert "CBOR_NON_FINITE" in reply["error"]["message"]
+
+
 def test_unknown_operation_is_refused(live: LiveService) -> None:
     with _enclave_socket(live) as sock:
         sock.sendall(_frame({"id": 1, "op": "shutdown"}))
@@ -250,5 +307,3 @@ def test_bad_requests_in_parallel_do_not_disturb_good_ones(live: LiveService, th
     for worker in workers:
         worker.join()
     assert results == [200] * (threads // 2 * 10)
-
-

@@ -160,3 +160,19 @@ def test_device_mode_without_a_device_fails_instead_of_simulating(tmp_path: Path
     with pytest.raises(NsmError) as err:
         open_nsm("device", device=tmp_path / "nsm")
     assert err.value.code == "Unavailable"
+
+
+def test_response_with_shared_references_is_invalid_not_followed() -> None:
+    # {"GetRandom": {"random": 28(h'00')}}: the driver's answer goes through the strict reader, which takes no tags
+    raw = b"\xa1" + _text("GetRandom") + b"\xa1" + _text("random") + b"\xd8\x1c\x41\x00"
+    with pytest.raises(NsmError) as err:
+        decode_response(raw, "GetRandom")
+    assert err.value.code == "InvalidResponse" and "CBOR_UNSUPPORTED" in str(err.value)
+
+
+def test_response_with_a_repeated_variant_key_is_invalid() -> None:
+    fields = b"\xa1" + _text("random") + b"\x41\x00"
+    raw = b"\xa2" + _text("GetRandom") + fields + _text("GetRandom") + fields
+    with pytest.raises(NsmError) as err:
+        decode_response(raw, "GetRandom")
+    assert err.value.code == "InvalidResponse" and "CBOR_DUPLICATE_KEY" in str(err.value)

@@ -11,12 +11,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from trustdial_verifier._internal.composite.chain import (
-    ManifestFacts,
-    SegmentMeasurement,
-    VerifiedEvidence,
-    derive_step_nonce,
-)
+from trustdial_verifier._internal.composite.evidence import VerifiedEvidence
+from trustdial_verifier._internal.composite.manifest_facts import ManifestFacts, SegmentMeasurement
+from trustdial_verifier._internal.composite.nonce import derive_step_nonce
 from trustdial_verifier._internal.composite.policy import PipelinePolicy, canonical_policy, parse_policy, policy_sha256
 from trustdial_verifier._internal.composite.receipt import Commitment, TensorData
 from trustdial_verifier._internal.composite.tensor_commitment import tensor_sha256

@@ -12,16 +12,13 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from trustdial_verifier._internal.composite.chain import (
-    ChainOptions,
-    check_links,
-    check_structure,
-    derive_step_nonce,
-    trusted_policy,
-)
 from trustdial_verifier._internal.composite.errors import CompositeError
+from trustdial_verifier._internal.composite.links import check_links
+from trustdial_verifier._internal.composite.nonce import derive_step_nonce
+from trustdial_verifier._internal.composite.options import ChainOptions
 from trustdial_verifier._internal.composite.policy import PipelinePolicy, canonical_policy, parse_policy, policy_sha256
 from trustdial_verifier._internal.composite.receipt import Commitment, TensorData, parse_receipt
+from trustdial_verifier._internal.composite.structure import check_structure, trusted_policy
 from trustdial_verifier._internal.composite.tensor_commitment import tensor_sha256
 from trustdial_verifier._internal.composite.verify import verify_composite
 

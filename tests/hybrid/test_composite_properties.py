@@ -8,9 +8,11 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from trustdial_verifier._internal.composite.chain import ChainOptions, check_links, check_structure, trusted_policy
 from trustdial_verifier._internal.composite.errors import CompositeError
+from trustdial_verifier._internal.composite.links import check_links
+from trustdial_verifier._internal.composite.options import ChainOptions
 from trustdial_verifier._internal.composite.receipt import parse_receipt
+from trustdial_verifier._internal.composite.structure import check_structure, trusted_policy
 
 from hybrid.composite_fixtures import build
 

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from trustdial_verifier._internal.composite.chain import SegmentMeasurement
 from trustdial_verifier._internal.composite.errors import CompositeError
 from trustdial_verifier._internal.composite.evidence_zk import check_zk_evidence
+from trustdial_verifier._internal.composite.manifest_facts import SegmentMeasurement
 from trustdial_verifier._internal.composite.receipt import parse_receipt
 from trustdial_verifier._internal.composite.verify import StepContext
 

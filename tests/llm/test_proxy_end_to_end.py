@@ -110,6 +110,25 @@ def test_malformed_json_is_refused_with_a_code(box: LlmStack) -> None:
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "tiny", "model": "other", "messages": []}',  # which model counts would depend on the parser
+        b'{"model": "tiny", "max_tokens": ' + b"9" * 5000 + b', "messages": []}',  # past the int-string limit
+        b'{"model": "tiny", "messages": [{"role": "user", "content": "\\ud800"}]}',  # a lone surrogate
+        b'{"model": "tiny", "temperature": NaN, "messages": []}',
+    ],
+    ids=["duplicate-key", "huge-integer", "lone-surrogate", "nan"],
+)
+def test_json_the_strict_decoder_refuses_is_invalid_json_and_the_gateway_keeps_serving(
+    box: LlmStack, body: bytes
+) -> None:
+    answer = httpx.post(box.a.url + "/v1/chat/completions", content=body, timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json", answer.text
+    assert "JSON_" in answer.json()["error"]["message"]
+    assert client(box.a.url).chat.completions.create(model="tiny", messages=CHAT, max_tokens=2).choices
+
+
 def test_the_openai_client_raises_the_gateway_error(box: LlmStack) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client(box.proxy_url).chat.completions.create(model="nope", messages=CHAT)  # type: ignore[arg-type]

@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 from hybrid.composite_fixtures import Scenario, build, h
 from trustdial_verifier._internal.cli import main as verify_main
-from trustdial_verifier._internal.composite.chain import ChainOptions, check_links, check_structure, trusted_policy
 from trustdial_verifier._internal.composite.errors import CompositeError
+from trustdial_verifier._internal.composite.links import check_links
+from trustdial_verifier._internal.composite.options import ChainOptions
 from trustdial_verifier._internal.composite.receipt import MAX_STEPS, Commitment, parse_receipt
+from trustdial_verifier._internal.composite.structure import check_structure, trusted_policy
 from trustdial_verifier._internal.tensors import Tensor, commit_tensors
 
 # --- attacks on the verified facts ------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from trustdial_verifier._internal.llm.bundle import (
+from trustdial_verifier.unstable.llm import (
     MANIFEST_NAME,
     BundleManifest,
     build_manifest,

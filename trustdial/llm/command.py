@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trustdial_verifier._internal.llm.bundle import BundleError, verify_bundle
+from trustdial_verifier.unstable.llm import BundleError, verify_bundle
 
 from infra.image.command_output import refuse
 from trustdial.llm.build import BuildError, Precision, build_bundle

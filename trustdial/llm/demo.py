@@ -21,7 +21,7 @@ from typing import Any
 
 import cbor2
 import httpx
-from trustdial_verifier._internal.llm.bundle import verify_bundle
+from trustdial_verifier.unstable.llm import verify_bundle
 
 from trustdial.llm.smollm2 import ensure_bundle
 

@@ -14,7 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from trustdial_verifier._internal.llm.bundle import BundleError, verify_bundle
+from trustdial_verifier.unstable.llm import BundleError, verify_bundle
 
 from trustdial.llm.build import BuildError, Precision, build_bundle
 

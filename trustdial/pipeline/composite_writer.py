@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from trustdial_verifier._internal.composite.chain import derive_step_nonce
-from trustdial_verifier._internal.composite.policy import (
+from trustdial_verifier.unstable.composite import (
+    RECEIPT_FORMAT,
     VISIBILITY_PUBLIC,
     PipelinePolicy,
     canonical_policy,
+    derive_step_nonce,
     policy_sha256,
 )
-from trustdial_verifier._internal.composite.receipt import RECEIPT_FORMAT
 
 
 @dataclass(frozen=True)

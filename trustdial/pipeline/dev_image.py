@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from trustdial_verifier._internal.eif import measure_eif
+from trustdial_verifier.unstable.eif import measure_eif
 
 from infra.image.cpio_writer import NewcWriter
 from infra.image.eif_metadata import EifMetadata

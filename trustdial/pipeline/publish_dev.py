@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from trustdial_verifier._internal.composite.policy import MODE_EVIDENCE, MODE_TEE_ZK, PipelinePolicy, policy_sha256
-from trustdial_verifier._internal.proof.artifacts import load_artifacts
+from trustdial_verifier.unstable.composite import MODE_EVIDENCE, MODE_TEE_ZK, PipelinePolicy, policy_sha256
+from trustdial_verifier.unstable.proof import load_artifacts
 
 from trustdial.pipeline.dev_image import DevImage, build_dev_image
 from trustdial.pipeline.dev_manifest import PublishedManifest, publish_dev_manifest

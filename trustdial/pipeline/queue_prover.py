@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from trustdial_verifier._internal.proof.artifacts import ARTIFACTS_FILE
-from trustdial_verifier._internal.proof.tensors import Tensor, canonical_tensor_json
+from trustdial_verifier.unstable.decoding import strict_json
+from trustdial_verifier.unstable.proof import ARTIFACTS_FILE, Tensor, canonical_tensor_json
 
 from prover.aws_clients import make_clients
 from prover.errors import ProverError
@@ -133,9 +133,11 @@ class QueueProver:
         if len(data) > MAX_PROOF_BYTES:
             raise PipelineError("PIPELINE_PROOF_MALFORMED", f"job {job.job_id}: proof larger than {MAX_PROOF_BYTES}")
         try:
-            document = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise PipelineError("PIPELINE_PROOF_MALFORMED", f"job {job.job_id}: proof is not JSON: {err}") from err
+            document = strict_json.loads(data, max_bytes=MAX_PROOF_BYTES)
+        except strict_json.JsonError as err:
+            raise PipelineError(
+                "PIPELINE_PROOF_MALFORMED", f"job {job.job_id}: proof is not strict JSON: {err.reason} ({err.code})"
+            ) from None
         if not isinstance(document, dict):
             raise PipelineError("PIPELINE_PROOF_MALFORMED", f"job {job.job_id}: expected a proof object")
         self.progress(f"{segment}: proof of job {job.job_id} downloaded ({len(data)} bytes)")
@@ -144,7 +146,7 @@ class QueueProver:
 
 def _json_or_text(data: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = strict_json.loads(data)
+    except strict_json.JsonError:
         return {"reason": data[:500].decode("utf-8", "replace")}
     return value if isinstance(value, dict) else {"reason": str(value)[:500]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trustdial_verifier._internal.composite.policy import POLICY_FORMAT
+from trustdial_verifier.unstable.composite import POLICY_FORMAT
 
 from trustdial.pipeline.reference_model import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME, write_reference_model
 

@@ -28,15 +28,21 @@ from typing import Any, Protocol
 
 import httpx
 import numpy as np
-from trustdial_verifier._internal.composite.policy import MODE_EVIDENCE, MODE_TEE_ZK, VISIBILITY_PRIVATE, PipelinePolicy
-from trustdial_verifier._internal.measurements import parse_manifest, signed_payload
-from trustdial_verifier._internal.proof.artifacts import load_artifacts
-from trustdial_verifier._internal.proof.instances import layout_from_settings
-from trustdial_verifier._internal.proof.quantization import felts_to_floats, tensor_poseidon, tensor_to_felts
-from trustdial_verifier._internal.proof.tensors import Tensor as ProofTensor
-from trustdial_verifier._internal.proof.tensors import tensor_from_bytes
-from trustdial_verifier._internal.receipts.model import decode_receipt, decode_statement
-from trustdial_verifier._internal.tensors import Tensor, commit_tensors
+from trustdial_verifier.errors import VerificationError
+from trustdial_verifier.unstable.composite import MODE_EVIDENCE, MODE_TEE_ZK, VISIBILITY_PRIVATE, PipelinePolicy
+from trustdial_verifier.unstable.decoding import strict_json
+from trustdial_verifier.unstable.measurements import parse_manifest, signed_payload
+from trustdial_verifier.unstable.proof import Tensor as ProofTensor
+from trustdial_verifier.unstable.proof import (
+    felts_to_floats,
+    layout_from_settings,
+    load_artifacts,
+    tensor_from_bytes,
+    tensor_poseidon,
+    tensor_to_felts,
+)
+from trustdial_verifier.unstable.receipts import decode_receipt, decode_statement
+from trustdial_verifier.unstable.tensors import Tensor, commit_tensors
 
 from enclave_app.circuit_model import CIRCUIT_PARAM, EXECUTOR, EXECUTOR_PARAM, load_circuit_model
 from enclave_app.models import ModelRegistry, load_model
@@ -78,15 +84,19 @@ def load_split(directory: Path) -> SplitArtifacts:
     )
 
 
+#: The largest input file ``read_input`` takes (base64 tensors of an image-sized model input fit many times over).
+MAX_INPUT_BYTES = 64 << 20
+
+
 def read_input(path: Path) -> dict[str, np.ndarray]:
     """Named tensors as the gateway takes them: ``{name: {dtype, shape, data: base64}}``."""
     try:
-        document = json.loads(path.read_text())
+        document = strict_json.loads(path.read_bytes(), max_bytes=MAX_INPUT_BYTES)
         return {
             name: Tensor(item["dtype"], tuple(item["shape"]), base64.b64decode(item["data"], validate=True)).to_array()
             for name, item in document.items()
         }
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, VerificationError) as err:
         raise PipelineError(
             "PIPELINE_INPUT_INVALID", f"{path}: expected {{name: {{dtype, shape, data}}}}: {err}"
         ) from err

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from trustdial_verifier._internal.composite.policy import PipelinePolicy, load_policy, policy_sha256
+from trustdial_verifier.unstable.composite import PipelinePolicy, load_policy, policy_sha256
 
 from trustdial.pipeline.errors import PipelineError
 

@@ -19,7 +19,7 @@ import onnx
 import onnx.utils
 import onnxruntime as ort
 from google.protobuf.message import DecodeError
-from trustdial_verifier._internal.composite.policy import PipelinePolicy
+from trustdial_verifier.unstable.composite import PipelinePolicy
 
 from prover.compile import DEFAULT_TOLERANCE
 from trustdial.pipeline.errors import PipelineError

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from trustdial_verifier._internal.composite.policy import MODE_TEE, PipelinePolicy
+from trustdial_verifier.unstable.composite import MODE_TEE, PipelinePolicy
 
 from prover.circuit_settings import CircuitOptions
 from prover.compile import DEFAULT_TOLERANCE, compile_model

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from trustdial_verifier._internal.proof import ezkl_calls
+from trustdial_verifier.unstable.proof import ezkl_calls
 
 from prover import ezkl_api
 

@@ -88,3 +88,33 @@ def test_nesting_at_limit_accepted() -> None:
 def test_byte_strings_are_returned_as_received() -> None:
     inner = bytes.fromhex("bf6161f5ff")  # an indefinite map inside a byte string stays as-is
     assert decode(b"\x45" + inner) == inner
+
+
+@pytest.mark.parametrize(
+    ("encoded", "value"),
+    [  # RFC 8949 Appendix A
+        ("f93e00", 1.5),
+        ("f98000", -0.0),
+        ("f97bff", 65504.0),
+        ("fa47c35000", 100000.0),
+        ("fa7f7fffff", 3.4028234663852886e38),
+        ("fb7e37e43c8800759c", 1.0e300),
+        ("fbc010666666666666", -4.1),
+    ],
+)
+def test_floats_decode_where_the_format_allows_them(encoded: str, value: float) -> None:
+    assert decode(bytes.fromhex(encoded), floats=True) == value
+    with pytest.raises(CborError) as err:
+        decode(bytes.fromhex(encoded))
+    assert err.value.code == "CBOR_UNSUPPORTED"
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [b"\xf9\x7e\x00", b"\xf9\x7c\x00", b"\xfa\xff\x80\x00\x00", b"\xfb\x7f\xf8\x00\x00\x00\x00\x00\x01"],
+    ids=["half-nan", "half-infinity", "single-minus-infinity", "double-nan"],
+)
+def test_non_finite_floats_are_refused_even_where_floats_are_allowed(encoded: bytes) -> None:
+    with pytest.raises(CborError) as err:
+        decode(encoded, floats=True)
+    assert err.value.code == "CBOR_NON_FINITE"

@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from trustdial_verifier._internal.attestation.document import AttestationDocument
-from trustdial_verifier._internal.composite.chain import DEFAULT_MAX_ATTESTATION_AGE_S
+from trustdial_verifier._internal.composite.options import DEFAULT_MAX_ATTESTATION_AGE_S
 from trustdial_verifier._internal.composite.policy import PipelinePolicy
 from trustdial_verifier._internal.eif.reader import EifMeasurement, SectionInfo
 from trustdial_verifier._internal.eif.signature import EifSignature

@@ -19,12 +19,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from trustdial_verifier._internal.attestation import verify as _attestation
 from trustdial_verifier._internal.attestation.certificate_chain import IntermediateCache
 from trustdial_verifier._internal.composite import verify as _composite
-from trustdial_verifier._internal.composite.chain import ChainOptions, StepReport
 from trustdial_verifier._internal.composite.evidence_tee import check_tee_evidence
 from trustdial_verifier._internal.composite.evidence_zk import check_zk_evidence
 from trustdial_verifier._internal.composite.manifest_facts import facts_from_manifest
+from trustdial_verifier._internal.composite.options import ChainOptions
 from trustdial_verifier._internal.composite.policy import VISIBILITY_PUBLIC
 from trustdial_verifier._internal.composite.receipt import parse_receipt
+from trustdial_verifier._internal.composite.report import StepReport
 from trustdial_verifier._internal.eif import measure_eif
 from trustdial_verifier._internal.measurements import check_eif_matches, load_public_key, load_signed_manifest
 from trustdial_verifier._internal.measurements.errors import ManifestError

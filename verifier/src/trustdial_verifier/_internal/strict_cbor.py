@@ -17,6 +17,8 @@ Error reasons name offsets, lengths and types, never the decoded values themselv
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -44,13 +46,15 @@ BREAK = 0xFF
 SIMPLE_FALSE = 20
 SIMPLE_TRUE = 21
 SIMPLE_NULL = 22
+#: Additional information of a half, single and double float (major type 7), and how to read each.
+FLOAT_FORMATS = {25: ">e", 26: ">f", 27: ">d"}
 
 
 class CborError(VerificationError):
     """The bytes are not CBOR this reader accepts. Codes: ``CBOR_MALFORMED``,
     ``CBOR_UNSUPPORTED`` (including a tag the format does not allow), ``CBOR_DUPLICATE_KEY``,
     ``CBOR_TRAILING_BYTES``, ``CBOR_TOO_DEEP``,
-    ``CBOR_TOO_LARGE``."""
+    ``CBOR_TOO_LARGE``, ``CBOR_NON_FINITE`` (a NaN or infinite float where floats are allowed)."""
 
 
 @dataclass(frozen=True)
@@ -62,16 +66,25 @@ class CborTag:
 
 
 CborKey: TypeAlias = int | bytes | str
-CborValue: TypeAlias = int | bytes | str | bool | list["CborValue"] | dict[CborKey, "CborValue"] | CborTag | None
+CborValue: TypeAlias = (
+    int | float | bytes | str | bool | list["CborValue"] | dict[CborKey, "CborValue"] | CborTag | None
+)
 
 
 def decode(
-    data: bytes, *, tags: frozenset[int] = NO_TAGS, max_bytes: int = MAX_BYTES, max_items: int = MAX_ITEMS
+    data: bytes,
+    *,
+    tags: frozenset[int] = NO_TAGS,
+    max_bytes: int = MAX_BYTES,
+    max_items: int = MAX_ITEMS,
+    floats: bool = False,
 ) -> CborValue:
     """Decode exactly one data item that spans all of ``data``; raise :class:`CborError` otherwise.
 
     ``tags``: the tag numbers the format allows (any other tag is ``CBOR_UNSUPPORTED``); ``max_bytes``: the
-    largest input accepted (checked before anything is read); ``max_items``: the most data items.
+    largest input accepted (checked before anything is read); ``max_items``: the most data items; ``floats``:
+    whether the format carries floats (half, single, double; finite only: NaN and infinities are
+    ``CBOR_NON_FINITE``). Signed evidence carries none; the enclave's request frames do.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CborError("CBOR_MALFORMED", f"expected bytes to decode, found {type(data).__name__}")
@@ -188,6 +201,14 @@ def decode(
                 return None
             if info == INFO_INDEFINITE:
                 raise CborError("CBOR_MALFORMED", f"unexpected break byte at offset {start}")
+            if floats and info in FLOAT_FORMATS and argument is not None:
+                fmt = FLOAT_FORMATS[info]
+                (number,) = struct.unpack(fmt, argument.to_bytes(struct.calcsize(fmt), "big"))
+                if not math.isfinite(number):
+                    raise CborError(
+                        "CBOR_NON_FINITE", f"expected a finite float at offset {start}, found NaN or infinity"
+                    )
+                return float(number)
             raise CborError(
                 "CBOR_UNSUPPORTED", f"simple value or float (additional information {info}) at offset {start}"
             )

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trustdial_verifier._internal import strict_cbor
+from trustdial_verifier._internal.attestation.envelope import decode_cbor
 from trustdial_verifier._internal.attestation.errors import DocumentFormatError
-from trustdial_verifier._internal.cose_sign1 import decode_cbor
 from trustdial_verifier.errors import describe_value
 
 MANDATORY_FIELDS = ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle")

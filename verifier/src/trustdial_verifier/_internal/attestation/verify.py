@@ -16,6 +16,7 @@ from cryptography import x509
 
 from trustdial_verifier._internal.attestation.certificate_chain import IntermediateCache, verify_chain
 from trustdial_verifier._internal.attestation.document import AttestationDocument, document_digest
+from trustdial_verifier._internal.attestation.envelope import parse_cose_sign1, verify_es384
 from trustdial_verifier._internal.attestation.errors import (
     AttestationError,
     CertificateChainError,
@@ -38,7 +39,6 @@ from trustdial_verifier._internal.attestation.policy import (
     UserDataEquals,
     apply_policy,
 )
-from trustdial_verifier._internal.cose_sign1 import parse_cose_sign1, verify_es384
 from trustdial_verifier.errors import InputError
 
 MAX_DOCUMENT_BYTES = 16 * 1024

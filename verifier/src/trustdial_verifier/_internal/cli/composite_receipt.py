@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography import x509
 
-from trustdial_verifier._internal.composite.chain import ChainOptions
+from trustdial_verifier._internal.composite.options import ChainOptions
 from trustdial_verifier.errors import InputError
 from trustdial_verifier.models import CompositeOptions, VerifiedComposite
 from trustdial_verifier.policy import load_pipeline_policy

@@ -14,8 +14,8 @@ from typing import Any
 from cryptography import x509
 
 from trustdial_verifier._internal.attestation.verify import PcrsEqual, document_digest
-from trustdial_verifier._internal.composite.chain import VerifiedEvidence
 from trustdial_verifier._internal.composite.errors import CompositeError
+from trustdial_verifier._internal.composite.evidence import VerifiedEvidence
 from trustdial_verifier._internal.composite.receipt import Commitment, Step
 from trustdial_verifier._internal.composite.verify import StepContext
 from trustdial_verifier._internal.receipts.attested import verify_binding_document

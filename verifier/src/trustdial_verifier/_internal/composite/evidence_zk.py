@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trustdial_verifier._internal.composite.chain import VerifiedEvidence
 from trustdial_verifier._internal.composite.errors import CompositeError
+from trustdial_verifier._internal.composite.evidence import VerifiedEvidence
 from trustdial_verifier._internal.composite.receipt import Commitment, Step, TensorData
 from trustdial_verifier._internal.composite.tensor_commitment import tensor_sha256
 from trustdial_verifier._internal.composite.verify import StepContext

@@ -9,10 +9,30 @@ receipt is SHA-256 over its signed JSON payload bytes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from trustdial_verifier._internal.composite.chain import ManifestFacts, SegmentMeasurement
 from trustdial_verifier._internal.measurements import Manifest
 from trustdial_verifier._internal.proof.pins import MANIFEST_ZK_ROLES as ZK_ROLES
+
+
+@dataclass(frozen=True)
+class SegmentMeasurement:
+    """What the signed measurement manifest pins for one pipeline segment."""
+
+    model_sha256: str
+    vk_sha256: str | None = None
+    zk_pins: Mapping[str, str] = field(default_factory=dict)  # artifact role -> sha256 (vk, settings, srs, ...)
+
+
+@dataclass(frozen=True)
+class ManifestFacts:
+    """The parts of a verified measurement manifest the composite checks use."""
+
+    sha256: str
+    segments: Mapping[str, SegmentMeasurement]
+    policy_sha256s: frozenset[str] = frozenset()
+    pcrs: Mapping[str, str | None] = field(default_factory=dict)  # "PCR0" -> lowercase hex
 
 
 def manifest_sha256(manifest: Manifest) -> str:

@@ -1,7 +1,7 @@
 """The composite receipt document (format ``trustdial.composite-receipt/1``, spec in
 docs/composite-receipts.md): parsed strictly into typed objects, nothing verified yet.
 
-Verification happens in :mod:`trustdial_verifier._internal.composite.chain` on top of the per-step evidence
+Verification happens in :mod:`trustdial_verifier._internal.composite.links` on top of the per-step evidence
 checks; this module only guarantees shape (types, sizes, known keys), so that later checks
 never see a malformed value.
 """

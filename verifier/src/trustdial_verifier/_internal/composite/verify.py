@@ -11,19 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from trustdial_verifier._internal.composite.chain import (
-    ChainOptions,
-    ManifestFacts,
-    SegmentMeasurement,
-    StepReport,
-    VerifiedEvidence,
-    check_links,
-    check_structure,
-    trusted_policy,
-)
 from trustdial_verifier._internal.composite.errors import CompositeError
+from trustdial_verifier._internal.composite.evidence import VerifiedEvidence
+from trustdial_verifier._internal.composite.links import check_links
+from trustdial_verifier._internal.composite.manifest_facts import ManifestFacts, SegmentMeasurement
+from trustdial_verifier._internal.composite.options import ChainOptions
 from trustdial_verifier._internal.composite.policy import VISIBILITY_PUBLIC, PipelinePolicy
 from trustdial_verifier._internal.composite.receipt import CompositeReceipt, Step, TensorData, parse_receipt
+from trustdial_verifier._internal.composite.report import StepReport
+from trustdial_verifier._internal.composite.structure import check_structure, trusted_policy
 
 
 @dataclass(frozen=True)

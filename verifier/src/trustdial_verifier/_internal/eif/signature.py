@@ -5,29 +5,19 @@ over the CBOR map ``{"register_index": 0, "register_value": [48 x u8 of PCR0]}``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from trustdial_verifier._internal import strict_cbor
+from trustdial_verifier._internal import cose_sign1, strict_cbor
+from trustdial_verifier._internal.cose_sign1 import ECDSA_ALGORITHMS, HEADER_ALG, CoseError, CoseSign1, TagRule
 from trustdial_verifier._internal.eif.errors import EifError
 from trustdial_verifier._internal.eif.pcr import pcr_from_digest
 from trustdial_verifier.errors import describe_value
-
-# COSE algorithm id -> (hash, curve, coordinate size)
-COSE_ALGORITHMS: dict[int, tuple[type[hashes.HashAlgorithm], type[ec.EllipticCurve], int]] = {
-    -7: (hashes.SHA256, ec.SECP256R1, 32),
-    -35: (hashes.SHA384, ec.SECP384R1, 48),
-    -36: (hashes.SHA512, ec.SECP521R1, 66),
-}
-
 
 #: Byte strings in the section are arrays of integers, one data item per byte: a certificate of tens of KiB fits.
 MAX_SECTION_ITEMS = 1 << 16
@@ -80,19 +70,18 @@ def parse_signature_section(data: bytes) -> tuple[bytes, bytes]:
     )
 
 
-def _decode_cose(cose: bytes) -> tuple[bytes, int, bytes, bytes]:
-    items = _decode(cose, "signature", frozenset({strict_cbor.TAG_COSE_SIGN1}))
-    if isinstance(items, strict_cbor.CborTag):
-        items = items.value
-    if not isinstance(items, list) or len(items) != 4:
-        raise _bad("signature must be a COSE_Sign1 array of 4 elements")
-    protected, unprotected, payload, signature = items
-    if not all(isinstance(x, bytes) for x in (protected, payload, signature)) or not isinstance(unprotected, Mapping):
-        raise _bad("COSE_Sign1 elements have the wrong types")
-    header = _decode(protected, "COSE protected header")
-    if not isinstance(header, dict) or type(header.get(1)) is not int:
+def _decode_cose(cose: bytes) -> tuple[CoseSign1, int]:
+    try:
+        message = cose_sign1.decode_cose_sign1(
+            cose, tag=TagRule.OPTIONAL, max_bytes=MAX_SECTION_BYTES, max_items=MAX_SECTION_ITEMS
+        )
+        header = cose_sign1.decode_protected_header(message.protected, max_bytes=MAX_SECTION_BYTES)
+    except CoseError as err:
+        raise _bad(f"signature is not a COSE_Sign1 this verifier accepts: {err.reason} ({err.code})") from None
+    alg = header.get(HEADER_ALG)
+    if type(alg) is not int:
         raise _bad("COSE protected header lacks an integer 'alg' (label 1)")
-    return protected, header[1], payload, signature
+    return message, alg
 
 
 def verify_signature_section(data: bytes, pcr0: str) -> EifSignature:
@@ -105,10 +94,10 @@ def verify_signature_section(data: bytes, pcr0: str) -> EifSignature:
         raise _bad(f"signing_certificate is not a PEM X.509 certificate: {err}") from err
     der = certificate.public_bytes(serialization.Encoding.DER)
     pcr8 = pcr_from_digest(hashlib.sha384(der).digest())
-    protected, alg, payload, signature = _decode_cose(cose)
-    if alg not in COSE_ALGORITHMS:
+    message, alg = _decode_cose(cose)
+    if alg not in ECDSA_ALGORITHMS:
         raise _bad(f"COSE algorithm {alg} is not one of ES256 (-7), ES384 (-35), ES512 (-36)")
-    hash_cls, curve_cls, size = COSE_ALGORITHMS[alg]
+    curve_cls = ECDSA_ALGORITHMS[alg].curve
     try:
         public_key = certificate.public_key()
     except (ValueError, UnsupportedAlgorithm) as err:
@@ -117,7 +106,7 @@ def verify_signature_section(data: bytes, pcr0: str) -> EifSignature:
         raise EifError(
             "EIF_SIGNATURE_INVALID", f"certificate key does not match COSE algorithm {alg} (expected {curve_cls.name})"
         )
-    pcr_info = _decode(payload, "signed payload")
+    pcr_info = _decode(message.payload, "signed payload")
     if not isinstance(pcr_info, dict) or set(pcr_info) != {"register_index", "register_value"}:
         raise _bad("signed payload must be a PcrInfo map with 'register_index' and 'register_value'")
     if type(pcr_info["register_index"]) is not int or pcr_info["register_index"] != 0:
@@ -128,16 +117,15 @@ def verify_signature_section(data: bytes, pcr0: str) -> EifSignature:
     signed_value = _int_array_bytes(pcr_info["register_value"], "register_value").hex()
     if signed_value != pcr0:
         raise EifError("EIF_SIGNATURE_INVALID", f"signature is over PCR0 {signed_value}, the image has PCR0 {pcr0}")
-    if len(signature) != 2 * size:
-        raise EifError("EIF_SIGNATURE_INVALID", f"signature is {len(signature)} bytes, expected {2 * size}")
-    der_signature = encode_dss_signature(
-        int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
-    )
-    to_be_signed = cbor2.dumps(["Signature1", protected, b"", payload])
     try:
-        public_key.verify(der_signature, to_be_signed, ec.ECDSA(hash_cls()))
-    except InvalidSignature as err:
-        raise EifError("EIF_SIGNATURE_INVALID", "COSE_Sign1 signature does not verify with the certificate") from err
+        cose_sign1.verify_signature(message, alg, public_key)
+    except CoseError as err:
+        reason = (
+            err.reason
+            if err.code == "COSE_SIGNATURE_LENGTH"
+            else "COSE_Sign1 signature does not verify with the certificate"
+        )
+        raise EifError("EIF_SIGNATURE_INVALID", reason) from None
     return EifSignature(
         certificate_pem=pem,
         certificate_der=der,

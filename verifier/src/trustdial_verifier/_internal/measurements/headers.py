@@ -13,14 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trustdial_verifier._internal import strict_cbor
+from trustdial_verifier._internal import cose_sign1, strict_cbor
+from trustdial_verifier._internal.cose_sign1 import ALG_ES384, HEADER_ALG, HEADER_CONTENT_TYPE, HEADER_CRIT, CoseError
 from trustdial_verifier._internal.measurements.errors import ManifestError
 from trustdial_verifier.errors import describe_value
 
-HEADER_ALG = 1
-HEADER_CRIT = 2
-HEADER_CONTENT_TYPE = 3
-ES384 = -35
+ES384 = ALG_ES384
 CONTENT_TYPE = "application/trustdial.measurements+json"
 #: Labels a signer may mark critical: the ones whose meaning this verifier enforces.
 UNDERSTOOD_CRITICAL = frozenset({HEADER_ALG, HEADER_CONTENT_TYPE})
@@ -57,23 +55,14 @@ def check_headers(protected: bytes, unprotected: Mapping[Any, Any]) -> None:
 
 def decode_protected(protected: bytes) -> dict[strict_cbor.CborKey, strict_cbor.CborValue]:
     """The protected header map; a zero-length byte string is the empty map (RFC 9052 §3)."""
-    if not protected:
-        return {}
     try:
-        header = strict_cbor.decode(protected)
-    except strict_cbor.CborError as err:
-        raise ManifestError("MANIFEST_BAD_ENVELOPE", f"protected header: {err.reason} ({err.code})") from err
-    if not isinstance(header, dict):
-        raise ManifestError(
-            "MANIFEST_BAD_ALGORITHM",
-            f"expected a protected header map with alg ES384 (-35), found {describe_value(header)}",
-        )
-    bad = [label for label in header if not isinstance(label, int | str) or isinstance(label, bool)]
-    if bad:
-        raise ManifestError(
-            "MANIFEST_BAD_ENVELOPE", f"expected integer or text header labels, found {describe_value(bad)}"
-        )
-    return header
+        return cose_sign1.decode_protected_header(protected)
+    except CoseError as err:
+        if err.code == "COSE_HEADER":
+            raise ManifestError(
+                "MANIFEST_BAD_ALGORITHM", f"expected a protected header map with alg ES384 (-35): {err.reason}"
+            ) from None
+        raise ManifestError("MANIFEST_BAD_ENVELOPE", f"protected header: {err.reason} ({err.code})") from None
 
 
 def _check_critical(crit: object, header: Mapping[Any, Any]) -> None:

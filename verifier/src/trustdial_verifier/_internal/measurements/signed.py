@@ -5,33 +5,46 @@ Sig_structure."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import cbor2
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from trustdial_verifier._internal import strict_cbor
+from trustdial_verifier._internal import cose_sign1
+from trustdial_verifier._internal.cose_sign1 import (
+    COSE_SIGN1_TAG,
+    COSE_SIGN1_TAG_HEAD,
+    HEADER_ALG,
+    HEADER_CONTENT_TYPE,
+    HEADER_KID,
+    CoseError,
+    CoseSign1,
+    TagRule,
+)
 from trustdial_verifier._internal.measurements.errors import ManifestError
 from trustdial_verifier._internal.measurements.headers import CONTENT_TYPE, ES384, check_headers
 from trustdial_verifier._internal.measurements.manifest import Manifest, parse_manifest
 
-COSE_SIGN1_TAG = strict_cbor.TAG_COSE_SIGN1
+__all__ = ["COSE_SIGN1_TAG", "encode_signed_manifest", "load_signed_manifest", "protected_header", "signed_payload"]
 #: A signed manifest is a few KiB; the EIF-wide one with every model and zk pin stays far below this.
 MAX_SIGNED_MANIFEST_BYTES = 1 << 20
-TAG_18_HEAD = b"\xd2"
+#: What a missing or unusable signature is reported as; every other envelope problem is MANIFEST_BAD_ENVELOPE.
+_NOT_SIGNED_CODES = frozenset({"COSE_TAG", "COSE_SIGNATURE_TYPE"})
 
 
 def protected_header() -> bytes:
-    return cbor2.dumps({1: ES384, 3: CONTENT_TYPE})
+    return cose_sign1.encode_header({HEADER_ALG: ES384, HEADER_CONTENT_TYPE: CONTENT_TYPE})
 
 
 def to_be_signed(protected: bytes, payload: bytes) -> bytes:
     """The COSE Sig_structure for a COSE_Sign1 with no external AAD."""
-    return cbor2.dumps(["Signature1", protected, b"", payload])
+    return cose_sign1.sig_structure(protected, payload)
+
+
+def encode_signed_manifest(protected: bytes, manifest: bytes, signature: bytes, *, key_id: bytes) -> bytes:
+    """The signed manifest's bytes: a tag-18 COSE_Sign1 with ``kid`` (4) in the unprotected header."""
+    return cose_sign1.encode_cose_sign1(protected, manifest, signature, unprotected={HEADER_KID: key_id}, tagged=True)
 
 
 def load_public_key(pem_or_der: bytes) -> ec.EllipticCurvePublicKey:
@@ -47,35 +60,28 @@ def load_public_key(pem_or_der: bytes) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def _decode(data: bytes) -> tuple[bytes, Mapping[Any, Any], bytes, bytes]:
+def _decode(data: bytes) -> CoseSign1:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ManifestError(
             "MANIFEST_NOT_SIGNED", f"expected the signed manifest as bytes, found {type(data).__name__}"
         )
     try:
-        item = strict_cbor.decode(data, tags=frozenset({COSE_SIGN1_TAG}), max_bytes=MAX_SIGNED_MANIFEST_BYTES)
-    except strict_cbor.CborError as err:
-        # starting with tag 18 it claims to be a COSE_Sign1 whose inside is malformed; otherwise it is not one
-        code = "MANIFEST_BAD_ENVELOPE" if bytes(data[:1]) == TAG_18_HEAD else "MANIFEST_NOT_SIGNED"
+        message = cose_sign1.decode_cose_sign1(data, tag=TagRule.REQUIRED, max_bytes=MAX_SIGNED_MANIFEST_BYTES)
+    except CoseError as err:
+        if err.code.startswith("CBOR_"):
+            # starting with tag 18 it claims to be a COSE_Sign1 whose inside is malformed; otherwise it is not one
+            code = "MANIFEST_BAD_ENVELOPE" if bytes(data[:1]) == COSE_SIGN1_TAG_HEAD else "MANIFEST_NOT_SIGNED"
+        else:
+            code = "MANIFEST_NOT_SIGNED" if err.code in _NOT_SIGNED_CODES else "MANIFEST_BAD_ENVELOPE"
         raise ManifestError(code, f"not a COSE_Sign1 this verifier accepts: {err.reason} ({err.code})") from None
-    if not isinstance(item, strict_cbor.CborTag) or item.tag != COSE_SIGN1_TAG:
-        raise ManifestError("MANIFEST_NOT_SIGNED", "expected a COSE_Sign1 (CBOR tag 18)")
-    value = item.value
-    if not isinstance(value, list) or len(value) != 4:
-        raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 must be an array of 4 elements")
-    protected, unprotected, payload, signature = value
-    if not isinstance(protected, bytes) or not isinstance(unprotected, Mapping):
-        raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 headers have the wrong types")
-    if not isinstance(payload, bytes):
-        raise ManifestError("MANIFEST_BAD_ENVELOPE", "COSE_Sign1 payload must be an attached byte string")
-    if not isinstance(signature, bytes) or not signature:
+    if not message.signature:
         raise ManifestError("MANIFEST_NOT_SIGNED", "COSE_Sign1 carries no signature")
-    return protected, unprotected, payload, signature
+    return message
 
 
 def signed_payload(data: bytes) -> bytes:
     """The manifest bytes inside a signed manifest, WITHOUT checking the signature."""
-    return _decode(data)[2]
+    return _decode(data).payload
 
 
 def load_signed_manifest(data: bytes, public_key: Any) -> Manifest:
@@ -83,15 +89,15 @@ def load_signed_manifest(data: bytes, public_key: Any) -> Manifest:
     key = public_key if isinstance(public_key, ec.EllipticCurvePublicKey) else load_public_key(bytes(public_key))
     if not isinstance(key.curve, ec.SECP384R1):
         raise ManifestError("MANIFEST_BAD_KEY", "manifest signing key must be an EC P-384 public key")
-    protected, unprotected, payload, signature = _decode(data)
-    check_headers(protected, unprotected)
-    if len(signature) != 96:
-        raise ManifestError("MANIFEST_BAD_SIGNATURE", f"ES384 signature must be 96 bytes, found {len(signature)}")
-    der = encode_dss_signature(int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big"))
+    message = _decode(data)
+    check_headers(message.protected, message.unprotected)
     try:
-        key.verify(der, to_be_signed(protected, payload), ec.ECDSA(hashes.SHA384()))
-    except InvalidSignature as err:
-        raise ManifestError(
-            "MANIFEST_BAD_SIGNATURE", "signature does not verify with the given public key (tampered or wrong key)"
-        ) from err
-    return parse_manifest(payload)
+        cose_sign1.verify_signature(message, ES384, key)
+    except CoseError as err:
+        reason = (
+            err.reason
+            if err.code == "COSE_SIGNATURE_LENGTH"
+            else "signature does not verify with the given public key (tampered or wrong key)"
+        )
+        raise ManifestError("MANIFEST_BAD_SIGNATURE", reason) from None
+    return parse_manifest(message.payload)

@@ -9,20 +9,24 @@ attestation document the batch root names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import cbor2
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from trustdial_verifier._internal import strict_cbor
+from trustdial_verifier._internal import cose_sign1
+from trustdial_verifier._internal.cose_sign1 import (
+    ALG_EDDSA,
+    ALG_ES256,
+    HEADER_ALG,
+    HEADER_CONTENT_TYPE,
+    CoseError,
+    CoseSign1,
+    TagRule,
+)
 from trustdial_verifier._internal.receipts.errors import ReceiptError
 from trustdial_verifier.errors import describe_value
 
-ALG_EDDSA = -8
-ALG_ES256 = -7
 CONTENT_TYPE = "application/trustdial-batch-root+cbor"
 MAX_SEAL_BYTES = 64 * 1024
 ReceiptPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
@@ -37,12 +41,12 @@ class Seal:
 
 
 def protected_header(alg: int) -> bytes:
-    return cbor2.dumps({1: alg, 3: CONTENT_TYPE}, canonical=True)
+    return cose_sign1.encode_header({HEADER_ALG: alg, HEADER_CONTENT_TYPE: CONTENT_TYPE}, canonical=True)
 
 
-def sig_structure(protected: bytes, payload: bytes) -> bytes:
-    """The bytes that are signed (RFC 9052 §4.4), with empty external AAD."""
-    return cbor2.dumps(["Signature1", protected, b"", payload])
+def encode_seal(protected: bytes, payload: bytes, signature: bytes) -> bytes:
+    """The seal's bytes: an untagged COSE_Sign1 with an empty unprotected header."""
+    return cose_sign1.encode_cose_sign1(protected, payload, signature, tagged=False)
 
 
 def load_receipt_key(spki_der: bytes) -> ReceiptPublicKey:
@@ -63,34 +67,26 @@ def alg_for_key(key: ReceiptPublicKey) -> int:
 
 
 def decode_seal(raw: bytes) -> Seal:
-    try:
-        value: Any = strict_cbor.decode(raw, max_bytes=MAX_SEAL_BYTES)
-    except strict_cbor.CborError as err:  # a tagged seal is refused too: the seal is an untagged COSE_Sign1
+    try:  # a tagged seal is refused too: the seal is an untagged COSE_Sign1
+        message = cose_sign1.decode_cose_sign1(raw, tag=TagRule.FORBIDDEN, max_bytes=MAX_SEAL_BYTES)
+        header = cose_sign1.decode_protected_header(message.protected, max_bytes=MAX_SEAL_BYTES)
+    except CoseError as err:
         raise ReceiptError(
-            "RECEIPT_SEAL_MALFORMED", f"seal is not CBOR this verifier accepts: {err.reason} ({err.code})"
+            "RECEIPT_SEAL_MALFORMED", f"seal is not a COSE_Sign1 this verifier accepts: {err.reason} ({err.code})"
         ) from None
-    if not isinstance(value, list) or len(value) != 4:
-        raise ReceiptError("RECEIPT_SEAL_MALFORMED", "expected a COSE_Sign1 array of 4 items")
-    protected, unprotected, payload, signature = value
-    if not all(isinstance(x, bytes) for x in (protected, payload, signature)) or unprotected != {}:
+    if message.unprotected != {}:
         raise ReceiptError(
             "RECEIPT_SEAL_MALFORMED", "expected [protected bstr, {} , payload bstr, signature bstr] in the seal"
         )
-    try:
-        header = strict_cbor.decode(protected, max_bytes=MAX_SEAL_BYTES)
-    except strict_cbor.CborError as err:
-        raise ReceiptError(
-            "RECEIPT_SEAL_MALFORMED", f"protected header is not CBOR this verifier accepts: {err.reason} ({err.code})"
-        ) from None
-    if not isinstance(header, dict) or set(header) != {1, 3} or header[3] != CONTENT_TYPE:
+    if set(header) != {HEADER_ALG, HEADER_CONTENT_TYPE} or header[HEADER_CONTENT_TYPE] != CONTENT_TYPE:
         raise ReceiptError(
             "RECEIPT_SEAL_MALFORMED",
             f"expected protected header {{1: alg, 3: {CONTENT_TYPE!r}}}, found {describe_value(header)}",
         )
-    alg = header[1]
+    alg = header[HEADER_ALG]
     if type(alg) is not int or alg not in (ALG_EDDSA, ALG_ES256):
         raise ReceiptError("RECEIPT_ALG", f"expected alg -8 (EdDSA) or -7 (ES256), found {describe_value(alg)}")
-    return Seal(protected=protected, alg=alg, payload=payload, signature=signature)
+    return Seal(protected=message.protected, alg=alg, payload=message.payload, signature=message.signature)
 
 
 def verify_seal(seal: Seal, key: ReceiptPublicKey) -> None:
@@ -98,19 +94,13 @@ def verify_seal(seal: Seal, key: ReceiptPublicKey) -> None:
     expected_alg = alg_for_key(key)
     if seal.alg != expected_alg:
         raise ReceiptError("RECEIPT_ALG", f"expected alg {expected_alg} for the attested key, found {seal.alg}")
-    message = sig_structure(seal.protected, seal.payload)
+    message = CoseSign1(seal.protected, {}, seal.payload, seal.signature)
     try:
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(seal.signature, message)
-        else:
-            if len(seal.signature) != 64:
-                raise ReceiptError(
-                    "RECEIPT_SIGNATURE", f"expected a 64-byte ES256 signature, found {len(seal.signature)}"
-                )
-            r = int.from_bytes(seal.signature[:32], "big")
-            s = int.from_bytes(seal.signature[32:], "big")
-            key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature as err:
-        raise ReceiptError(
-            "RECEIPT_SIGNATURE", "the seal's signature does not verify under the attested receipt key"
-        ) from err
+        cose_sign1.verify_signature(message, seal.alg, key)
+    except CoseError as err:
+        reason = (
+            err.reason
+            if err.code == "COSE_SIGNATURE_LENGTH"
+            else "the seal's signature does not verify under the attested receipt key"
+        )
+        raise ReceiptError("RECEIPT_SIGNATURE", reason) from None
