@@ -521,7 +521,7 @@ def check_samples(side: Side, samples: list[tuple[int, bytes]], requests: Reques
     inputs = {"x": Tensor.from_array(requests.x)}
     params: dict[str, int | str] = {}
     if requests.mode == "hybrid":
-        from trustdial_verifier._internal.proof.quantization import tensor_poseidon
+        from trustdial_verifier.unstable.proof import tensor_poseidon
 
         params = {
             "poseidon_scale": HYBRID_SCALE,

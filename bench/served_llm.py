@@ -12,7 +12,7 @@ alternation; read its docstring first). Sides:
 
 Every request is the same short chat (``--max-tokens`` greedy tokens, ``temperature`` 0), so both sides
 produce the same tokens; a sample of the answers is compared with each other and every sampled
-trustdial answer is verified with ``trustdial_verifier._internal.llm.verify.verify_completion``
+trustdial answer is verified with ``trustdial_verifier.unstable.llm.verify_completion``
 (receipt, request record, prompt and completion ids, text, usage) against the key attested through
 ``/v1/attestation``.
 
@@ -186,9 +186,8 @@ def check_samples(side: Side, samples: list[tuple[int, bytes]], requests: Reques
     if side.name != "trustdial":
         return texts.pop(), 0
     from cryptography import x509
-    from trustdial_verifier._internal.client import Client, ExpectedEnclave
-    from trustdial_verifier._internal.llm.request import Endpoint
-    from trustdial_verifier._internal.llm.verify import ChatExpectation, verify_completion
+    from trustdial_verifier.unstable.client import Client, ExpectedEnclave
+    from trustdial_verifier.unstable.llm import ChatExpectation, Endpoint, verify_completion
 
     bundle = bytes.fromhex(side.extra["ready"]["llm"][NAME])
     root = x509.load_pem_x509_certificate(side.extra["root"].read_bytes())

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from trustdial_verifier._internal.llm.bundle import BundleError, verify_bundle
+from trustdial_verifier.unstable.llm import BundleError, verify_bundle
 
 from infra.image.dockerfile_spec import DockerfileSpec
 from infra.image.errors import BuildError

@@ -35,6 +35,7 @@ from trustdial_verifier._internal.llm.statements import (
     completion_outputs,
     completion_params,
 )
+from trustdial_verifier._internal.llm.verify import ChatExpectation, verify_completion
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -47,6 +48,7 @@ __all__ = [
     "OP_COMPLETION",
     "BundleError",
     "BundleManifest",
+    "ChatExpectation",
     "Endpoint",
     "Engine",
     "RequestRefused",
@@ -62,5 +64,6 @@ __all__ = [
     "parse_request",
     "resolve",
     "verify_bundle",
+    "verify_completion",
     "write_manifest",
 ]
