@@ -31,6 +31,8 @@ from trustdial_verifier._internal.llm.bundle import (
 
 #: files of the builder's output that the engine does not read and that would only change the digest
 BUILDER_NOISE = ("builder_config.json",)
+#: seconds onnxruntime-genai's model builder may take (SmolLM2-135M int4: 75-90 s on 2 busy cores)
+BUILDER_TIMEOUT = 1800.0
 
 
 class Precision(StrEnum):
@@ -94,7 +96,10 @@ def run_builder(hf_dir: Path, out: Path, precision: Precision, cache: Path) -> N
         sys.executable, "-m", "onnxruntime_genai.models.builder",
         "-i", str(hf_dir), "-o", str(out), "-p", precision.value, "-e", "cpu", "-c", str(cache),
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=BUILDER_TIMEOUT)
+    except subprocess.TimeoutExpired as err:
+        raise BuildError("BUILD_TIMEOUT", f"onnxruntime-genai's builder ran over {BUILDER_TIMEOUT:.0f} s") from err
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
         raise BuildError("BUILD_FAILED", "onnxruntime-genai's builder failed: " + " | ".join(tail))
