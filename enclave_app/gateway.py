@@ -31,7 +31,7 @@ from trustdial_verifier.unstable.tensors import DTYPE_SIZES
 
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.errors import RequestError
-from enclave_app.http_server import HttpLimits, HttpRequest, HttpResponse, error_response
+from enclave_app.http_server import HttpError, HttpLimits, HttpRequest, HttpResponse, error_response, plain_errors
 from enclave_app.limits import MAX_NONCE
 from enclave_app.openai_api import routes as openai_api
 from enclave_app.wire import MAX_TENSORS, tensors_from_json, tensors_to_cbor
@@ -228,6 +228,14 @@ def _swagger_ui() -> bytes:
     return bytes(get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} - Swagger UI").body)
 
 
+def render_error(path: str | None, err: HttpError) -> HttpResponse:
+    """The HTTP server's own errors (``ErrorRenderer``): OpenAI's shape on the OpenAI-compatible routes, the
+    gateway's elsewhere."""
+    if path in openai_api.PATHS:
+        return openai_api.render_error(err)
+    return plain_errors(path, err)
+
+
 def _ok(value: dict[str, Any]) -> HttpResponse:
     return HttpResponse(200, json.dumps(value, separators=(",", ":")).encode())
 
@@ -260,8 +268,11 @@ class Gateway:
             return error_response(404, "NOT_FOUND", "Not Found")
         method, answer = route
         if request.method != method and not (method == "GET" and request.method == "HEAD"):
-            allow = "GET, HEAD" if method == "GET" else method
-            return error_response(405, "METHOD_NOT_ALLOWED", "Method Not Allowed", (("allow", allow),))
+            allow = (("allow", "GET, HEAD" if method == "GET" else method),)
+            refused = HttpError(405, "METHOD_NOT_ALLOWED", "Method Not Allowed")
+            if request.path in openai_api.PATHS:
+                return openai_api.render_error(refused, allow)
+            return error_response(refused.status, refused.code, refused.message, allow)
         try:
             return await answer(request)
         except RequestError as err:

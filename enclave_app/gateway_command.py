@@ -11,7 +11,7 @@ from typing import Any
 
 from enclave_app.addresses import parse_address, tcp_listener
 from enclave_app.enclave_link import EnclaveLink
-from enclave_app.gateway import Gateway, GatewayLimits
+from enclave_app.gateway import Gateway, GatewayLimits, render_error
 from enclave_app.http_server import serve_http
 
 
@@ -33,7 +33,7 @@ async def _serve(args: argparse.Namespace) -> int:
     link = EnclaveLink(parse_address(args.enclave), timeout=args.enclave_timeout)
     limits = GatewayLimits(max_body=args.max_body, body_timeout=args.body_timeout, keep_alive=args.keep_alive)
     gateway = Gateway(link, limits)
-    server = await serve_http(gateway.handle, sock, limits.http())
+    server = await serve_http(gateway.handle, sock, limits.http(), render_error)
     bound_host, bound_port = sock.getsockname()[:2]
     print(json.dumps({"event": "listening", "url": f"http://{bound_host}:{bound_port}"}), flush=True)
     stop = asyncio.Event()

@@ -20,6 +20,10 @@ exactly what those routes need and refuses the rest with a status and a stable c
   HTTP/1.0 client: unframed, then the connection is closed); while the peer does not read, the
   stream waits.
 
+Errors the server answers itself (framing, and a handler that failed) are rendered by an ``ErrorRenderer``
+given the request's path where it could be read, so that each API answers in its own error shape (the
+gateway's OpenAI-compatible routes in OpenAI's).
+
 After a framing error the response carries ``Connection: close`` and the connection is closed
 once the peer stopped sending (bytes are read and dropped for up to ``body_timeout`` s, so the
 peer sees the response rather than a reset). Every other connection keeps being served.
@@ -108,6 +112,33 @@ def error_response(status: int, code: str, message: str, headers: tuple[tuple[st
     return HttpResponse(status, error_body(code, message), headers=headers)
 
 
+#: the answer to an error the server found itself, given the request's path (percent-decoded; None when not even
+#: the request line could be read)
+ErrorRenderer = Callable[[str | None, HttpError], HttpResponse]
+
+
+def plain_errors(path: str | None, err: HttpError) -> HttpResponse:
+    """The default ``ErrorRenderer``: ``{"error": {"code", "message"}}`` whatever the path."""
+    return error_response(err.status, err.code, err.message)
+
+
+def _path_of(target: str) -> str:
+    return unquote(target.partition("?")[0])
+
+
+def _peek_path(buffer: bytes | bytearray) -> str | None:
+    """The path of the request line at the start of ``buffer``, if it has a well-formed target."""
+    start = 0
+    while buffer.startswith(b"\r\n", start):
+        start += 2
+    end = buffer.find(b"\r\n", start)
+    line = bytes(buffer[start : end if end >= 0 else start + 8192])
+    parts = line.split(b" ")
+    if len(parts) >= 2 and _TARGET.fullmatch(parts[1]):
+        return _path_of(parts[1].decode("ascii"))
+    return None
+
+
 class _State(IntEnum):
     HEAD = 0  # waiting for (the rest of) a request head
     BODY = 1  # reading a Content-Length body
@@ -157,9 +188,10 @@ def _parse_head(head: bytes, max_headers: int) -> tuple[str, str, bytes, dict[st
 class HttpProtocol(PreallocatedReads):
     """One client connection; ``handler`` answers each complete request."""
 
-    def __init__(self, handler: Handler, limits: HttpLimits) -> None:
+    def __init__(self, handler: Handler, limits: HttpLimits, errors: ErrorRenderer = plain_errors) -> None:
         self.handler = handler
         self.limits = limits
+        self.errors = errors
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.state = _State.HEAD
@@ -409,7 +441,8 @@ class HttpProtocol(PreallocatedReads):
             raise
         except Exception:  # a bug in one request must not take the connection down silently
             log.exception("%s %s failed", request.method, request.path)
-            response = error_response(500, "INTERNAL", "the gateway failed to process the request")
+            failed = HttpError(500, "INTERNAL", "the gateway failed to process the request")
+            response = self.errors(request.path, failed)
         if self.transport is None:
             return
         keep_alive = keep_alive and not self._eof
@@ -492,9 +525,10 @@ class HttpProtocol(PreallocatedReads):
         """Answer a request that cannot be read, then drop what the peer still sends and close."""
         if self.transport is None or self.state == _State.DISCARD:
             return
+        path = _path_of(self._request[1]) if self._request is not None else _peek_path(self.buffer)
         self.state = _State.DISCARD
         self.buffer.clear()
-        self._write(error_response(err.status, err.code, err.message), keep_alive=False)
+        self._write(self.errors(path, err), keep_alive=False)
         self._close_after_write()
 
     def _close_after_write(self) -> None:
@@ -513,6 +547,8 @@ class HttpProtocol(PreallocatedReads):
             self.transport.close()
 
 
-async def serve_http(handler: Handler, sock: socket.socket, limits: HttpLimits) -> asyncio.Server:
-    """Start serving ``handler`` on the listening socket ``sock``."""
-    return await asyncio.get_running_loop().create_server(lambda: HttpProtocol(handler, limits), sock=sock)
+async def serve_http(
+    handler: Handler, sock: socket.socket, limits: HttpLimits, errors: ErrorRenderer = plain_errors
+) -> asyncio.Server:
+    """Start serving ``handler`` on the listening socket ``sock``; ``errors`` renders the server's own errors."""
+    return await asyncio.get_running_loop().create_server(lambda: HttpProtocol(handler, limits, errors), sock=sock)

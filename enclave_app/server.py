@@ -49,7 +49,7 @@ STREAM_OPS = frozenset({"complete"})
 
 async def stream_dispatch(service: EnclaveService, message: dict[str, Any], send: Send) -> None:
     if service.llm is None:
-        raise RequestError("model_not_found", "this enclave serves no language-model bundles", 404)
+        raise RequestError("model_not_found", "this enclave serves no language-model bundles", 404, param="model")
     await service.llm.complete(message, send)
 
 

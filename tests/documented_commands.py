@@ -48,9 +48,10 @@ DOCUMENTED: dict[str, Registered] = {
     "make demo": RunBy("tests/hybrid/test_demo.py::test_demo_exits_zero_with_a_verified_receipt"),
     "make test": Unrunnable(NotHere.SHELL_STEP, "it is the suite itself (ruff, mypy --strict, pytest)"),
     "make llm-demo": Unrunnable(
-        NotHere.INSTALL, "it installs torch and transformers (make llm-deps) and converts SmolLM2 once; tests/llm runs "
-        "the same stack (serve, gateway, trustdial-verify proxy, the openai client, a tampered stream) on the tiny "
-        "bundle, and tests/llm's SmolLM2 test runs it on the real model where make llm-deps has been run"
+        NotHere.INSTALL, "it installs torch and transformers (make llm-deps) and converts SmolLM2 once (make "
+        "llm-bundle, which make pytest runs too); tests/llm runs the same stack (serve, gateway, trustdial-verify "
+        "proxy, the openai client, a tampered stream) on the tiny bundle, and tests/llm/test_smollm2.py on the real "
+        "model's bundle"
     ),
     "make eif-dev": Unrunnable(
         NotHere.REPEATS_FIXTURE, "tests/image's session build runs its steps (dev blobs, trustdial image build, "

@@ -140,7 +140,7 @@ class LlmService:
         model = self.models.get(parsed.model)
         if model is None:
             raise RequestError(
-                "model_not_found", f"no model named {parsed.model!r}; serving {sorted(self.models)}", 404
+                "model_not_found", f"no model named {parsed.model!r}; serving {sorted(self.models)}", 404, param="model"
             )
         nonce = _nonce(message.get("nonce"))
         async with self._slots:

@@ -7,7 +7,11 @@ enclave sends them, each with its receipt (``trustdial`` field), one chunk of th
 written as the event is produced; the last event (``choices: []``, with ``usage`` when
 ``stream_options.include_usage``) carries the completion's receipt, then ``data: [DONE]``. Errors use
 OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``; an error after the stream started is one
-event with that body (the ``openai`` client raises it). The caller's nonce for the receipts travels in the
+event with that body (the ``openai`` client raises it). So do the errors the HTTP server finds itself on these
+paths (``render_error``: a malformed request, a body over the server's limit, a timeout, a wrong method), with
+the server's code in lower case (``body_too_large``, ``bad_request``, ``request_timeout``, ...). A body whose
+``Content-Type`` is not ``application/json`` is refused (415 ``unsupported_media_type``); one without it is read
+as JSON. The caller's nonce for the receipts travels in the
 ``X-Trustdial-Nonce`` header (hex, at most 64 bytes), so the body stays an OpenAI body.
 
 The routes answer ``enclave_app.http_server`` requests (``Completions.chat`` / ``Completions.text``, mounted by
@@ -32,7 +36,7 @@ from trustdial_verifier.unstable.llm import Endpoint, RequestRefused, parse_requ
 
 from enclave_app.enclave_link import EnclaveLink
 from enclave_app.errors import RequestError
-from enclave_app.http_server import HttpRequest, HttpResponse
+from enclave_app.http_server import HttpError, HttpRequest, HttpResponse
 from enclave_app.limits import MAX_NONCE
 from enclave_app.openai_api.schemas import (
     ChatCompletion,
@@ -43,12 +47,14 @@ from enclave_app.openai_api.schemas import (
 )
 
 NONCE_HEADER = "x-trustdial-nonce"
+#: the routes that answer in OpenAI's error shape
+PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 #: request bodies whose nested models the gateway registers as OpenAPI components (the bodies are inlined)
 BODIES = (ChatCompletionRequest, CompletionRequest)
 #: answer models the gateway registers as OpenAPI components
 COMPONENTS: tuple[type[BaseModel], ...] = (ChatCompletion, TextCompletion, OpenAIError)
 #: statuses the completion routes answer with besides 200, each with OpenAI's error body
-ERROR_STATUSES = (400, 404, 408, 413, 500, 502, 503, 504)
+ERROR_STATUSES = (400, 404, 405, 408, 413, 415, 500, 502, 503, 504)
 MAX_BODY = 1 << 20
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -58,9 +64,20 @@ def _json(value: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(status, json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def openai_error(status: int, code: str, message: str, param: str | None = None) -> HttpResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return _json({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
+def openai_error(
+    status: int, code: str, message: str, param: str | None = None, headers: tuple[tuple[str, str], ...] = (),
+    kind: str | None = None,
+) -> HttpResponse:
+    kind = kind or ("invalid_request_error" if status < 500 else "server_error")
+    body = json.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}}).encode()
+    return HttpResponse(status, body, headers=headers)
+
+
+def render_error(err: HttpError, headers: tuple[tuple[str, str], ...] = ()) -> HttpResponse:
+    """An error of the HTTP server (or the gateway's routing) on one of ``PATHS``, in OpenAI's shape. All but a
+    failure of the gateway itself (500) are the request's (501 and 505 included: a coding or version it used)."""
+    kind = "server_error" if err.status == 500 else "invalid_request_error"
+    return openai_error(err.status, err.code.lower(), err.message, headers=headers, kind=kind)
 
 
 def _error_event(err: RequestError) -> bytes:
@@ -79,6 +96,13 @@ def _b64(value: bytes) -> str:
 
 def _body(request: HttpRequest) -> Any:
     """The JSON body (the HTTP server has read it with its size limit and per-chunk deadline)."""
+    declared = request.headers.get("content-type")
+    if declared is not None:
+        media = declared.partition(";")[0].strip().lower()
+        if media != "application/json":
+            raise RequestError(
+                "unsupported_media_type", f"the body must be application/json, not {media or 'empty'!r}", 415
+            )
     if len(request.body) > MAX_BODY:
         raise RequestError("body_too_large", f"body exceeds {MAX_BODY} bytes", 413)
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from enclave_app.addresses import tcp_listener
-from enclave_app.http_server import HttpLimits, HttpRequest, HttpResponse, serve_http
+from enclave_app.http_server import HttpError, HttpLimits, HttpRequest, HttpResponse, error_response, serve_http
 
 LIMITS = HttpLimits(max_body=1000, body_timeout=0.5, keep_alive=1.5, max_head=2048)
 
@@ -37,7 +37,14 @@ async def _pieces(request: HttpRequest, fail: bool) -> AsyncGenerator[bytes, Non
     yield b"data: [DONE]\n\n"
 
 
+def _errors(path: str | None, err: HttpError) -> HttpResponse:
+    """The server's own errors, with the path it gave the renderer in a header (JSON: null when none)."""
+    return error_response(err.status, err.code, err.message, (("x-error-path", json.dumps(path)),))
+
+
 async def _echo(request: HttpRequest) -> HttpResponse:
+    if request.path == "/boom":
+        raise RuntimeError("a bug in the handler")
     if request.path in ("/stream", "/broken"):
         return HttpResponse(
             200, b"", content_type="text/event-stream", stream=_pieces(request, request.path == "/broken")
@@ -61,7 +68,7 @@ def server() -> Iterator[Server]:
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(serve_http(_echo, sock, LIMITS))
+        loop.run_until_complete(serve_http(_echo, sock, LIMITS, _errors))
         started.set()
         loop.run_forever()
 
@@ -205,6 +212,33 @@ def test_malformed_or_oversized_requests_are_refused_and_the_connection_closed(
         answer, headers, body = _response(sock, bytearray())
         assert (answer, _code(body), headers.get("connection")) == (status, code, "close")
         assert _closed(sock)
+    assert _exchange(server, b"GET /still HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "path"),
+    [
+        (b"GARBAGE\r\n\r\n", 400, None),
+        (b"GET http://elsewhere/ HTTP/1.1\r\n\r\n", 400, None),
+        (b"\r\nPOST /v1/a%20b?q=1 HTTP/2.0\r\n\r\n", 505, "/v1/a b"),
+        (b"POST /v1/h HTTP/1.1\r\nBad Name: x\r\n\r\n", 400, "/v1/h"),
+        (b"POST /v1/h HTTP/1.1\r\nX: " + b"a" * 3000 + b"\r\n\r\n", 431, "/v1/h"),
+        (b"POST /v1/h HTTP/1.1\r\nX: " + b"a" * 3000, 431, "/v1/h"),  # no end of head in sight
+        (b"POST /v1/b HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", 413, "/v1/b"),
+        (b"POST /v1/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "/v1/b"),
+        (b"POST /v1/b HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", 408, "/v1/b"),
+        (b"POST /v1/h HTTP/1.1\r\nHost:", 408, "/v1/h"),
+        (b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\n", 500, "/boom"),
+    ],
+)
+def test_the_error_renderer_is_given_the_path_wherever_it_could_be_read(
+    server: Server, raw: bytes, status: int, path: str | None
+) -> None:
+    """So that each API can answer the server's own errors in its shape (the gateway: OpenAI's on its routes)."""
+    with _connect(server) as sock:
+        sock.sendall(raw)
+        answer, headers, _ = _response(sock, bytearray())
+    assert (answer, json.loads(headers["x-error-path"])) == (status, path)
     assert _exchange(server, b"GET /still HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 200
 
 

@@ -12,6 +12,7 @@ from llm.conftest import client
 from llm.stack import LlmStack
 
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
+ARGS: dict[str, object] = {"model": "tiny", "messages": CHAT, "max_tokens": 2, "temperature": 0}
 
 
 def test_models_are_listed_for_the_openai_client(box: LlmStack) -> None:
@@ -141,3 +142,43 @@ def test_openapi_documents_the_new_routes(box: LlmStack) -> None:
         assert path in document["paths"]
     chat = document["paths"]["/v1/chat/completions"]["post"]
     assert "messages" in json.dumps(chat["requestBody"]) and "400" in chat["responses"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "code", "param"),
+    [
+        ({"messages": [{"role": "robot", "content": "x"}]}, openai.BadRequestError, "invalid_value",
+         "messages[0].role"),
+        ({"model": "nope"}, openai.NotFoundError, "model_not_found", "model"),
+        ({"max_tokens": 0}, openai.BadRequestError, "invalid_value", "max_tokens"),
+        ({"max_tokens": 100_000}, openai.BadRequestError, "invalid_value", "max_tokens"),
+        ({"messages": [{"role": "user", "content": "word " * 400}]}, openai.BadRequestError,
+         "context_length_exceeded", "messages"),
+        ({"max_tokens": 250}, openai.BadRequestError, "context_length_exceeded", "max_tokens"),
+    ],
+    ids=["malformed-messages", "unknown-model", "max-tokens-0", "max-tokens-over", "prompt-over-context",
+         "prompt-and-max-tokens-over-context"],
+)  # fmt: skip
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_bad_input_raises_the_typed_openai_error_before_any_token(
+    box: LlmStack, kwargs: dict[str, object], error: type[openai.APIStatusError], code: str, param: str, stream: bool
+) -> None:
+    """The openai client, to the gateway and through the proxy, plain and streamed: the typed error with its code
+    (a stream is refused with its HTTP status, before any event), and both keep serving."""
+    for url in (box.a.url, box.proxy_url):
+        with pytest.raises(error) as caught:
+            answer = client(url).chat.completions.create(**{**ARGS, **kwargs, "stream": stream})  # type: ignore[call-overload]
+            list(answer) if stream else answer
+        assert caught.value.code == code and caught.value.type == "invalid_request_error", caught.value
+        assert caught.value.param == param, caught.value.param
+    assert client(box.proxy_url).chat.completions.create(**{**ARGS, "stream": False}).choices  # type: ignore[call-overload]
+
+
+def test_a_text_prompt_longer_than_the_context_is_refused_with_its_code(box: LlmStack) -> None:
+    for url in (box.a.url, box.proxy_url):
+        with pytest.raises(openai.BadRequestError) as caught:
+            client(url).completions.create(model="tiny", prompt="word " * 400, max_tokens=4)
+        assert caught.value.code == "context_length_exceeded"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client(box.a.url).completions.create(model="nope", prompt="hi", max_tokens=4)
+    assert missing.value.code == "model_not_found"

@@ -12,6 +12,7 @@ binds the token ids it produced. Finally every file is hashed into ``bundle.json
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from trustdial_verifier.unstable.llm import (
 
 #: files of the builder's output that the engine does not read and that would only change the digest
 BUILDER_NOISE = ("builder_config.json",)
+#: seconds onnxruntime-genai's model builder may take (SmolLM2-135M int4: 75-90 s on 2 busy cores)
+BUILDER_TIMEOUT = 1800.0
 
 
 class Precision(StrEnum):
@@ -94,7 +97,16 @@ def run_builder(hf_dir: Path, out: Path, precision: Precision, cache: Path) -> N
         sys.executable, "-m", "onnxruntime_genai.models.builder",
         "-i", str(hf_dir), "-o", str(out), "-p", precision.value, "-e", "cpu", "-c", str(cache),
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    # The builder stamps the graph's producer_version with `git rev-parse HEAD` run near its own install: inside a
+    # virtualenv in a git work tree that is the work tree's commit, so the bundle digest would change with every
+    # commit of the project that builds it. With no repository to find, it stamps its package's own commit.
+    env = {**os.environ, "GIT_DIR": str(cache / "no-repository"), "GIT_CEILING_DIRECTORIES": "/"}
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=BUILDER_TIMEOUT, env=env
+        )
+    except subprocess.TimeoutExpired as err:
+        raise BuildError("BUILD_TIMEOUT", f"onnxruntime-genai's builder ran over {BUILDER_TIMEOUT:.0f} s") from err
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
         raise BuildError("BUILD_FAILED", "onnxruntime-genai's builder failed: " + " | ".join(tail))
