@@ -20,7 +20,7 @@ EXPECTED = 'models={"mlp": mlp_sha256})'
 
 def readme_client_example() -> str:
     blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
-    (example,) = [block for block in blocks if "trustdial_verifier._internal.client" in block]
+    (example,) = [block for block in blocks if "trustdial_verifier.client import" in block]
     return example
 
 

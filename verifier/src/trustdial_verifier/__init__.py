@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         UserDataEquals,
         load_pipeline_policy,
         parse_pipeline_policy,
+        pins_from_manifest,
         pipeline_policy_sha256,
     )
     from trustdial_verifier.verify import (
@@ -127,6 +128,7 @@ __all__ = [
     "VerifiedStep",
     "load_pipeline_policy",
     "parse_pipeline_policy",
+    "pins_from_manifest",
     "pipeline_policy_sha256",
     "recompute_pcrs",
     "verify_attestation",
@@ -188,6 +190,7 @@ _SOURCES: dict[str, str] = {
     "VerifiedStep": "trustdial_verifier.models",
     "load_pipeline_policy": "trustdial_verifier.policy",
     "parse_pipeline_policy": "trustdial_verifier.policy",
+    "pins_from_manifest": "trustdial_verifier.policy",
     "pipeline_policy_sha256": "trustdial_verifier.policy",
     "recompute_pcrs": "trustdial_verifier.verify",
     "verify_attestation": "trustdial_verifier.verify",

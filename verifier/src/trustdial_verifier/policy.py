@@ -34,6 +34,7 @@ from trustdial_verifier._internal.composite.policy import (
     parse_policy,
 )
 from trustdial_verifier._internal.composite.policy import policy_sha256 as _policy_sha256
+from trustdial_verifier._internal.proof.pins import pins_from_manifest
 
 __all__ = [
     "AllOf",
@@ -49,6 +50,7 @@ __all__ = [
     "UserDataEquals",
     "load_pipeline_policy",
     "parse_pipeline_policy",
+    "pins_from_manifest",
     "pipeline_policy_sha256",
 ]
 
