@@ -4,6 +4,7 @@ is loaded (exit 2 and a message naming the option), accepted beside ``--threads`
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -32,3 +33,17 @@ def test_llm_threads_two_with_spin_serves(tmp_path: Path) -> None:
         assert set(ready["llm"]) == {"tiny"}
     finally:
         stop_process(server)
+
+
+def test_serve_llm_without_the_engine_is_a_coded_refusal(tmp_path: Path) -> None:
+    """An image or venv lacking onnxruntime-genai: serve --llm exits 2 with a code, not a traceback."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "onnxruntime_genai.py").write_text('raise ImportError("onnxruntime_genai hidden by the test")\n')
+    env = {**os.environ, "PYTHONPATH": f"{blocked}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(
+        [BIN / "trustdial", "serve", "--llm", f"tiny={TINY}", "--listen", "tcp:127.0.0.1:0", "--nsm", "simulated"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "[LLM_ENGINE_UNAVAILABLE]" in done.stderr and "Traceback" not in done.stderr, done.stderr

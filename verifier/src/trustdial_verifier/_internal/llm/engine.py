@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from trustdial_verifier._internal.llm.request import Endpoint, RequestRecord, RequestRefused
+from trustdial_verifier.errors import InputError
 
 
 class FinishReason(StrEnum):
@@ -60,10 +61,19 @@ class Engine:
         """``threads``: onnxruntime intra-op threads (0 = one per core). Unless ``spinning``, the pool's threads
         sleep between the graph's parallel sections instead of spinning (a spinning pool takes the cores the
         receipt sealer, the event loop and the host's traffic need; docs/performance.md, "LLM serving")."""
-        import onnxruntime_genai as og
+        try:
+            import onnxruntime_genai as og
+        except ImportError as err:
+            raise InputError(
+                "LLM_ENGINE_UNAVAILABLE",
+                f"onnxruntime-genai cannot be imported ({err}); install the llm extra: trustdial-verifier[llm]",
+            ) from None
 
         self._og = og
-        config = og.Config(str(directory))
+        try:
+            config = og.Config(str(directory))
+        except RuntimeError as err:  # onnxruntime-genai reports an unreadable genai_config.json so
+            raise InputError("LLM_BUNDLE_UNLOADABLE", f"{directory}: {err}") from None
         options: dict[str, int | str] = {}
         if threads:
             options["intra_op_num_threads"] = threads
@@ -71,8 +81,11 @@ class Engine:
             options["session.intra_op.allow_spinning"] = "0"  # a session config entry, passed through as is
         if options:
             config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
-        self.model = og.Model(config)
-        self.tokenizer = og.Tokenizer(self.model)
+        try:
+            self.model = og.Model(config)
+            self.tokenizer = og.Tokenizer(self.model)
+        except RuntimeError as err:  # a graph or tokenizer onnxruntime-genai cannot load
+            raise InputError("LLM_BUNDLE_UNLOADABLE", f"{directory}: {err}") from None
         genai = json.loads((directory / "genai_config.json").read_text(encoding="utf-8"))["model"]
         self.context_length = int(genai["context_length"])
         self.vocab_size = int(genai["vocab_size"])
