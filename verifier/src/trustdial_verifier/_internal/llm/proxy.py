@@ -20,11 +20,13 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cryptography import x509
 
+from trustdial_verifier._internal import strict_json
 from trustdial_verifier._internal.client import AttestedKey, Client, ExpectedEnclave
 from trustdial_verifier._internal.llm.request import Endpoint, RequestRefused, parse_request
 from trustdial_verifier._internal.llm.verify import ChatExpectation, CompletionError, StreamVerifier, verify_completion
@@ -114,22 +116,68 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._send(upstream.status_code, upstream.content)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (a malformed request line or header, an unsupported method, a
+        header too long) in OpenAI's error shape instead of an HTML page; the connection is then closed."""
+        status = HTTPStatus(code) if code in HTTPStatus._value2member_map_ else HTTPStatus.BAD_REQUEST
+        client_side = status < 500 or status in (HTTPStatus.NOT_IMPLEMENTED, HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
+        kind = "invalid_request_error" if client_side else "server_error"
+        name = status.phrase.lower().replace(" ", "_").replace("-", "_")
+        body = _error_body(name, message or status.phrase, kind)
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # an unparsable request line: answer with a status line all the same
+            self.request_version = "HTTP/1.0"
+        self.send_response(status.value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and status.value >= 200 and status.value not in (204, 304):
+            self.wfile.write(body)
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        self.close_connection = True  # the body was not read: the stream cannot carry another request
+        self._send(status, _error_body(code, message, "invalid_request_error"), {"Connection": "close"})
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None after a refusal: a JSON body of known length (no chunked uploads)."""
+        content_type = self.headers.get("Content-Type")
+        if content_type is not None and content_type.split(";")[0].strip().lower() != "application/json":
+            self._refuse(415, "unsupported_media_type", f"the body must be application/json, not {content_type!r}")
+            return None
+        if self.headers.get("Transfer-Encoding") is not None:
+            self._refuse(411, "length_required", "send the body with a Content-Length (no Transfer-Encoding)")
+            return None
+        length = self.headers.get("Content-Length")
+        if length is None:
+            self._refuse(411, "length_required", "a request body with a Content-Length is required")
+            return None
+        if not length.isascii() or not length.isdigit() or len(length) > 12:
+            self._refuse(400, "bad_request", f"Content-Length {length[:40]!r} is not a byte count")
+            return None
+        if int(length) > MAX_BODY:
+            self._refuse(413, "body_too_large", f"a body of at most {MAX_BODY} bytes is accepted, not {int(length)}")
+            return None
+        raw = self.rfile.read(int(length))
+        if len(raw) != int(length):
+            self._refuse(400, "bad_request", f"the body ended after {len(raw)} of {int(length)} bytes")
+            return None
+        return raw
+
     def do_POST(self) -> None:
         endpoint = ROUTES.get(self.path)
         if endpoint is None:
-            self._send(404, _error_body("not_found", f"no route {self.path}", "invalid_request_error"))
+            self._refuse(404, "not_found", f"no route {self.path}")
             return
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit() or int(length) > MAX_BODY:
-            self._send(413, _error_body("body_too_large", f"a body of at most {MAX_BODY} bytes is required",
-                                        "invalid_request_error"))  # fmt: skip
+        raw = self._read_body()
+        if raw is None:
             return
-        raw = self.rfile.read(int(length))
         try:
-            body = json.loads(raw)
+            body = strict_json.loads(raw, max_bytes=MAX_BODY)
             parsed = parse_request(endpoint, body)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-            self._send(400, _error_body("invalid_json", f"body is not valid JSON: {err}", "invalid_request_error"))
+        except strict_json.JsonError as err:
+            reason = f"body is not JSON the proxy accepts: {err.reason} ({err.code})"
+            self._send(400, _error_body("invalid_json", reason, "invalid_request_error"))
             return
         except RequestRefused as err:
             self._send(err.status, _error_body(err.code, err.reason, "invalid_request_error", err.param))
@@ -165,7 +213,7 @@ class Handler(BaseHTTPRequestHandler):
             self._upstream_error(upstream.status_code, upstream.content)
             return
         try:
-            response = upstream.json()
+            response = strict_json.loads(upstream.content)  # the host is untrusted: a bounded, strict reader
             if not isinstance(response, dict):
                 raise CompletionError("LLM_RESPONSE_MALFORMED", "expected a JSON object")
             try:
@@ -220,10 +268,7 @@ class Handler(BaseHTTPRequestHandler):
                     self._chunk(b"data: [DONE]\n\n")
                     self._chunk(b"")
                     return
-                try:
-                    event = json.loads(data)
-                except json.JSONDecodeError as err:
-                    raise CompletionError("LLM_RESPONSE_MALFORMED", f"an event is not JSON: {err}") from err
+                event = strict_json.loads(data)  # JsonError (a VerificationError) ends the stream with its code
                 if not isinstance(event, dict):
                     raise CompletionError("LLM_RESPONSE_MALFORMED", "an event is not a JSON object")
                 verifier.check_event(event)
