@@ -18,6 +18,7 @@ from trustdial_verifier.unstable.decoding import strict_cbor
 
 from enclave_app.errors import RequestError
 from enclave_app.read_buffer import PreallocatedReads
+from enclave_app.write_flow import WriteFlow
 
 HEADER = struct.Struct(">I")
 DEFAULT_MAX_FRAME = 8 * 1024 * 1024
@@ -67,7 +68,7 @@ def decode_message(body: bytes) -> dict[str, Any]:
     return cast(dict[str, Any], message)
 
 
-class FrameProtocol(PreallocatedReads):
+class FrameProtocol(WriteFlow, PreallocatedReads):
     """Frames over a stream as an asyncio protocol: parsed from whatever bytes arrive (size checked
     from the header, before the body is read), with a deadline for a started frame that stops
     (``stall_timeout`` after its last byte), and written coalesced: the frames sent during one
@@ -86,7 +87,6 @@ class FrameProtocol(PreallocatedReads):
         self._stall: asyncio.TimerHandle | None = None
         self._last_byte = 0.0
         self._failed = False
-        self._writable: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -94,22 +94,8 @@ class FrameProtocol(PreallocatedReads):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._stall is not None:
             self._stall.cancel()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
+        self.release_writers()
         self.transport = None
-
-    def pause_writing(self) -> None:
-        self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-        self._writable = None
-
-    async def writable(self) -> None:
-        """Wait while the peer is not reading what was written."""
-        if self._writable is not None:
-            await self._writable
 
     @abc.abstractmethod
     def frame_received(self, body: bytes) -> None:

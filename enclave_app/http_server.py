@@ -47,6 +47,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from enclave_app.read_buffer import PreallocatedReads
+from enclave_app.write_flow import WriteFlow
 
 log = logging.getLogger("trustdial.gateway")
 
@@ -185,7 +186,7 @@ def _parse_head(head: bytes, max_headers: int) -> tuple[str, str, bytes, dict[st
     return method.decode("ascii"), target.decode("ascii"), version, headers
 
 
-class HttpProtocol(PreallocatedReads):
+class HttpProtocol(WriteFlow, PreallocatedReads):
     """One client connection; ``handler`` answers each complete request."""
 
     def __init__(self, handler: Handler, limits: HttpLimits, errors: ErrorRenderer = plain_errors) -> None:
@@ -198,7 +199,6 @@ class HttpProtocol(PreallocatedReads):
         self._last_byte = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
-        self._writable: asyncio.Future[None] | None = None
         self._paused = False
         self._request: tuple[str, str, bytes, dict[str, str]] | None = None
         self._keep_alive = True
@@ -219,17 +219,8 @@ class HttpProtocol(PreallocatedReads):
             self._timer.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()  # nobody left to answer
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
+        self.release_writers()
         self.transport = None
-
-    def pause_writing(self) -> None:
-        self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-        self._writable = None
 
     def data_received(self, data: bytes | memoryview) -> None:
         self._last_byte = time.monotonic()
@@ -458,8 +449,7 @@ class HttpProtocol(PreallocatedReads):
         if not keep_alive:
             self._close_after_write()
             return
-        if self._writable is not None:
-            await self._writable  # the peer is not reading: answer the next request once it does
+        await self.writable()  # the peer is not reading: answer the next request once it does
         if self.transport is None:
             return
         self.state = _State.HEAD
@@ -507,8 +497,7 @@ class HttpProtocol(PreallocatedReads):
                         return False
                     if piece:
                         self.transport.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
-                    if self._writable is not None:
-                        await self._writable  # the peer is not reading: the stream waits
+                    await self.writable()  # the peer is not reading: the stream waits
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug in one stream must not take the server down; the peer sees a cut body
